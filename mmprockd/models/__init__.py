@@ -1,0 +1,2 @@
+from .necks import *  # noqa: F401,F403
+from .plugins import *  # noqa: F401,F403
