@@ -1,0 +1,3 @@
+from .task_adaptive_augment import TaskAdaptiveAugment
+
+__all__ = ['TaskAdaptiveAugment']

@@ -1,0 +1,236 @@
+"""Prototype learning from frozen teacher features (ProC-KD, METHOD 2.1).
+
+The learner fuses several teacher feature maps onto the grid of each output
+level, softly assigns every token to a bank of learnable prototypes,
+aggregates the residuals to the prototypes into one global descriptor per
+image (NetVLAD style) and mixes that descriptor back into every token. Its
+prototypes are the part-level knowledge that ProC-KD transfers; the
+``TaskAdaptiveAugment`` plugin reads them through :meth:`get_prototypes`.
+"""
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from mmprockd.registry import MODELS
+
+OptMultiConfig = Optional[Union[dict, List[dict]]]
+
+
+@MODELS.register_module()
+class PrototypeLearner(BaseModule):
+    """Learn a bank of K prototypes of dimension D from teacher features.
+
+    For every output level ``l``:
+
+    1. every teacher map is resized to ``out_sizes[l]`` (bilinear),
+       the maps are concatenated on channels and a 1x1 conv + ReLU (one per
+       level) projects them to ``channels``: ``F_t`` of shape (N, D, H, W);
+    2. each token of ``F_t`` is L2-normalised: ``f^_n``;
+    3. a 1x1 conv D->K followed by a softmax over K gives the soft
+       assignment ``a_kn``;
+    4. ``V_k = sum_n a_kn (f^_n - c_k)``; each ``V_k`` is L2-normalised,
+       the K x D matrix is flattened and L2-normalised again;
+    5. ``g = Linear(K*D -> D)(V)``, one vector per image;
+    6. ``g`` is broadcast over the grid and concatenated **before** ``F_t``
+       (channels ``[g; F_t]``), then 1x1 conv 2D->D, ReLU, 1x1 conv D->D,
+       ReLU give ``F_v`` of shape (N, D, H, W).
+
+    The prototypes are initialised as random unit-norm rows (a normal draw
+    normalised over D), so that they lie on the same sphere as the
+    normalised tokens they are compared with. Convolutions and the linear
+    layer keep PyTorch's default init unless ``init_cfg`` says otherwise.
+
+    Args:
+        in_channels (Sequence[int]): Channels of each teacher feature map.
+        channels (int): Prototype and output dimension D. Defaults to 256.
+        num_prototypes (int): Number of prototypes K. Defaults to 72.
+        num_levels (int): Number of output levels (one grid each).
+            Defaults to 1.
+        share_prototypes (bool): If True, the prototypes, the assignment
+            conv, the descriptor linear layer and the output convs are shared
+            by all levels; otherwise each level has its own. The fusion conv
+            is always per level. Defaults to True.
+        align_corners (bool): ``align_corners`` of the bilinear resize.
+            Defaults to False.
+        init_cfg (dict or list[dict], optional): Initialisation config.
+            Defaults to None.
+
+    Example:
+        >>> import torch
+        >>> learner = PrototypeLearner(
+        ...     in_channels=[8, 16], channels=4, num_prototypes=6,
+        ...     num_levels=2)
+        >>> feats = [torch.rand(2, 8, 16, 16), torch.rand(2, 16, 8, 8)]
+        >>> outs = learner(feats, out_sizes=[(16, 16), (8, 8)])
+        >>> for out in outs:
+        ...     print(tuple(out.shape))
+        (2, 4, 16, 16)
+        (2, 4, 8, 8)
+        >>> print(tuple(learner.get_prototypes(0).shape))
+        (6, 4)
+    """
+
+    eps: float = 1e-12
+
+    def __init__(self,
+                 in_channels: Sequence[int],
+                 channels: int = 256,
+                 num_prototypes: int = 72,
+                 num_levels: int = 1,
+                 share_prototypes: bool = True,
+                 align_corners: bool = False,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        name = self.__class__.__name__
+        if len(in_channels) == 0 or min(in_channels) <= 0:
+            raise ValueError(f'{name}: in_channels must be a non-empty list '
+                             f'of positive ints, got {in_channels}')
+        for key, value in (('channels', channels),
+                           ('num_prototypes', num_prototypes),
+                           ('num_levels', num_levels)):
+            if value <= 0:
+                raise ValueError(f'{name}: {key} must be positive, '
+                                 f'got {value}')
+        self.in_channels = list(in_channels)
+        self.channels = channels
+        self.num_prototypes = num_prototypes
+        self.num_levels = num_levels
+        self.share_prototypes = share_prototypes
+        self.align_corners = align_corners
+
+        num_banks = 1 if share_prototypes else num_levels
+        # (P, K, D) random unit-norm rows, see the class docstring
+        self.prototypes = nn.Parameter(
+            F.normalize(
+                torch.randn(num_banks, num_prototypes, channels), dim=-1))
+
+        fused_channels = sum(self.in_channels)
+        self.fusions = nn.ModuleList([
+            nn.Sequential(
+                nn.Conv2d(fused_channels, channels, 1), nn.ReLU(inplace=True))
+            for _ in range(num_levels)
+        ])
+        self.assigners = nn.ModuleList(
+            [nn.Conv2d(channels, num_prototypes, 1) for _ in range(num_banks)])
+        self.descriptors = nn.ModuleList([
+            nn.Linear(num_prototypes * channels, channels)
+            for _ in range(num_banks)
+        ])
+        self.out_convs = nn.ModuleList([
+            nn.Sequential(
+                nn.Conv2d(2 * channels, channels, 1), nn.ReLU(inplace=True),
+                nn.Conv2d(channels, channels, 1), nn.ReLU(inplace=True))
+            for _ in range(num_banks)
+        ])
+
+    def _bank(self, level: int) -> int:
+        """Index of the prototype bank (and shared layers) of a level."""
+        if not 0 <= level < self.num_levels:
+            raise ValueError(f'{self.__class__.__name__}: level must be in '
+                             f'[0, {self.num_levels}), got {level}')
+        return 0 if self.share_prototypes else level
+
+    def get_prototypes(self, level: int = 0) -> Tensor:
+        """Return the prototypes used at one output level.
+
+        Args:
+            level (int): Output level. Defaults to 0.
+
+        Returns:
+            Tensor: Prototypes of shape (K, D), still attached to the graph.
+        """
+        return self.prototypes[self._bank(level)]
+
+    def _check_inputs(self, feats: Sequence[Tensor],
+                      out_sizes: Sequence[Tuple[int, int]]) -> None:
+        name = self.__class__.__name__
+        if len(feats) != len(self.in_channels):
+            raise ValueError(
+                f'{name}: expected {len(self.in_channels)} feature maps '
+                f'(len(in_channels)), got {len(feats)}')
+        for i, (feat, expected) in enumerate(zip(feats, self.in_channels)):
+            if feat.dim() != 4 or feat.size(1) != expected:
+                raise ValueError(
+                    f'{name}: feats[{i}] must have shape (N, {expected}, H, '
+                    f'W), got {tuple(feat.shape)} ({feat.size(1)} channels '
+                    f'instead of {expected})')
+        if len(out_sizes) != self.num_levels:
+            raise ValueError(
+                f'{name}: expected {self.num_levels} out_sizes (num_levels), '
+                f'got {len(out_sizes)}')
+
+    def _fuse(self, feats: Sequence[Tensor], size: Tuple[int, int],
+              level: int) -> Tensor:
+        """Resize, concatenate and project the teacher maps: F_t."""
+        resized = []
+        for feat in feats:
+            if tuple(feat.shape[-2:]) != size:
+                feat = F.interpolate(
+                    feat,
+                    size=size,
+                    mode='bilinear',
+                    align_corners=self.align_corners)
+            resized.append(feat)
+        # (N, sum(C_i), H, W) -> (N, D, H, W)
+        return self.fusions[level](torch.cat(resized, dim=1))
+
+    def _forward_level(self, feats: Sequence[Tensor], size: Tuple[int, int],
+                       level: int) -> Tuple[Tensor, Tensor]:
+        bank = self._bank(level)
+        prototypes = self.prototypes[bank]  # (K, D)
+        fused = self._fuse(feats, size, level)  # F_t: (N, D, H, W)
+        n, d, h, w = fused.shape
+        tokens = F.normalize(fused, dim=1, eps=self.eps)  # f^: (N, D, H, W)
+        # soft assignment over the K prototypes: (N, K, H, W)
+        assign = self.assigners[bank](tokens).softmax(dim=1)
+        assign_flat = assign.flatten(2)  # (N, K, HW)
+        tokens_flat = tokens.flatten(2)  # (N, D, HW)
+        # V_k = sum_n a_kn f^_n - (sum_n a_kn) c_k: (N, K, D)
+        residuals = torch.einsum('nkt,ndt->nkd', assign_flat, tokens_flat)
+        residuals = residuals - assign_flat.sum(dim=2).unsqueeze(-1) \
+            * prototypes.unsqueeze(0)
+        residuals = F.normalize(residuals, dim=2, eps=self.eps)
+        # (N, K, D) -> (N, K*D)
+        vlad = F.normalize(residuals.flatten(1), dim=1, eps=self.eps)
+        descriptor = self.descriptors[bank](vlad)  # g: (N, D)
+        # (N, D) -> (N, D, H, W)
+        descriptor = descriptor[:, :, None, None].expand(n, d, h, w)
+        # [g; F_t]: (N, 2D, H, W) -> F_v: (N, D, H, W)
+        out = self.out_convs[bank](torch.cat([descriptor, fused], dim=1))
+        return out, assign
+
+    def forward(
+        self,
+        feats: Sequence[Tensor],
+        out_sizes: Sequence[Tuple[int, int]],
+        return_assign: bool = False
+    ) -> Union[List[Tensor], Tuple[List[Tensor], List[Tensor]]]:
+        """Fuse teacher features and augment them with the prototypes.
+
+        Args:
+            feats (Sequence[Tensor]): Teacher feature maps, the i-th of shape
+                (N, in_channels[i], H_i, W_i).
+            out_sizes (Sequence[tuple[int, int]]): Output grid (H_l, W_l) of
+                each level, ``num_levels`` of them.
+            return_assign (bool): Also return the soft assignments.
+                Defaults to False.
+
+        Returns:
+            list[Tensor] | tuple[list[Tensor], list[Tensor]]: ``F_v`` of each
+            level, of shape (N, D, H_l, W_l); with ``return_assign`` also the
+            assignment maps of shape (N, K, H_l, W_l), which sum to 1 over K.
+        """
+        self._check_inputs(feats, out_sizes)
+        outs, assigns = [], []
+        for level, size in enumerate(out_sizes):
+            size = (int(size[0]), int(size[1]))
+            out, assign = self._forward_level(feats, size, level)
+            outs.append(out)
+            assigns.append(assign)
+        if return_assign:
+            return outs, assigns
+        return outs

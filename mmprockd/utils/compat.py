@@ -1,0 +1,160 @@
+"""Fixes for the traps of the modern stack (see ``docs/compat.md``).
+
+Each function is idempotent and is applied by ``import mmprockd``, before any
+OpenMMLab model package is imported:
+
+* :func:`patch_torchvision_ops`: a torchvision wheel built for CUDA next to a
+  CPU build of torch cannot load its compiled ops, and ``import torchvision``
+  then dies in its fake-tensor registrations. mmpretrain imports torchvision
+  for its transforms, so ``import mmpretrain.models`` dies with it. We declare
+  the two operator schemas torchvision registers unconditionally; the
+  pure-Python parts (transforms, box maths) then import, and calling a
+  compiled op raises torch's "no kernel" error.
+* :func:`patch_mmpretrain_multimodal`: with ``transformers>=5`` installed,
+  mmpretrain imports its multimodal models, which fail against it; mmdet
+  imports mmpretrain, so ``import mmdet.models`` fails. We load mmpretrain's
+  dependency probe first and turn the multimodal models off.
+* :func:`allow_mmengine_checkpoint_globals`: torch>=2.6 loads checkpoints
+  with ``weights_only=True``; a full mmengine checkpoint holds a few
+  non-tensor objects (the message hub's ``HistoryBuffer``, numpy arrays and
+  scalars). We allow-list exactly those classes, so resuming works while
+  arbitrary pickled objects are still refused.
+"""
+import importlib.util
+import sys
+import warnings
+from importlib import metadata
+from typing import List
+
+_TV_SCHEMAS = (
+    'nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor',
+    'qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor',
+)
+_TV_LIBRARY = None  # keeps the schema fragment alive for the process
+
+
+def _dist_version(name: str):
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _major(version: str) -> int:
+    head = version.split('.')[0]
+    return int(head) if head.isdigit() else 0
+
+
+def torchvision_ops_loadable() -> bool:
+    """Whether torchvision's compiled extension loads next to this torch.
+
+    Checked without importing torchvision (whose import is what fails).
+    """
+    spec = importlib.util.find_spec('torchvision')
+    if spec is None or not spec.submodule_search_locations:
+        return True  # not installed: nothing to patch
+    import glob
+    import os
+
+    import torch
+    for path in spec.submodule_search_locations:
+        for lib in glob.glob(os.path.join(path, '_C*.so')):
+            try:
+                torch.ops.load_library(lib)
+                return True
+            except (OSError, RuntimeError):
+                return False
+    return False
+
+
+def patch_torchvision_ops() -> bool:
+    """Declare torchvision's operator schemas when its ops cannot load.
+
+    Returns:
+        bool: True if the schemas were declared by this call.
+    """
+    global _TV_LIBRARY
+    if _TV_LIBRARY is not None or 'torchvision' in sys.modules:
+        return False
+    if torchvision_ops_loadable():
+        return False
+    import torch
+    lib = torch.library.Library('torchvision', 'FRAGMENT')
+    for schema in _TV_SCHEMAS:
+        lib.define(schema)
+    _TV_LIBRARY = lib
+    warnings.warn(
+        'mmprockd: torchvision is installed but its compiled ops do not load '
+        'with this torch (a CUDA torchvision next to a CPU torch?). Its '
+        'Python parts are usable; torchvision.ops.nms is not. Install the '
+        'torchvision build that matches your torch to silence this.')
+    return True
+
+
+def patch_mmpretrain_multimodal() -> bool:
+    """Switch mmpretrain's multimodal models off under transformers>=5.
+
+    Returns:
+        bool: True if the switch was applied by this call.
+    """
+    version = _dist_version('transformers')
+    if version is None or _major(version) < 5:
+        return False
+    name = 'mmpretrain.utils.dependency'
+    if name in sys.modules:
+        module = sys.modules[name]
+    else:
+        if 'mmpretrain.models' in sys.modules:
+            return False  # too late: the import already happened or failed
+        spec = importlib.util.find_spec('mmpretrain')
+        if spec is None or not spec.submodule_search_locations:
+            return False
+        import os
+        path = os.path.join(spec.submodule_search_locations[0], 'utils',
+                            'dependency.py')
+        dep_spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(dep_spec)
+        sys.modules[name] = module
+        dep_spec.loader.exec_module(module)
+    if getattr(module, 'WITH_MULTIMODAL', False):
+        module.WITH_MULTIMODAL = False
+        warnings.warn(
+            f'mmprockd: transformers {version} is not supported by '
+            'mmpretrain 1.2 multimodal models; they are disabled so that '
+            'mmdet/mmpretrain import. Use transformers<5 to enable them.')
+        return True
+    return False
+
+
+def mmengine_checkpoint_globals() -> List[type]:
+    """The non-tensor classes a full mmengine checkpoint pickles."""
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar
+    dtype_classes = [type(np.dtype(t)) for t in np.sctypeDict.values()]
+    return [HistoryBuffer, _reconstruct, scalar, np.ndarray, np.dtype
+            ] + sorted(set(dtype_classes), key=lambda c: c.__name__)
+
+
+def allow_mmengine_checkpoint_globals() -> bool:
+    """Allow-list mmengine's checkpoint classes for ``weights_only`` loads.
+
+    Returns:
+        bool: True if torch has ``add_safe_globals`` and the list was added.
+    """
+    import torch
+    add = getattr(torch.serialization, 'add_safe_globals', None)
+    if add is None:
+        return False
+    add(mmengine_checkpoint_globals())
+    return True
+
+
+def apply_all() -> None:
+    """Apply every fix of this module (safe to call more than once)."""
+    patch_torchvision_ops()
+    patch_mmpretrain_multimodal()
+    allow_mmengine_checkpoint_globals()
