@@ -89,9 +89,11 @@ class PrototypeLearner(BaseModule):
         if len(in_channels) == 0 or min(in_channels) <= 0:
             raise ValueError(f'{name}: in_channels must be a non-empty list '
                              f'of positive ints, got {in_channels}')
-        for key, value in (('channels', channels),
-                           ('num_prototypes', num_prototypes),
-                           ('num_levels', num_levels)):
+        positive = dict(
+            channels=channels,
+            num_prototypes=num_prototypes,
+            num_levels=num_levels)
+        for key, value in positive.items():
             if value <= 0:
                 raise ValueError(f'{name}: {key} must be positive, '
                                  f'got {value}')

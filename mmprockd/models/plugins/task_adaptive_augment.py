@@ -14,6 +14,7 @@ from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor
 
@@ -58,9 +59,11 @@ class TaskAdaptiveAugment(BaseModule):
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         name = self.__class__.__name__
-        for key, value in (('in_channels', in_channels),
-                           ('num_prototypes', num_prototypes),
-                           ('temperature', temperature)):
+        positive = dict(
+            in_channels=in_channels,
+            num_prototypes=num_prototypes,
+            temperature=temperature)
+        for key, value in positive.items():
             if value <= 0:
                 raise ValueError(f'{name}: {key} must be positive, '
                                  f'got {value}')
@@ -116,10 +119,9 @@ class TaskAdaptiveAugment(BaseModule):
             prototypes of shape (N, K, H, W), which sums to 1 over K.
         """
         if x.dim() != 4 or x.size(1) != self.in_channels:
-            raise ValueError(
-                f'{self.__class__.__name__}: x must have shape '
-                f'(N, in_channels={self.in_channels}, H, W), got '
-                f'{tuple(x.shape)}')
+            raise ValueError(f'{self.__class__.__name__}: x must have shape '
+                             f'(N, in_channels={self.in_channels}, H, W), got '
+                             f'{tuple(x.shape)}')
         if prototypes is None:
             prototypes = self.prototypes
         self._check_prototypes(prototypes)
@@ -127,7 +129,7 @@ class TaskAdaptiveAugment(BaseModule):
         encoded = self.phi(x)  # X': (N, D, H, W)
         # phi as a linear layer on the prototypes: (D, D, 1, 1) -> (D, D)
         weight = self.phi.weight.flatten(1)
-        encoded_protos = nn.functional.linear(
+        encoded_protos = F.linear(
             prototypes.to(encoded.dtype), weight, self.phi.bias)  # C': (K, D)
         # similarity of every token to every prototype: (N, K, H, W)
         logits = torch.einsum('kd,ndhw->nkhw', encoded_protos, encoded)

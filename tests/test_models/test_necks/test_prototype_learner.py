@@ -1,0 +1,209 @@
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from mmprockd.models.necks import PrototypeLearner
+
+
+def _set_identity(conv: nn.Conv2d) -> None:
+    with torch.no_grad():
+        conv.weight.zero_()
+        n = min(conv.weight.shape[:2])
+        conv.weight[:n, :n, 0, 0] = torch.eye(n)
+        conv.bias.zero_()
+
+
+def _naive_learner(learner: PrototypeLearner, feat: torch.Tensor) -> tuple:
+    """Reference for one input map at its own size, N=1, with python loops
+    over tokens and prototypes and plain float arithmetic."""
+    fuse = learner.fusions[0][0]
+    assign = learner.assigners[0]
+    desc = learner.descriptors[0]
+    conv1, conv2 = learner.out_convs[0][0], learner.out_convs[0][2]
+    protos = learner.get_prototypes(0).tolist()
+    k_num, d = len(protos), learner.channels
+    _, c_in, h, w = feat.shape
+    relu = lambda v: max(v, 0.0)  # noqa: E731
+
+    def conv(c, vec):
+        wt = c.weight[:, :, 0, 0].tolist()
+        b = c.bias.tolist()
+        return [
+            sum(wi * v for wi, v in zip(row, vec)) + bi
+            for row, bi in zip(wt, b)
+        ]
+
+    tokens = []  # F_t per token
+    for y in range(h):
+        for x in range(w):
+            vec = [feat[0, c, y, x].item() for c in range(c_in)]
+            tokens.append([relu(v) for v in conv(fuse, vec)])
+    normed = []
+    for t in tokens:
+        norm = math.sqrt(sum(v * v for v in t))
+        normed.append([v / norm for v in t])
+    assigns = []
+    for t in normed:
+        logits = conv(assign, t)
+        m = max(logits)
+        exps = [math.exp(v - m) for v in logits]
+        assigns.append([e / sum(exps) for e in exps])
+    vlad = []
+    for k in range(k_num):
+        vk = [0.0] * d
+        for t, a in zip(normed, assigns):
+            for j in range(d):
+                vk[j] += a[k] * (t[j] - protos[k][j])
+        norm = math.sqrt(sum(v * v for v in vk))
+        vlad.extend(v / norm for v in vk)
+    norm = math.sqrt(sum(v * v for v in vlad))
+    vlad = [v / norm for v in vlad]
+    wt, b = desc.weight.tolist(), desc.bias.tolist()
+    g = [
+        sum(wi * v for wi, v in zip(row, vlad)) + bi for row, bi in zip(wt, b)
+    ]
+    out = torch.zeros(1, d, h, w)
+    amap = torch.zeros(1, k_num, h, w)
+    for n, (t, a) in enumerate(zip(tokens, assigns)):
+        hidden = [relu(v) for v in conv(conv1, g + t)]
+        res = [relu(v) for v in conv(conv2, hidden)]
+        out[0, :, n // w, n % w] = torch.tensor(res)
+        amap[0, :, n // w, n % w] = torch.tensor(a)
+    return out, amap
+
+
+def test_output_shapes_multi_input_multi_level():
+    learner = PrototypeLearner(
+        in_channels=[4, 6], channels=8, num_prototypes=5, num_levels=3)
+    feats = [torch.rand(2, 4, 12, 12), torch.rand(2, 6, 6, 7)]
+    sizes = [(12, 12), (6, 6), (3, 5)]
+    outs, assigns = learner(feats, sizes, return_assign=True)
+    assert len(outs) == len(assigns) == 3
+    for out, assign, (h, w) in zip(outs, assigns, sizes):
+        assert out.shape == (2, 8, h, w)
+        assert assign.shape == (2, 5, h, w)
+        assert torch.allclose(assign.sum(dim=1), torch.ones(2, h, w))
+        assert (out >= 0).all()
+    assert learner.get_prototypes(2).shape == (5, 8)
+    plain = learner(feats, sizes)
+    assert isinstance(plain, list)
+    for a, b in zip(plain, outs):
+        assert torch.allclose(a, b)
+
+
+def test_values_match_naive_reference():
+    torch.manual_seed(0)
+    learner = PrototypeLearner(
+        in_channels=[3], channels=3, num_prototypes=2, num_levels=1)
+    _set_identity(learner.fusions[0][0])
+    feat = torch.rand(1, 3, 2, 2) + 0.1
+    outs, assigns = learner([feat], [(2, 2)], return_assign=True)
+    ref_out, ref_assign = _naive_learner(learner, feat)
+    assert torch.allclose(assigns[0], ref_assign, atol=1e-6)
+    assert torch.allclose(outs[0], ref_out, atol=1e-5)
+    assert outs[0].abs().sum() > 0
+
+
+def test_value_by_hand_one_token():
+    """One token f = (3, 4), f^ = (0.6, 0.8); prototypes c_0 = (0, 0) and
+    c_1 = (0.6, -0.2); assignment bias (log 3, 0) -> a = (0.75, 0.25).
+    V_0 = 0.75 (0.6, 0.8) -> (0.6, 0.8); V_1 = 0.25 (0, 1) -> (0, 1);
+    vec V = (0.6, 0.8, 0, 1) / sqrt(2). The descriptor picks entries 0 and
+    3 -> g = (0.6, 1) / sqrt(2); the output convs pass g through."""
+    learner = PrototypeLearner(
+        in_channels=[2], channels=2, num_prototypes=2, num_levels=1)
+    _set_identity(learner.fusions[0][0])
+    with torch.no_grad():
+        learner.prototypes.copy_(torch.tensor([[[0., 0.], [0.6, -0.2]]]))
+        learner.assigners[0].weight.zero_()
+        learner.assigners[0].bias.copy_(torch.tensor([math.log(3.), 0.]))
+        learner.descriptors[0].weight.copy_(
+            torch.tensor([[1., 0., 0., 0.], [0., 0., 0., 1.]]))
+        learner.descriptors[0].bias.zero_()
+        _set_identity(learner.out_convs[0][0])  # keeps the g channels
+        _set_identity(learner.out_convs[0][2])
+    feat = torch.tensor([3., 4.]).view(1, 2, 1, 1)
+    outs, assigns = learner([feat], [(1, 1)], return_assign=True)
+    assert torch.allclose(assigns[0].flatten(), torch.tensor([0.75, 0.25]))
+    expected = torch.tensor([0.6, 1.0]) / math.sqrt(2.)
+    assert torch.allclose(outs[0].flatten(), expected, atol=1e-6)
+
+
+def test_resize_skipped_and_bilinear():
+    learner = PrototypeLearner(
+        in_channels=[2, 2], channels=2, num_prototypes=2)
+    _set_identity(learner.fusions[0][0])
+    with torch.no_grad():
+        learner.fusions[0][0].weight[:, 2:] = torch.eye(2)[:, :, None, None]
+    small = torch.rand(1, 2, 2, 2)
+    big = torch.rand(1, 2, 4, 4)
+    fused = learner._fuse([big, small], (4, 4), 0)
+    up = nn.functional.interpolate(
+        small, size=(4, 4), mode='bilinear', align_corners=False)
+    assert torch.allclose(fused, torch.relu(big + up))
+
+
+def test_gradients_reach_parameters():
+    torch.manual_seed(0)
+    learner = PrototypeLearner(
+        in_channels=[4, 3], channels=6, num_prototypes=4, num_levels=2)
+    feats = [torch.rand(2, 4, 8, 8), torch.rand(2, 3, 4, 4)]
+    outs = learner(feats, [(8, 8), (4, 4)])
+    sum(out.pow(2).sum() for out in outs).backward()
+    for param in (learner.prototypes, learner.fusions[0][0].weight,
+                  learner.fusions[1][0].weight, learner.assigners[0].weight,
+                  learner.descriptors[0].weight):
+        assert param.grad is not None
+        assert param.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize('share', [True, False])
+def test_shared_vs_per_level_parameters(share):
+    c_in, d, k, levels = [4, 3], 5, 6, 3
+    learner = PrototypeLearner(
+        in_channels=c_in,
+        channels=d,
+        num_prototypes=k,
+        num_levels=levels,
+        share_prototypes=share)
+    banks = 1 if share else levels
+    assert learner.prototypes.shape == (banks, k, d)
+    assert len(learner.fusions) == levels
+    assert len(learner.assigners) == len(learner.descriptors) == banks
+    assert len(learner.out_convs) == banks
+    per_bank = (
+        k * d + (d * k + k) + (k * d * d + d) + (2 * d * d + d) + (d * d + d))
+    fusion = sum(c_in) * d + d
+    total = sum(p.numel() for p in learner.parameters())
+    assert total == levels * fusion + banks * per_bank
+    first, last = learner.get_prototypes(0), learner.get_prototypes(2)
+    assert (first.data_ptr() == last.data_ptr()) == share
+
+
+def test_prototype_init_unit_norm():
+    learner = PrototypeLearner(in_channels=[2], channels=8, num_prototypes=4)
+    norms = learner.get_prototypes(0).norm(dim=1)
+    assert torch.allclose(norms, torch.ones(4))
+
+
+def test_errors():
+    learner = PrototypeLearner(
+        in_channels=[4, 3], channels=2, num_prototypes=2, num_levels=2)
+    feats = [torch.rand(1, 4, 4, 4), torch.rand(1, 3, 2, 2)]
+    sizes = [(4, 4), (2, 2)]
+    name = 'PrototypeLearner'
+    with pytest.raises(ValueError, match=f'{name}.*2 feature maps.*got 1'):
+        learner(feats[:1], sizes)
+    bad = [feats[0], torch.rand(1, 5, 2, 2)]
+    with pytest.raises(ValueError, match=r'feats\[1\].*5 channels.*of 3'):
+        learner(bad, sizes)
+    with pytest.raises(ValueError, match=f'{name}.*2 out_sizes.*got 3'):
+        learner(feats, sizes + [(1, 1)])
+    with pytest.raises(ValueError, match=f'{name}: level.*got 2'):
+        learner.get_prototypes(2)
+    with pytest.raises(ValueError, match=f'{name}: num_prototypes.*got 0'):
+        PrototypeLearner(in_channels=[4], num_prototypes=0)
+    with pytest.raises(ValueError, match=f'{name}: in_channels'):
+        PrototypeLearner(in_channels=[])
