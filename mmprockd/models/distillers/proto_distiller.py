@@ -1,0 +1,340 @@
+"""ProtoDistiller: ProC-KD around any mmdet / mmseg / mmpretrain student.
+
+Li, Li, Wu, Han, "Prototype-guided cross-task knowledge distillation",
+FITEE 26(6), 2025 (arXiv 2212.13180). Our reading of the method is in
+``docs/method.md``; this file wires it up:
+
+1. the student computes its own task loss on its own features
+   (``student.*`` losses);
+2. the frozen teacher's layers are fused and summarised by the
+   :class:`PrototypeLearner`, augmented by :class:`TaskAdaptiveAugment` with
+   the same prototypes, aligned to each student level, and given to the
+   student's own head, which must solve the student's task from them
+   (``distill.proto.*`` losses);
+3. a KL term makes the student's predictions consistent with the prototype
+   branch's (``distill.loss_kl``); an optional feature-mimic term
+   (``distill.loss_feat``) is there for baselines and ablations.
+
+``predict`` and ``tensor`` run the student alone. The teacher is held
+outside the module tree: it is never saved, never moved by DDP or seen by
+the optimizer, and ``model.train()`` cannot switch it out of eval.
+"""
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import MMLogger
+from mmengine.model import BaseModel
+from torch import Tensor
+
+from mmprockd.registry import MODELS
+from ..plugins.task_adaptive_augment import TaskAdaptiveAugment
+from .frozen_teacher import FrozenTeacher
+from .student_interface import StudentInterface
+
+LossDict = Dict[str, Union[Tensor, List[Tensor]]]
+
+
+def _scale(value: Union[Tensor, List[Tensor]], factor: float):
+    if isinstance(value, (list, tuple)):
+        return [v * factor for v in value]
+    return value * factor
+
+
+def _finite(value: Union[Tensor, List[Tensor]]) -> bool:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return all(bool(torch.isfinite(v).all()) for v in values)
+
+
+@MODELS.register_module()
+class ProtoDistiller(BaseModel):
+    """Prototype-guided cross-task distillation of a frozen teacher.
+
+    Args:
+        student (dict): the student model config (mmdet detector, mmseg
+            segmentor or mmpretrain classifier); its data preprocessor is
+            the distiller's.
+        teacher (dict): :class:`FrozenTeacher` config.
+        student_channels (Sequence[int]): channels of every student feature
+            level (``extract_feat`` outputs; backbone outputs for
+            classifiers), e.g. ``[256] * 5`` for RetinaNet's FPN.
+        learner (dict, optional): :class:`PrototypeLearner` config;
+            ``num_levels`` is filled in. None disables the prototype branch
+            (feature-mimic baselines).
+        augment (dict, optional): :class:`TaskAdaptiveAugment` config used on
+            the learner's output; ``in_channels`` and ``num_prototypes`` are
+            filled in from the learner.
+        proto_levels (Sequence[int], optional): the student levels the
+            prototype branch produces; the others keep the student's own
+            (detached) features. Defaults to all levels.
+        proto_weight (float): weight of the prototype-branch task loss.
+        kl_loss (dict, optional): :class:`ConsistencyKLLoss` config; its
+            ``kind`` defaults to the student head's (sigmoid for RetinaNet).
+        feat_loss (dict, optional): :class:`FeatureMimicLoss` config (the
+            baseline); channels are filled in.
+        student_ckpt (str, optional): start the student from these weights
+            (a plain student checkpoint or a ProtoDistiller one).
+        sync_student_prototypes (bool): copy the learned prototypes into
+            every :class:`TaskAdaptiveAugment` inside the student before each
+            step, so a deployed student carries them. Defaults to True.
+        nan_guard (bool): drop the distillation losses of a step whose value
+            is not finite (logged), instead of poisoning the student.
+        data_preprocessor (dict, optional): defaults to the student's.
+        init_cfg (dict, optional): initialisation config.
+    """
+
+    def __init__(self,
+                 student: dict,
+                 teacher: dict,
+                 student_channels: Sequence[int],
+                 learner: Optional[dict] = None,
+                 augment: Optional[dict] = None,
+                 proto_levels: Optional[Sequence[int]] = None,
+                 proto_weight: float = 1.0,
+                 kl_loss: Optional[dict] = None,
+                 feat_loss: Optional[dict] = None,
+                 student_ckpt: Optional[str] = None,
+                 sync_student_prototypes: bool = True,
+                 nan_guard: bool = True,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg)
+        if student_ckpt is not None and not osp.isfile(student_ckpt):
+            raise FileNotFoundError(
+                f'ProtoDistiller: student_ckpt {student_ckpt!r} does not '
+                'exist')
+        self.student = MODELS.build(student)
+        if data_preprocessor is None:
+            self.data_preprocessor = self.student.data_preprocessor
+        self.iface = StudentInterface.from_model(self.student)
+        # outside the module tree: not saved, not in DDP, not in optimizer
+        object.__setattr__(self, '_teacher', MODELS.build(teacher))
+        if not isinstance(self._teacher, FrozenTeacher):
+            raise TypeError('ProtoDistiller: teacher must build a '
+                            'mmprockd.FrozenTeacher')
+        self.student_channels = list(student_channels)
+        n_levels = len(self.student_channels)
+        self.proto_levels = list(
+            range(n_levels) if proto_levels is None else proto_levels)
+        bad = [i for i in self.proto_levels if not 0 <= i < n_levels]
+        if bad:
+            raise ValueError(f'ProtoDistiller: proto_levels {bad} outside '
+                             f'the {n_levels} student levels')
+        self.proto_weight = proto_weight
+        self.student_ckpt = student_ckpt
+        self.sync_student_prototypes = sync_student_prototypes
+        self.nan_guard = nan_guard
+        self.nan_skips = 0
+        self.distill_scale = 1.0  # set by DistillScheduleHook
+        teacher_channels = self._probe_teacher_channels()
+        self._build_branches(learner, augment, kl_loss, feat_loss,
+                             teacher_channels)
+        self._check_student_plugins()
+
+    # ------------------------------------------------------------- building
+    @property
+    def teacher(self) -> FrozenTeacher:
+        """The frozen teacher (not a submodule: never saved or trained)."""
+        return self._teacher
+
+    def _probe_teacher_channels(self) -> List[int]:
+        """Run the teacher once on a small input to learn its channels, so
+        that mismatches fail here and not after the data is loaded."""
+        with torch.no_grad():
+            feats = self._teacher(torch.zeros(1, 3, 224, 224))
+        return [f.shape[1] for f in feats]
+
+    def _build_branches(self, learner, augment, kl_loss, feat_loss,
+                        teacher_channels: List[int]) -> None:
+        self.learner = self.augment = self.level_adapter = None
+        self.kl_loss = self.feat_loss = None
+        if learner is not None:
+            learner = dict(learner)
+            learner.setdefault('num_levels', len(self.proto_levels))
+            given = learner.get('in_channels')
+            if given is not None and list(given) != teacher_channels:
+                raise ValueError(
+                    f'ProtoDistiller: learner.in_channels={list(given)} but '
+                    f'the teacher layers {self._teacher.layers} give '
+                    f'{teacher_channels} channels')
+            learner['in_channels'] = teacher_channels
+            self.learner = MODELS.build(learner)
+            augment = dict(augment or dict(type='mmprockd.TaskAdaptiveAugment'))
+            augment.setdefault('in_channels', self.learner.channels)
+            augment.setdefault('num_prototypes', self.learner.num_prototypes)
+            self.augment = MODELS.build(augment)
+            self.level_adapter = MODELS.build(
+                dict(
+                    type='mmprockd.LevelAdapter',
+                    in_channels=self.learner.channels,
+                    out_channels=[
+                        self.student_channels[i] for i in self.proto_levels
+                    ]))
+            if kl_loss is not None:
+                kl_loss = dict(kl_loss)
+                kl_loss.setdefault('kind', self.iface.kl_kind)
+                self.kl_loss = MODELS.build(kl_loss)
+        elif kl_loss is not None:
+            raise ValueError('ProtoDistiller: kl_loss needs the prototype '
+                             'branch (learner)')
+        if feat_loss is not None:
+            feat_loss = dict(feat_loss)
+            feat_loss.setdefault('student_channels', self.student_channels)
+            feat_loss.setdefault('teacher_channels', sum(teacher_channels))
+            self.feat_loss = MODELS.build(feat_loss)
+
+    def _student_plugins(self) -> List[TaskAdaptiveAugment]:
+        return [
+            m for m in self.student.modules()
+            if isinstance(m, TaskAdaptiveAugment)
+        ]
+
+    def _check_student_plugins(self) -> None:
+        if not self.sync_student_prototypes or self.learner is None:
+            return
+        for m in self._student_plugins():
+            if m.in_channels != self.learner.channels or \
+                    m.num_prototypes != self.learner.num_prototypes:
+                raise ValueError(
+                    'ProtoDistiller: a TaskAdaptiveAugment in the student has'
+                    f' in_channels={m.in_channels}, num_prototypes='
+                    f'{m.num_prototypes}, but the learned prototypes are '
+                    f'{self.learner.num_prototypes} x {self.learner.channels};'
+                    ' put it where the student has that many channels (e.g. '
+                    'after the neck) or set sync_student_prototypes=False')
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        if self.student_ckpt is not None:
+            from mmengine.runner import load_checkpoint
+            load_checkpoint(
+                self.student,
+                self.student_ckpt,
+                map_location='cpu',
+                strict=False,
+                revise_keys=[(r'^module\.', ''), (r'^student\.', '')],
+                logger=MMLogger.get_current_instance())
+
+    # -------------------------------------------------------------- forward
+    def forward(self,
+                inputs: Tensor,
+                data_samples: Optional[list] = None,
+                mode: str = 'tensor'):
+        """``loss`` distils; ``predict`` and ``tensor`` are the student's."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode in ('predict', 'tensor'):
+            return self.student(inputs, data_samples, mode=mode)
+        raise RuntimeError(f'ProtoDistiller: invalid mode {mode!r}; only '
+                           'loss, predict and tensor are supported')
+
+    def _teacher_features(self, inputs: Tensor) -> List[Tensor]:
+        teacher = self._teacher
+        if next(teacher.parameters()).device != inputs.device:
+            teacher.to(inputs.device)
+        pre = self.student.data_preprocessor
+        mean = getattr(pre, 'mean', None)
+        std = getattr(pre, 'std', None)
+        if not getattr(pre, '_enable_normalize', mean is not None):
+            mean = std = None
+        return teacher(teacher.preprocess(inputs, mean, std))
+
+    def _sync_prototypes(self) -> None:
+        if not self.sync_student_prototypes or self.learner is None:
+            return
+        protos = self.learner.get_prototypes(0)
+        for m in self._student_plugins():
+            m.set_prototypes(protos)
+
+    def _touch_distill_params(self) -> Tensor:
+        """Zero that depends on every distillation parameter, so DDP sees a
+        gradient for each of them on steps that skip distillation."""
+        mods = [self.learner, self.augment, self.level_adapter, self.feat_loss]
+        params = [p for m in mods if m is not None for p in m.parameters()]
+        if not params:
+            return None
+        return sum(p.view(-1)[0] for p in params) * 0.0
+
+    def prototype_branch(
+            self, teacher_feats: List[Tensor],
+            student_feats: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
+        """The student's feature tuple with the prototype levels replaced by
+        the augmented teacher features."""
+        sizes = [student_feats[i].shape[-2:] for i in self.proto_levels]
+        f_v = self.learner(teacher_feats, sizes)
+        a_t = [
+            self.augment(f, self.learner.get_prototypes(j))
+            for j, f in enumerate(f_v)
+        ]
+        a_t = self.level_adapter(a_t)
+        feats = [f.detach() for f in student_feats]
+        for j, i in enumerate(self.proto_levels):
+            feats[i] = a_t[j]
+        return tuple(feats)
+
+    def _aligned_teacher(self, teacher_feats: List[Tensor],
+                         student_feats: Tuple[Tensor, ...]) -> List[Tensor]:
+        out = []
+        for s in student_feats:
+            maps = [
+                F.interpolate(t, size=s.shape[-2:], mode='bilinear',
+                              align_corners=False)
+                if t.shape[-2:] != s.shape[-2:] else t for t in teacher_feats
+            ]
+            out.append(torch.cat(maps, dim=1))
+        return out
+
+    def loss(self, inputs: Tensor, data_samples: list) -> LossDict:
+        """Student loss plus the scaled distillation losses."""
+        self._sync_prototypes()
+        feats = self.iface.extract(inputs)
+        if len(feats) != len(self.student_channels) or any(
+                f.shape[1] != c for f, c in zip(feats, self.student_channels)):
+            raise ValueError(
+                'ProtoDistiller: student_channels='
+                f'{self.student_channels} but the student features have '
+                f'{[f.shape[1] for f in feats]} channels')
+        student_losses, student_logits = self.iface.loss(
+            inputs, feats, data_samples)
+        losses = {f'student.{k}': v for k, v in student_losses.items()}
+        scale = float(self.distill_scale)
+        distill: LossDict = {}
+        if scale > 0:
+            teacher_feats = self._teacher_features(inputs)
+            if self.learner is not None:
+                proto_feats = self.prototype_branch(teacher_feats, feats)
+                proto_losses, proto_logits = self.iface.loss(
+                    inputs, proto_feats, data_samples)
+                for k, v in proto_losses.items():
+                    distill[f'distill.proto.{k}'] = _scale(
+                        v, self.proto_weight * scale) if 'loss' in k else v
+                if self.kl_loss is not None:
+                    valid = self.iface.ignore_masks(data_samples,
+                                                    student_logits)
+                    distill['distill.loss_kl'] = scale * self.kl_loss(
+                        student_logits, proto_logits, valid)
+            if self.feat_loss is not None:
+                distill['distill.loss_feat'] = scale * self.feat_loss(
+                    feats, self._aligned_teacher(teacher_feats, feats))
+        if self.nan_guard and distill and not all(
+                _finite(v) for k, v in distill.items() if 'loss' in k):
+            self.nan_skips += 1
+            MMLogger.get_current_instance().warning(
+                'ProtoDistiller: non-finite distillation loss, dropped for '
+                f'this step ({self.nan_skips} so far)')
+            distill = {}
+        if not any('loss' in k for k in distill):
+            zero = self._touch_distill_params()
+            if zero is not None:
+                distill['distill.loss_zero'] = zero
+        losses.update(distill)
+        return losses
+
+    def extra_repr(self) -> str:
+        return (f'teacher={type(self._teacher.model).__name__} '
+                f'layers={self._teacher.layers}, '
+                f'proto_levels={self.proto_levels}')
+
+

@@ -1,0 +1,167 @@
+"""How the distiller talks to a student of each OpenMMLab task family.
+
+ProC-KD runs the student's own task head twice: on the student's features and
+on the prototype-augmented teacher features. OpenMMLab models compute their
+loss from inputs, not from features, so instead of re-implementing each
+family's loss we run the student's own ``loss`` with its feature extractor
+swapped for one that returns the given features
+(:func:`substitute_features`), and we record the head's raw output on the way
+(:func:`capture_forward`) for the consistency loss. The head runs once per
+branch, and any detector, segmentor or classifier whose loss starts from
+``extract_feat`` works without new code.
+
+What differs per family is small and lives in :class:`StudentInterface`:
+where the substituted features sit, which head gives the logits, and whether
+they are sigmoid (dense detection) or softmax scores.
+"""
+import contextlib
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import torch.nn as nn
+from torch import Tensor
+
+
+@contextlib.contextmanager
+def patch_method(obj: Any, name: str, fn: Callable) -> Iterator[None]:
+    """Shadow ``obj.name`` with ``fn`` on the instance, restored on exit."""
+    had_own = name in obj.__dict__
+    old = obj.__dict__.get(name)
+    setattr(obj, name, fn)
+    try:
+        yield
+    finally:
+        if had_own:
+            setattr(obj, name, old)
+        else:
+            delattr(obj, name)
+
+
+class _Recorder:
+    """Holds the output of the last call of a captured module."""
+
+    def __init__(self) -> None:
+        self.output: Any = None
+
+
+@contextlib.contextmanager
+def capture_forward(module: nn.Module) -> Iterator[_Recorder]:
+    """Record what ``module.forward`` returns, however it is called.
+
+    mmseg heads call ``self.forward`` directly (no ``__call__``, so forward
+    hooks would miss it); shadowing ``forward`` on the instance catches both.
+    """
+    rec = _Recorder()
+    original = module.forward
+
+    def forward(*args, **kwargs):
+        rec.output = original(*args, **kwargs)
+        return rec.output
+
+    with patch_method(module, 'forward', forward):
+        yield rec
+
+
+class StudentInterface:
+    """Task-family glue between :class:`ProtoDistiller` and a student.
+
+    Args:
+        model (nn.Module): the student (mmdet detector, mmseg segmentor or
+            mmpretrain classifier).
+        family (str): ``'det'``, ``'seg'`` or ``'cls'``.
+    """
+
+    def __init__(self, model: nn.Module, family: str) -> None:
+        self.model = model
+        self.family = family
+        self.logit_head, self.kl_kind = self._find_logit_head()
+
+    @classmethod
+    def from_model(cls, model: nn.Module) -> 'StudentInterface':
+        """Pick the family from the student's base class."""
+        from mmdet.models.detectors import BaseDetector
+        from mmseg.models.segmentors import BaseSegmentor
+        if isinstance(model, BaseDetector):
+            return cls(model, 'det')
+        if isinstance(model, BaseSegmentor):
+            return cls(model, 'seg')
+        from mmpretrain.models.classifiers import ImageClassifier
+        if isinstance(model, ImageClassifier):
+            return cls(model, 'cls')
+        raise TypeError(
+            'ProtoDistiller: the student must be an mmdet detector, an mmseg '
+            f'segmentor or an mmpretrain ImageClassifier, got '
+            f'{type(model).__name__}')
+
+    def _find_logit_head(self) -> Tuple[nn.Module, str]:
+        m = self.model
+        if self.family == 'det':
+            head = getattr(m, 'bbox_head', None) or getattr(m, 'rpn_head')
+            sigmoid = getattr(head, 'use_sigmoid_cls', True)
+            return head, 'sigmoid' if sigmoid else 'softmax'
+        if self.family == 'seg':
+            return m.decode_head, 'softmax'
+        return m.head, 'softmax'
+
+    def extract(self, inputs: Tensor) -> Tuple[Tensor, ...]:
+        """The student's features that the prototype branch replaces.
+
+        Detection and segmentation: ``extract_feat`` (backbone and neck).
+        Classification: the backbone's maps, before the neck's pooling.
+        """
+        if self.family == 'cls':
+            return tuple(self.model.backbone(inputs))
+        return tuple(self.model.extract_feat(inputs))
+
+    def _features_fn(self, feats: Tuple[Tensor, ...]) -> Callable:
+        if self.family != 'cls':
+            return lambda *args, **kwargs: feats
+        model = self.model
+
+        def extract_feat(inputs, stage='neck'):
+            return model.neck(feats) if model.with_neck else feats
+
+        return extract_feat
+
+    def loss(self, inputs: Tensor, feats: Tuple[Tensor, ...],
+             data_samples: List) -> Tuple[Dict[str, Tensor], List[Tensor]]:
+        """The student's own task loss computed on ``feats``.
+
+        Returns:
+            tuple: the loss dict and the logits of the head that feeds the
+            consistency loss, as a list of tensors (one per level for dense
+            detection heads; one ``(N, C, H, W)`` or ``(N, C)`` tensor
+            otherwise).
+        """
+        with patch_method(self.model, 'extract_feat',
+                          self._features_fn(feats)), \
+                capture_forward(self.logit_head) as rec:
+            losses = self.model.loss(inputs, data_samples)
+        return losses, self._logits(rec.output)
+
+    def _logits(self, output: Any) -> List[Tensor]:
+        if output is None:
+            raise RuntimeError(
+                f'ProtoDistiller: the {type(self.logit_head).__name__} head '
+                'did not run during the loss; cannot compute consistency')
+        if self.family == 'det':
+            return list(output[0])
+        if isinstance(output, (tuple, list)):  # heads returning extras
+            output = output[0]
+        return [output]
+
+    def ignore_masks(self, data_samples: List,
+                     logits: List[Tensor]) -> Optional[List[Tensor]]:
+        """Per-pixel ``valid`` masks at the logits' size (segmentation)."""
+        if self.family != 'seg':
+            return None
+        import torch
+        import torch.nn.functional as F
+        ignore = self.model.decode_head.ignore_index
+        gt = torch.stack([s.gt_sem_seg.data for s in data_samples])
+        out = []
+        for lg in logits:
+            # (N, 1, H, W) labels -> nearest to (N, 1, h, w)
+            small = F.interpolate(gt.float(), size=lg.shape[-2:],
+                                  mode='nearest')
+            out.append((small[:, 0] != ignore))
+        return out
