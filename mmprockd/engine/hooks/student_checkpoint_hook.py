@@ -1,0 +1,95 @@
+"""Save student-only checkpoints while a ProtoDistiller trains."""
+import os
+import os.path as osp
+from typing import List, Optional
+
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from mmprockd.registry import HOOKS
+from mmprockd.version import __version__
+from ..student_export import export_student
+
+DATA_BATCH = Optional[dict]
+
+
+@HOOKS.register_module()
+class StudentCheckpointHook(Hook):
+    """Write ``student_epoch_{N}.pth`` / ``student_iter_{N}.pth`` with only
+    the student's weights, plus ``student_config.py`` beside them: plain
+    mmdet/mmseg/mmpretrain ``tools/test.py`` loads the pair directly.
+
+    Files are written atomically; ``student_latest.pth`` always points at
+    the newest one (a copy, so it survives ``max_keep_ckpts``).
+
+    Args:
+        interval (int): save every ``interval`` epochs or iterations.
+        by_epoch (bool): count epochs (True) or iterations.
+        max_keep_ckpts (int): keep at most this many numbered files; -1
+            keeps all.
+        out_dir (str, optional): defaults to the work dir.
+    """
+    priority = 'VERY_LOW'
+
+    def __init__(self,
+                 interval: int = 1,
+                 by_epoch: bool = True,
+                 max_keep_ckpts: int = -1,
+                 out_dir: Optional[str] = None) -> None:
+        if interval <= 0:
+            raise ValueError('StudentCheckpointHook: interval must be > 0, '
+                             f'got {interval}')
+        self.interval = interval
+        self.by_epoch = by_epoch
+        self.max_keep_ckpts = max_keep_ckpts
+        self.out_dir = out_dir
+        self.saved: List[str] = []
+
+    def before_train(self, runner) -> None:
+        self.out_dir = self.out_dir or runner.work_dir
+
+    def after_train_epoch(self, runner) -> None:
+        if self.by_epoch and self.every_n_epochs(runner, self.interval):
+            self._save(runner, f'student_epoch_{runner.epoch + 1}.pth')
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch: DATA_BATCH = None,
+                         outputs=None) -> None:
+        if not self.by_epoch and self.every_n_train_iters(
+                runner, self.interval):
+            self._save(runner, f'student_iter_{runner.iter + 1}.pth')
+
+    def _save(self, runner, name: str) -> None:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        if not hasattr(model, 'student'):
+            raise TypeError('StudentCheckpointHook needs a model with a '
+                            f'`student`, got {type(model).__name__}')
+        if not self._is_main():
+            return
+        meta = dict(
+            epoch=runner.epoch + 1 if self.by_epoch else runner.epoch,
+            iter=runner.iter + 1,
+            mmprockd_version=__version__,
+            dataset_meta=getattr(runner.train_dataloader.dataset, 'metainfo',
+                                 None),
+            source='mmprockd.StudentCheckpointHook')
+        state = {'student.' + k: v for k, v in model.student.state_dict().items()}
+        path = osp.join(self.out_dir, name)
+        export_student(state, path, meta=meta, cfg=runner.cfg)
+        export_student(
+            state, osp.join(self.out_dir, 'student_latest.pth'), meta=meta)
+        runner.logger.info(f'StudentCheckpointHook: saved {path}')
+        self.saved.append(path)
+        if self.max_keep_ckpts > 0:
+            while len(self.saved) > self.max_keep_ckpts:
+                old = self.saved.pop(0)
+                if osp.exists(old):
+                    os.remove(old)
+
+    @staticmethod
+    def _is_main() -> bool:
+        from mmengine.dist import is_main_process
+        return is_main_process()

@@ -1,0 +1,117 @@
+"""Turn a ProtoDistiller training state into a plain student: the weights
+that plain mmdet/mmseg/mmpretrain load, and the config they need.
+
+Used by :class:`StudentCheckpointHook` during training and by
+``tools/model_converters/prockd_to_student.py`` afterwards.
+"""
+import copy
+import os
+import os.path as osp
+import tempfile
+from collections import OrderedDict
+from typing import Dict, Optional
+
+import torch
+from mmengine.config import Config
+
+PREFIX = 'student.'
+# ProtoDistiller-only config entries that a plain student must not carry
+_DISTILL_HOOKS = ('mmprockd.StudentCheckpointHook',
+                  'mmprockd.DistillScheduleHook')
+
+
+def student_state_dict(state_dict: Dict[str, torch.Tensor]) -> OrderedDict:
+    """Keys under ``student.`` with the prefix stripped (``module.`` from DDP
+    is removed first); teacher, learner, augment and adapter keys are
+    dropped.
+
+    Raises:
+        KeyError: when no key is under ``student.`` (not a ProtoDistiller
+            checkpoint).
+    """
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        if key.startswith('module.'):
+            key = key[len('module.'):]
+        if key.startswith(PREFIX):
+            out[key[len(PREFIX):]] = value
+    if not out:
+        raise KeyError('no "student." keys in the state dict: not a '
+                       f'ProtoDistiller checkpoint (first keys: '
+                       f'{list(state_dict)[:5]})')
+    return out
+
+
+def student_config(cfg: Config) -> Config:
+    """The training config with ``model`` replaced by the student.
+
+    ``custom_imports`` of mmprockd is kept only when the student itself uses
+    mmprockd modules (the augment plugin); distillation hooks are dropped.
+    """
+    cfg = copy.deepcopy(cfg)
+    model = cfg.model
+    if model.get('type') not in ('mmprockd.ProtoDistiller', 'ProtoDistiller'):
+        raise ValueError('student_config: the config model is '
+                         f'{model.get("type")!r}, not a ProtoDistiller')
+    cfg.model = model.student
+    if 'mmprockd.' not in Config(dict(model=cfg.model)).pretty_text:
+        imports = cfg.get('custom_imports', {}).get('imports', [])
+        rest = [m for m in imports if not m.startswith('mmprockd')]
+        if rest:
+            cfg.custom_imports.imports = rest
+        elif 'custom_imports' in cfg:
+            cfg.pop('custom_imports')
+    hooks = [
+        h for h in cfg.get('custom_hooks', [])
+        if h.get('type') not in _DISTILL_HOOKS
+    ]
+    if 'custom_hooks' in cfg:
+        cfg.custom_hooks = hooks
+    cfg.load_from = None
+    cfg.resume = False
+    return cfg
+
+
+def atomic_save(obj, path: str) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename, so a
+    crash never leaves a half-written checkpoint."""
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write_text(text: str, path: str) -> None:
+    """Write a text file atomically."""
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
+    with os.fdopen(fd, 'w') as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def export_student(state_dict: Dict[str, torch.Tensor],
+                   out_file: str,
+                   meta: Optional[dict] = None,
+                   cfg: Optional[Config] = None) -> Optional[str]:
+    """Write a student-only checkpoint, and its config beside it.
+
+    Returns:
+        str | None: the path of the student config, if ``cfg`` was given.
+    """
+    atomic_save(
+        dict(state_dict=student_state_dict(state_dict), meta=meta or {}),
+        out_file)
+    if cfg is None:
+        return None
+    cfg_path = osp.join(osp.dirname(osp.abspath(out_file)),
+                        'student_config.py')
+    atomic_write_text(student_config(cfg).pretty_text, cfg_path)
+    return cfg_path
