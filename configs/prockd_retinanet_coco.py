@@ -21,7 +21,9 @@ model = dict(
             # stages 1-3 (strides 8/16/32) feed the learner; stage 0 is not
             # computed beyond what stage 1 needs
             out_indices=(1, 2, 3),
-            drop_path_rate=0.2),
+            drop_path_rate=0.2,
+            # small images give stage maps under the 7x7 window: pad them
+            pad_small_map=True),
         layers=['norm1', 'norm2', 'norm3'],
         # mmpretrain's ImageNet-1k Swin-T (81.18 top-1); keys under backbone.
         ckpt='https://download.openmmlab.com/mmclassification/v0/'
