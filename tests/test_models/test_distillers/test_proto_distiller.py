@@ -1,0 +1,348 @@
+"""ProtoDistiller on a tiny RetinaNet: gradients, freezing, predict,
+checkpoints, schedule, NaN guard and bad input."""
+import copy
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from conftest import det_batch
+from mmprockd.engine import export_student, student_config
+from mmprockd.registry import MODELS
+
+NUM_CLASSES = 4
+
+
+def tiny_student():
+    return dict(
+        type='RetinaNet',
+        data_preprocessor=dict(
+            type='DetDataPreprocessor',
+            mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375],
+            bgr_to_rgb=True,
+            pad_size_divisor=32),
+        backbone=dict(
+            type='ResNet', depth=18, num_stages=4, out_indices=(1, 2, 3),
+            norm_cfg=dict(type='BN', requires_grad=True), style='pytorch'),
+        neck=dict(
+            type='FPN', in_channels=[128, 256, 512], out_channels=32,
+            start_level=0, add_extra_convs='on_input', num_outs=4),
+        bbox_head=dict(
+            type='RetinaHead', num_classes=NUM_CLASSES, in_channels=32,
+            stacked_convs=1, feat_channels=32,
+            anchor_generator=dict(
+                type='AnchorGenerator', octave_base_scale=4,
+                scales_per_octave=3, ratios=[0.5, 1.0, 2.0],
+                strides=[8, 16, 32, 64]),
+            bbox_coder=dict(
+                type='DeltaXYWHBBoxCoder', target_means=[.0, .0, .0, .0],
+                target_stds=[1.0, 1.0, 1.0, 1.0]),
+            loss_cls=dict(
+                type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
+                loss_weight=1.0),
+            loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+        train_cfg=dict(
+            assigner=dict(
+                type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4,
+                min_pos_iou=0, ignore_iof_thr=-1),
+            sampler=dict(type='PseudoSampler'), allowed_border=-1,
+            pos_weight=-1, debug=False),
+        test_cfg=dict(
+            nms_pre=100, min_bbox_size=0, score_thr=0.0,
+            nms=dict(type='nms', iou_threshold=0.5), max_per_img=20))
+
+
+def tiny_teacher(**kwargs):
+    cfg = dict(
+        type='mmprockd.FrozenTeacher',
+        backbone=dict(
+            type='mmpretrain.MobileNetV2', widen_factor=0.25,
+            out_indices=(2, 4)),
+        layers=['layer3', 'layer5'])
+    cfg.update(kwargs)
+    return cfg
+
+
+def tiny_cfg(**kwargs):
+    cfg = dict(
+        type='mmprockd.ProtoDistiller',
+        student=tiny_student(),
+        teacher=tiny_teacher(),
+        student_channels=[32] * 4,
+        learner=dict(
+            type='mmprockd.PrototypeLearner', channels=16, num_prototypes=6),
+        kl_loss=dict(type='mmprockd.ConsistencyKLLoss'))
+    cfg.update(kwargs)
+    return cfg
+
+
+def build(**kwargs):
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    model = MODELS.build(Config(dict(model=tiny_cfg(**kwargs))).model)
+    model.init_weights()
+    return model
+
+
+def loss_step(model, data=None):
+    data = model.data_preprocessor(data or det_batch(2, (64, 96)), True)
+    return model(**data, mode='loss')
+
+
+def grads_of(module):
+    return [p.grad for p in module.parameters()]
+
+
+def test_teacher_is_frozen_outside_the_module_tree_and_in_eval():
+    model = build()
+    model.train()
+    assert not model.teacher.training
+    assert not any(m.training for m in model.teacher.modules())
+    assert all(not p.requires_grad for p in model.teacher.parameters())
+    # not a submodule: never in the state dict, the optimizer or DDP
+    assert not any(k.startswith('teacher') for k in model.state_dict())
+    teacher_ids = {id(p) for p in model.teacher.parameters()}
+    assert not teacher_ids & {id(p) for p in model.parameters()}
+
+
+def test_teacher_dropout_and_droppath_stay_off_in_train_mode():
+    teacher = MODELS.build(
+        dict(
+            type='mmprockd.FrozenTeacher',
+            backbone=dict(
+                type='mmpretrain.SwinTransformer', arch='tiny',
+                out_indices=(1, ), drop_path_rate=0.5, drop_rate=0.5,
+                pad_small_map=True),
+            layers=['norm1']))
+    teacher.train()
+    x = torch.rand(1, 3, 64, 64)
+    torch.manual_seed(1)
+    a = teacher(x)[0]
+    torch.manual_seed(2)
+    b = teacher(x)[0]
+    assert torch.equal(a, b)
+    assert a.shape == (1, 192, 8, 8)
+
+
+def test_teacher_runs_only_up_to_the_requested_layers():
+    teacher = MODELS.build(tiny_teacher(layers=['layer3']))
+    calls = []
+    teacher.model.layer5.register_forward_hook(lambda *a: calls.append(1))
+    teacher.model.conv2.register_forward_hook(lambda *a: calls.append(2))
+    out = teacher(torch.rand(1, 3, 64, 64))
+    assert calls == []
+    assert out[0].shape == (1, 8, 8, 8)
+
+
+def test_teacher_normalisation_is_converted_exactly():
+    teacher = MODELS.build(
+        tiny_teacher(mean=[0.5, 0.5, 0.5], std=[2.0, 2.0, 2.0]))
+    x = torch.tensor([1.0, -1.0, 0.0]).view(1, 3, 1, 1)
+    out = teacher.preprocess(x, torch.tensor([10., 20., 30.]),
+                             torch.tensor([4., 4., 4.]))
+    # raw = x * 4 + mean_s = (14, 16, 30); (raw - 0.5) / 2
+    assert out.flatten().tolist() == [6.75, 7.75, 14.75]
+
+
+def test_bf16_teacher_returns_float32_close_to_fp32():
+    torch.manual_seed(0)
+    t32 = MODELS.build(tiny_teacher())
+    t16 = MODELS.build(tiny_teacher(dtype='bf16'))
+    t16.model.load_state_dict(t32.model.state_dict())
+    x = torch.rand(1, 3, 64, 64)
+    a, b = t32(x)[1], t16(x)[1]
+    assert b.dtype == torch.float32
+    assert torch.allclose(a, b, rtol=0.1, atol=0.1)
+
+
+def test_loss_keys_and_gradient_routes():
+    model = build()
+    losses = loss_step(model)
+    keys = set(losses)
+    assert {'student.loss_cls', 'student.loss_bbox', 'distill.proto.loss_cls',
+            'distill.proto.loss_bbox', 'distill.loss_kl'} <= keys
+    proto = sum(sum(v) for k, v in losses.items()
+                if k.startswith('distill.proto.'))
+    proto.backward(retain_graph=True)
+    # the prototype-branch loss trains the prototypes, learner and augment
+    assert model.learner.prototypes.grad.abs().sum() > 0
+    assert all(g is not None and g.abs().sum() > 0
+               for g in grads_of(model.learner.fusions))
+    assert all(g is not None for g in grads_of(model.augment))
+    # ... and not the student's backbone (its features are not used there)
+    assert all(g is None for g in grads_of(model.student.backbone))
+    model.zero_grad(set_to_none=True)
+    losses['distill.loss_kl'].backward()
+    # the consistency loss trains the student, not the prototype branch
+    assert any(g is not None and g.abs().sum() > 0
+               for g in grads_of(model.student.backbone))
+    assert all(g is None for g in grads_of(model.learner))
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+
+def test_level_adapter_gets_gradients_when_channels_differ():
+    model = build(learner=dict(
+        type='mmprockd.PrototypeLearner', channels=8, num_prototypes=6))
+    losses = loss_step(model)
+    sum(losses['distill.proto.loss_cls']).backward()
+    convs = [c for c in model.level_adapter.convs
+             if isinstance(c, torch.nn.Conv2d)]
+    assert len(convs) == 4
+    assert all(c.weight.grad.abs().sum() > 0 for c in convs)
+
+
+def test_predict_is_the_students_own():
+    model = build().eval()
+    data = model.data_preprocessor(det_batch(2, (64, 96)), False)
+    ours = model(**copy.deepcopy(data), mode='predict')
+    theirs = model.student(**copy.deepcopy(data), mode='predict')
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a.pred_instances.bboxes, b.pred_instances.bboxes)
+        assert torch.equal(a.pred_instances.scores, b.pred_instances.scores)
+    calls = []
+    model.teacher.model.register_forward_hook(lambda *a: calls.append(1))
+    model(**data, mode='predict')
+    model(data['inputs'], mode='tensor')
+    assert calls == []
+
+
+def test_schedule_scale_zero_skips_teacher_but_touches_params():
+    model = build()
+    model.distill_scale = 0.0
+    calls = []
+    model.teacher.model.register_forward_hook(lambda *a: calls.append(1))
+    losses = loss_step(model)
+    assert calls == []
+    assert not any(k.startswith('distill.proto') for k in losses)
+    assert float(losses['distill.loss_zero']) == 0.0
+    losses['distill.loss_zero'].backward()
+    # every distillation parameter has a (zero) gradient: DDP without
+    # find_unused_parameters is happy
+    assert all(g is not None for g in grads_of(model.learner))
+    assert all(g is not None for g in grads_of(model.augment))
+
+
+def test_distill_scale_multiplies_distill_losses():
+    model = build()
+    full = loss_step(model)
+    model.distill_scale = 0.25
+    quarter = loss_step(model)
+    assert torch.allclose(quarter['distill.loss_kl'],
+                          0.25 * full['distill.loss_kl'])
+    assert torch.allclose(
+        sum(quarter['distill.proto.loss_cls']),
+        0.25 * sum(full['distill.proto.loss_cls']))
+    assert torch.allclose(
+        sum(quarter['student.loss_cls']), sum(full['student.loss_cls']))
+
+
+def test_nan_guard_drops_distill_losses(monkeypatch):
+    model = build()
+    monkeypatch.setattr(model.kl_loss, 'forward',
+                        lambda *a, **k: torch.tensor(float('nan')))
+    losses = loss_step(model)
+    assert model.nan_skips == 1
+    assert 'distill.loss_kl' not in losses
+    assert 'distill.loss_zero' in losses
+    total, _ = model.parse_losses(losses)
+    assert torch.isfinite(total)
+
+
+def test_student_only_checkpoint_loads_strictly_into_plain_student(tmp_path):
+    model = build()
+    out = tmp_path / 'student.pth'
+    cfg = Config(dict(model=tiny_cfg(), default_scope='mmdet',
+                      custom_imports=dict(imports=['mmprockd'],
+                                          allow_failed_imports=False)))
+    cfg_path = export_student(model.state_dict(), str(out), cfg=cfg)
+    ckpt = torch.load(out)
+    keys = list(ckpt['state_dict'])
+    assert not any(k.startswith(('teacher', 'learner', 'augment',
+                                 'level_adapter', 'student.'))
+                   for k in keys)
+    plain_cfg = Config.fromfile(cfg_path)
+    assert plain_cfg.model.type == 'RetinaNet'
+    assert 'custom_imports' not in plain_cfg  # a plain mmdet model
+    plain = MODELS.build(plain_cfg.model)
+    plain.load_state_dict(ckpt['state_dict'], strict=True)
+    data = plain.data_preprocessor(det_batch(1, (64, 96)), False)
+    a = plain.eval()(**copy.deepcopy(data), mode='tensor')
+    b = model.eval()(**data, mode='tensor')
+    assert all(torch.equal(x, y) for x, y in zip(a[0], b[0]))
+
+
+def test_student_config_keeps_custom_imports_with_the_plugin():
+    cfg = Config(dict(model=tiny_cfg(), custom_imports=dict(
+        imports=['mmprockd'], allow_failed_imports=False)))
+    cfg.model.student.neck = dict(
+        type='mmprockd.AugmentedNeck', neck=cfg.model.student.neck,
+        augment=dict(type='mmprockd.TaskAdaptiveAugment', num_prototypes=6))
+    assert student_config(cfg).custom_imports.imports == ['mmprockd']
+
+
+def test_student_side_plugin_receives_the_prototypes():
+    student = tiny_student()
+    student['neck'] = dict(
+        type='mmprockd.AugmentedNeck', neck=student['neck'],
+        augment=dict(type='mmprockd.TaskAdaptiveAugment', num_prototypes=6))
+    model = build(student=student, student_channels=[32] * 4,
+                  learner=dict(type='mmprockd.PrototypeLearner', channels=32,
+                               num_prototypes=6))
+    loss_step(model)
+    aug = model.student.neck.augments[0]
+    assert torch.equal(aug.prototypes, model.learner.get_prototypes(0))
+    assert not aug.prototypes.requires_grad
+
+
+def test_feature_mimic_baseline_has_no_prototype_branch():
+    model = build(learner=None, kl_loss=None,
+                  feat_loss=dict(type='mmprockd.FeatureMimicLoss'))
+    losses = loss_step(model)
+    assert 'distill.loss_feat' in losses
+    assert not any(k.startswith('distill.proto') for k in losses)
+    # teacher layers 8 + 24 channels -> 32-channel connectors on each level
+    assert model.feat_loss.connectors[0].out_channels == 32
+
+
+@pytest.mark.parametrize('kwargs,exc,text', [
+    (dict(teacher=tiny_teacher(layers=['layer3', 'layer55'])), KeyError,
+     "layer 'layer55' does not exist"),
+    (dict(learner=dict(type='mmprockd.PrototypeLearner', in_channels=[8, 9],
+                       channels=16, num_prototypes=6)), ValueError,
+     r'learner.in_channels=\[8, 9\] but the teacher layers'),
+    (dict(teacher=tiny_teacher(ckpt='/no/such/teacher.pth')),
+     FileNotFoundError, 'teacher checkpoint .*/no/such/teacher.pth'),
+    (dict(student_ckpt='/no/such/student.pth'), FileNotFoundError,
+     'student_ckpt'),
+    (dict(proto_levels=[0, 7]), ValueError, r'proto_levels \[7\]'),
+    (dict(learner=None), ValueError, 'kl_loss needs the prototype branch'),
+])
+def test_bad_input_is_a_clear_error_at_build(kwargs, exc, text):
+    with pytest.raises(exc, match=text):
+        build(**kwargs)
+
+
+def test_wrong_student_channels_is_a_clear_error():
+    model = build(student_channels=[64] * 4)
+    with pytest.raises(ValueError, match=r'student_channels=\[64, 64'):
+        loss_step(model)
+
+
+def test_teacher_checkpoint_errors_list_keys(tmp_path):
+    teacher = MODELS.build(tiny_teacher())
+    good = {'backbone.' + k: v for k, v in teacher.model.state_dict().items()}
+    path = tmp_path / 'cls.pth'
+    torch.save(dict(state_dict=good), path)
+    loaded = MODELS.build(tiny_teacher(ckpt=str(path)))  # prefix auto
+    k = 'conv1.conv.weight'
+    assert torch.equal(loaded.model.state_dict()[k], good['backbone.' + k])
+    bad = dict(good)
+    bad.pop('backbone.conv1.conv.weight')
+    torch.save(dict(state_dict=bad), path)
+    with pytest.raises(ValueError, match=r"1 missing keys \['conv1.conv"):
+        MODELS.build(tiny_teacher(ckpt=str(path), ckpt_prefix='backbone.'))
+    (tmp_path / 'junk.pth').write_text('not a checkpoint')
+    with pytest.raises(ValueError, match='not a readable checkpoint'):
+        MODELS.build(tiny_teacher(ckpt=str(tmp_path / 'junk.pth')))
