@@ -6,7 +6,6 @@ import os
 import os.path as osp
 import shutil
 import sys
-
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
@@ -74,10 +73,14 @@ if __name__ == '__main__':
         license='Apache License 2.0',
         install_requires=parse_requirements('runtime.txt'),
         extras_require={
-            'all': parse_requirements('mminstall.txt') +
+            'all':
+            parse_requirements('mminstall.txt') +
             parse_requirements('optional.txt'),
-            'tests': parse_requirements('tests.txt'),
-            'mim': parse_requirements('mminstall.txt'),
-            'optional': parse_requirements('optional.txt'),
+            'tests':
+            parse_requirements('tests.txt'),
+            'mim':
+            parse_requirements('mminstall.txt'),
+            'optional':
+            parse_requirements('optional.txt'),
         },
         zip_safe=False)

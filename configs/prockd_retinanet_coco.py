@@ -7,7 +7,6 @@ _base_ = [
     './_base_/prockd_runtime.py',
 ]
 
-
 model = dict(
     _delete_=True,
     type='mmprockd.ProtoDistiller',

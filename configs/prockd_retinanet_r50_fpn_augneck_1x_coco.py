@@ -19,6 +19,6 @@ model = dict(
                 start_level=1,
                 add_extra_convs='on_input',
                 num_outs=5),
-            augment=dict(type='mmprockd.TaskAdaptiveAugment',
-                         num_prototypes=72),
+            augment=dict(
+                type='mmprockd.TaskAdaptiveAugment', num_prototypes=72),
             share=True)))

@@ -15,13 +15,19 @@ __all__ = ['MODELS', 'HOOKS', 'TRANSFORMS']
 
 # distillers, necks, plugins, losses and adapters
 MODELS = Registry(
-    'model', parent=MMENGINE_MODELS, scope='mmprockd',
+    'model',
+    parent=MMENGINE_MODELS,
+    scope='mmprockd',
     locations=['mmprockd.models'])
 # training hooks (student-only checkpoints, distillation schedule)
 HOOKS = Registry(
-    'hook', parent=MMENGINE_HOOKS, scope='mmprockd',
+    'hook',
+    parent=MMENGINE_HOOKS,
+    scope='mmprockd',
     locations=['mmprockd.engine'])
 # data transforms
 TRANSFORMS = Registry(
-    'transform', parent=MMENGINE_TRANSFORMS, scope='mmprockd',
+    'transform',
+    parent=MMENGINE_TRANSFORMS,
+    scope='mmprockd',
     locations=['mmprockd.datasets'])

@@ -111,7 +111,7 @@ def export_student(state_dict: Dict[str, torch.Tensor],
         out_file)
     if cfg is None:
         return None
-    cfg_path = osp.join(osp.dirname(osp.abspath(out_file)),
-                        'student_config.py')
+    cfg_path = osp.join(
+        osp.dirname(osp.abspath(out_file)), 'student_config.py')
     atomic_write_text(student_config(cfg).pretty_text, cfg_path)
     return cfg_path

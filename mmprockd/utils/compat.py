@@ -136,7 +136,8 @@ def mmengine_checkpoint_globals() -> List[type]:
         from numpy.core.multiarray import _reconstruct, scalar
     dtype_classes = [type(np.dtype(t)) for t in np.sctypeDict.values()]
     return [HistoryBuffer, _reconstruct, scalar, np.ndarray, np.dtype
-            ] + sorted(set(dtype_classes), key=lambda c: c.__name__)
+            ] + sorted(
+                set(dtype_classes), key=lambda c: c.__name__)
 
 
 def allow_mmengine_checkpoint_globals() -> bool:

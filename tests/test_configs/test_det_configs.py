@@ -2,10 +2,10 @@
 distillation loss step on a tiny batch (offline: no weights fetched)."""
 import pytest
 import torch
+from conftest import det_batch, make_offline
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from conftest import det_batch, make_offline
 from mmprockd.registry import MODELS
 from mmprockd.utils import get_config_path, list_configs
 

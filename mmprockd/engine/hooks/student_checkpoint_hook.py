@@ -76,7 +76,10 @@ class StudentCheckpointHook(Hook):
             dataset_meta=getattr(runner.train_dataloader.dataset, 'metainfo',
                                  None),
             source='mmprockd.StudentCheckpointHook')
-        state = {'student.' + k: v for k, v in model.student.state_dict().items()}
+        state = {
+            'student.' + k: v
+            for k, v in model.student.state_dict().items()
+        }
         path = osp.join(self.out_dir, name)
         export_student(state, path, meta=meta, cfg=runner.cfg)
         export_student(

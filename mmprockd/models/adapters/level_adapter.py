@@ -36,9 +36,9 @@ class LevelAdapter(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.in_channels = in_channels
         self.out_channels = list(out_channels)
-        self.convs = nn.ModuleList(
-            nn.Identity() if c == in_channels else nn.Conv2d(
-                in_channels, c, 1) for c in self.out_channels)
+        self.convs = nn.ModuleList(nn.Identity() if c == in_channels else nn.
+                                   Conv2d(in_channels, c, 1)
+                                   for c in self.out_channels)
 
     def forward(self, feats: Sequence[Tensor]) -> List[Tensor]:
         """Map each ``(N, D, H_l, W_l)`` to ``(N, C_l, H_l, W_l)``."""

@@ -11,7 +11,8 @@ from typing import Any, Sequence, Tuple
 from torch import Tensor
 
 
-def infer_grid(num_tokens: int, input_hw: Tuple[int, int],
+def infer_grid(num_tokens: int,
+               input_hw: Tuple[int, int],
                max_extra: int = 2) -> Tuple[int, int, int]:
     """Find ``(h, w, extra)`` with ``h * w + extra == num_tokens``.
 

@@ -93,8 +93,7 @@ class FrozenTeacher(nn.Module):
         self.input_scale = float(input_scale)
         self.mean = None if mean is None else torch.tensor(mean).view(
             1, -1, 1, 1)
-        self.std = None if std is None else torch.tensor(std).view(
-            1, -1, 1, 1)
+        self.std = None if std is None else torch.tensor(std).view(1, -1, 1, 1)
         modules = dict(self.model.named_modules())
         for name in self.layers:
             if name not in modules:
@@ -134,9 +133,11 @@ class FrozenTeacher(nn.Module):
                 f'{len(missing)} missing keys {missing[:8]}, '
                 f'{len(unexpected)} unexpected {unexpected[:8]}, '
                 f'{len(bad_shape)} with other shapes {bad_shape[:8]}')
-        self.model.load_state_dict(
-            {k: v
-             for k, v in state.items() if k in own}, strict=False)
+        self.model.load_state_dict({
+            k: v
+            for k, v in state.items() if k in own
+        },
+                                   strict=False)
 
     def _make_hook(self, name: str):
 
@@ -151,7 +152,8 @@ class FrozenTeacher(nn.Module):
         """Stay in eval mode: DropPath, dropout and BatchNorm included."""
         return super().train(False)
 
-    def preprocess(self, inputs: Tensor,
+    def preprocess(self,
+                   inputs: Tensor,
                    student_mean: Optional[Tensor] = None,
                    student_std: Optional[Tensor] = None) -> Tensor:
         """From the student's preprocessed input to the teacher's."""

@@ -99,8 +99,8 @@ class ProtoDistiller(BaseModel):
                  nan_guard: bool = True,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(data_preprocessor=data_preprocessor,
-                         init_cfg=init_cfg)
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if student_ckpt is not None and not osp.isfile(student_ckpt):
             raise FileNotFoundError(
                 f'ProtoDistiller: student_ckpt {student_ckpt!r} does not '
@@ -161,7 +161,8 @@ class ProtoDistiller(BaseModel):
                     f'{teacher_channels} channels')
             learner['in_channels'] = teacher_channels
             self.learner = MODELS.build(learner)
-            augment = dict(augment or dict(type='mmprockd.TaskAdaptiveAugment'))
+            augment = dict(
+                augment or dict(type='mmprockd.TaskAdaptiveAugment'))
             augment.setdefault('in_channels', self.learner.channels)
             augment.setdefault('num_prototypes', self.learner.num_prototypes)
             self.augment = MODELS.build(augment)
@@ -257,9 +258,9 @@ class ProtoDistiller(BaseModel):
             return None
         return sum(p.view(-1)[0] for p in params) * 0.0
 
-    def prototype_branch(
-            self, teacher_feats: List[Tensor],
-            student_feats: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
+    def prototype_branch(self, teacher_feats: List[Tensor],
+                         student_feats: Tuple[Tensor,
+                                              ...]) -> Tuple[Tensor, ...]:
         """The student's feature tuple with the prototype levels replaced by
         the augmented teacher features."""
         sizes = [student_feats[i].shape[-2:] for i in self.proto_levels]
@@ -279,8 +280,8 @@ class ProtoDistiller(BaseModel):
         out = []
         for s in student_feats:
             maps = [
-                F.interpolate(t, size=s.shape[-2:], mode='bilinear',
-                              align_corners=False)
+                F.interpolate(
+                    t, size=s.shape[-2:], mode='bilinear', align_corners=False)
                 if t.shape[-2:] != s.shape[-2:] else t for t in teacher_feats
             ]
             out.append(torch.cat(maps, dim=1))
@@ -336,5 +337,3 @@ class ProtoDistiller(BaseModel):
         return (f'teacher={type(self._teacher.model).__name__} '
                 f'layers={self._teacher.layers}, '
                 f'proto_levels={self.proto_levels}')
-
-

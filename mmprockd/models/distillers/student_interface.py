@@ -161,7 +161,7 @@ class StudentInterface:
         out = []
         for lg in logits:
             # (N, 1, H, W) labels -> nearest to (N, 1, h, w)
-            small = F.interpolate(gt.float(), size=lg.shape[-2:],
-                                  mode='nearest')
+            small = F.interpolate(
+                gt.float(), size=lg.shape[-2:], mode='nearest')
             out.append((small[:, 0] != ignore))
         return out

@@ -4,10 +4,10 @@ import copy
 
 import pytest
 import torch
+from conftest import det_batch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from conftest import det_batch
 from mmprockd.engine import export_student, student_config
 from mmprockd.registry import MODELS
 
@@ -24,41 +24,67 @@ def tiny_student():
             bgr_to_rgb=True,
             pad_size_divisor=32),
         backbone=dict(
-            type='ResNet', depth=18, num_stages=4, out_indices=(1, 2, 3),
-            norm_cfg=dict(type='BN', requires_grad=True), style='pytorch'),
+            type='ResNet',
+            depth=18,
+            num_stages=4,
+            out_indices=(1, 2, 3),
+            norm_cfg=dict(type='BN', requires_grad=True),
+            style='pytorch'),
         neck=dict(
-            type='FPN', in_channels=[128, 256, 512], out_channels=32,
-            start_level=0, add_extra_convs='on_input', num_outs=4),
+            type='FPN',
+            in_channels=[128, 256, 512],
+            out_channels=32,
+            start_level=0,
+            add_extra_convs='on_input',
+            num_outs=4),
         bbox_head=dict(
-            type='RetinaHead', num_classes=NUM_CLASSES, in_channels=32,
-            stacked_convs=1, feat_channels=32,
+            type='RetinaHead',
+            num_classes=NUM_CLASSES,
+            in_channels=32,
+            stacked_convs=1,
+            feat_channels=32,
             anchor_generator=dict(
-                type='AnchorGenerator', octave_base_scale=4,
-                scales_per_octave=3, ratios=[0.5, 1.0, 2.0],
+                type='AnchorGenerator',
+                octave_base_scale=4,
+                scales_per_octave=3,
+                ratios=[0.5, 1.0, 2.0],
                 strides=[8, 16, 32, 64]),
             bbox_coder=dict(
-                type='DeltaXYWHBBoxCoder', target_means=[.0, .0, .0, .0],
+                type='DeltaXYWHBBoxCoder',
+                target_means=[.0, .0, .0, .0],
                 target_stds=[1.0, 1.0, 1.0, 1.0]),
             loss_cls=dict(
-                type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
+                type='FocalLoss',
+                use_sigmoid=True,
+                gamma=2.0,
+                alpha=0.25,
                 loss_weight=1.0),
             loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
         train_cfg=dict(
             assigner=dict(
-                type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4,
-                min_pos_iou=0, ignore_iof_thr=-1),
-            sampler=dict(type='PseudoSampler'), allowed_border=-1,
-            pos_weight=-1, debug=False),
+                type='MaxIoUAssigner',
+                pos_iou_thr=0.5,
+                neg_iou_thr=0.4,
+                min_pos_iou=0,
+                ignore_iof_thr=-1),
+            sampler=dict(type='PseudoSampler'),
+            allowed_border=-1,
+            pos_weight=-1,
+            debug=False),
         test_cfg=dict(
-            nms_pre=100, min_bbox_size=0, score_thr=0.0,
-            nms=dict(type='nms', iou_threshold=0.5), max_per_img=20))
+            nms_pre=100,
+            min_bbox_size=0,
+            score_thr=0.0,
+            nms=dict(type='nms', iou_threshold=0.5),
+            max_per_img=20))
 
 
 def tiny_teacher(**kwargs):
     cfg = dict(
         type='mmprockd.FrozenTeacher',
         backbone=dict(
-            type='mmpretrain.MobileNetV2', widen_factor=0.25,
+            type='mmpretrain.MobileNetV2',
+            widen_factor=0.25,
             out_indices=(2, 4)),
         layers=['layer3', 'layer5'])
     cfg.update(kwargs)
@@ -112,8 +138,11 @@ def test_teacher_dropout_and_droppath_stay_off_in_train_mode():
         dict(
             type='mmprockd.FrozenTeacher',
             backbone=dict(
-                type='mmpretrain.SwinTransformer', arch='tiny',
-                out_indices=(1, ), drop_path_rate=0.5, drop_rate=0.5,
+                type='mmpretrain.SwinTransformer',
+                arch='tiny',
+                out_indices=(1, ),
+                drop_path_rate=0.5,
+                drop_rate=0.5,
                 pad_small_map=True),
             layers=['norm1']))
     teacher.train()
@@ -161,10 +190,12 @@ def test_loss_keys_and_gradient_routes():
     model = build()
     losses = loss_step(model)
     keys = set(losses)
-    assert {'student.loss_cls', 'student.loss_bbox', 'distill.proto.loss_cls',
-            'distill.proto.loss_bbox', 'distill.loss_kl'} <= keys
-    proto = sum(sum(v) for k, v in losses.items()
-                if k.startswith('distill.proto.'))
+    assert {
+        'student.loss_cls', 'student.loss_bbox', 'distill.proto.loss_cls',
+        'distill.proto.loss_bbox', 'distill.loss_kl'
+    } <= keys
+    proto = sum(
+        sum(v) for k, v in losses.items() if k.startswith('distill.proto.'))
     proto.backward(retain_graph=True)
     # the prototype-branch loss trains the prototypes, learner and augment
     assert model.learner.prototypes.grad.abs().sum() > 0
@@ -183,12 +214,14 @@ def test_loss_keys_and_gradient_routes():
 
 
 def test_level_adapter_gets_gradients_when_channels_differ():
-    model = build(learner=dict(
-        type='mmprockd.PrototypeLearner', channels=8, num_prototypes=6))
+    model = build(
+        learner=dict(
+            type='mmprockd.PrototypeLearner', channels=8, num_prototypes=6))
     losses = loss_step(model)
     sum(losses['distill.proto.loss_cls']).backward()
-    convs = [c for c in model.level_adapter.convs
-             if isinstance(c, torch.nn.Conv2d)]
+    convs = [
+        c for c in model.level_adapter.convs if isinstance(c, torch.nn.Conv2d)
+    ]
     assert len(convs) == 4
     assert all(c.weight.grad.abs().sum() > 0 for c in convs)
 
@@ -253,15 +286,18 @@ def test_nan_guard_drops_distill_losses(monkeypatch):
 def test_student_only_checkpoint_loads_strictly_into_plain_student(tmp_path):
     model = build()
     out = tmp_path / 'student.pth'
-    cfg = Config(dict(model=tiny_cfg(), default_scope='mmdet',
-                      custom_imports=dict(imports=['mmprockd'],
-                                          allow_failed_imports=False)))
+    cfg = Config(
+        dict(
+            model=tiny_cfg(),
+            default_scope='mmdet',
+            custom_imports=dict(
+                imports=['mmprockd'], allow_failed_imports=False)))
     cfg_path = export_student(model.state_dict(), str(out), cfg=cfg)
     ckpt = torch.load(out)
     keys = list(ckpt['state_dict'])
-    assert not any(k.startswith(('teacher', 'learner', 'augment',
-                                 'level_adapter', 'student.'))
-                   for k in keys)
+    assert not any(
+        k.startswith(('teacher', 'learner', 'augment', 'level_adapter',
+                      'student.')) for k in keys)
     plain_cfg = Config.fromfile(cfg_path)
     assert plain_cfg.model.type == 'RetinaNet'
     assert 'custom_imports' not in plain_cfg  # a plain mmdet model
@@ -274,10 +310,14 @@ def test_student_only_checkpoint_loads_strictly_into_plain_student(tmp_path):
 
 
 def test_student_config_keeps_custom_imports_with_the_plugin():
-    cfg = Config(dict(model=tiny_cfg(), custom_imports=dict(
-        imports=['mmprockd'], allow_failed_imports=False)))
+    cfg = Config(
+        dict(
+            model=tiny_cfg(),
+            custom_imports=dict(
+                imports=['mmprockd'], allow_failed_imports=False)))
     cfg.model.student.neck = dict(
-        type='mmprockd.AugmentedNeck', neck=cfg.model.student.neck,
+        type='mmprockd.AugmentedNeck',
+        neck=cfg.model.student.neck,
         augment=dict(type='mmprockd.TaskAdaptiveAugment', num_prototypes=6))
     assert student_config(cfg).custom_imports.imports == ['mmprockd']
 
@@ -285,11 +325,14 @@ def test_student_config_keeps_custom_imports_with_the_plugin():
 def test_student_side_plugin_receives_the_prototypes():
     student = tiny_student()
     student['neck'] = dict(
-        type='mmprockd.AugmentedNeck', neck=student['neck'],
+        type='mmprockd.AugmentedNeck',
+        neck=student['neck'],
         augment=dict(type='mmprockd.TaskAdaptiveAugment', num_prototypes=6))
-    model = build(student=student, student_channels=[32] * 4,
-                  learner=dict(type='mmprockd.PrototypeLearner', channels=32,
-                               num_prototypes=6))
+    model = build(
+        student=student,
+        student_channels=[32] * 4,
+        learner=dict(
+            type='mmprockd.PrototypeLearner', channels=32, num_prototypes=6))
     loss_step(model)
     aug = model.student.neck.augments[0]
     assert torch.equal(aug.prototypes, model.learner.get_prototypes(0))
@@ -297,8 +340,10 @@ def test_student_side_plugin_receives_the_prototypes():
 
 
 def test_feature_mimic_baseline_has_no_prototype_branch():
-    model = build(learner=None, kl_loss=None,
-                  feat_loss=dict(type='mmprockd.FeatureMimicLoss'))
+    model = build(
+        learner=None,
+        kl_loss=None,
+        feat_loss=dict(type='mmprockd.FeatureMimicLoss'))
     losses = loss_step(model)
     assert 'distill.loss_feat' in losses
     assert not any(k.startswith('distill.proto') for k in losses)
@@ -309,8 +354,12 @@ def test_feature_mimic_baseline_has_no_prototype_branch():
 @pytest.mark.parametrize('kwargs,exc,text', [
     (dict(teacher=tiny_teacher(layers=['layer3', 'layer55'])), KeyError,
      "layer 'layer55' does not exist"),
-    (dict(learner=dict(type='mmprockd.PrototypeLearner', in_channels=[8, 9],
-                       channels=16, num_prototypes=6)), ValueError,
+    (dict(
+        learner=dict(
+            type='mmprockd.PrototypeLearner',
+            in_channels=[8, 9],
+            channels=16,
+            num_prototypes=6)), ValueError,
      r'learner.in_channels=\[8, 9\] but the teacher layers'),
     (dict(teacher=tiny_teacher(ckpt='/no/such/teacher.pth')),
      FileNotFoundError, 'teacher checkpoint .*/no/such/teacher.pth'),

@@ -1,0 +1,30 @@
+"""Strip downloads from a model config (benchmarks and tests run offline)."""
+
+
+def make_offline(cfg):
+    """Remove every download from a model config, in place: teacher
+    checkpoints, ``student_ckpt`` and ``Pretrained`` init_cfgs. Timings and
+    shapes do not depend on the weights' values.
+
+    Returns:
+        the same config object.
+    """
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get('type') in ('mmprockd.FrozenTeacher', 'FrozenTeacher'):
+                node['ckpt'] = None
+            if node.get('type') in ('mmprockd.ProtoDistiller',
+                                    'ProtoDistiller'):
+                node['student_ckpt'] = None
+            init = node.get('init_cfg')
+            if isinstance(init, dict) and init.get('type') == 'Pretrained':
+                node['init_cfg'] = None
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                walk(value)
+
+    walk(cfg)
+    return cfg

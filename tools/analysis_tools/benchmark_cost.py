@@ -1,0 +1,237 @@
+"""What ProC-KD costs: ms/iter and peak memory of the student alone, the
+teacher's inference alone and the ProC-KD step, measured in one run on the
+same synthetic batch, with their ratios; and the deployed student with and
+without its augment plugin.
+
+Targets (issue 3): ProC-KD step <= 1.10 x (student step + teacher
+inference); a deployed student without the plugin costs exactly the plain
+student, with the plugin <= 1.05 x.
+
+Usage::
+
+    python tools/analysis_tools/benchmark_cost.py \
+        configs/prockd_retinanet_coco.py --size 800 1216 --batch 8 \
+        --device cuda --amp
+    python tools/analysis_tools/benchmark_cost.py \
+        configs/prockd_retinanet_coco.py --size 256 384 --batch 2   # CPU
+
+Weights are never downloaded: the teacher and the student start random
+(timings do not depend on the values).
+"""
+import argparse
+import copy
+import json
+import os.path as osp
+import resource
+import sys
+import time
+from typing import Callable, Dict
+
+import torch
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('config')
+    p.add_argument('--batch', type=int, default=2)
+    p.add_argument(
+        '--size', type=int, nargs=2, default=[256, 384], metavar=('H', 'W'))
+    p.add_argument('--iters', type=int, default=10)
+    p.add_argument('--warmup', type=int, default=3)
+    p.add_argument(
+        '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    p.add_argument(
+        '--amp',
+        action='store_true',
+        help='autocast the student (fp16 on CUDA, bf16 on CPU)')
+    p.add_argument('--out', help='also write the figures as JSON here')
+    return p.parse_args(argv)
+
+
+def synthetic_batch(family: str, num: int, hw, num_classes: int):
+    """A raw batch for the student's data preprocessor."""
+    g = torch.Generator().manual_seed(0)
+    h, w = hw
+    inputs = [
+        torch.randint(0, 255, (3, h, w), dtype=torch.uint8, generator=g)
+        for _ in range(num)
+    ]
+    samples = []
+    for i in range(num):
+        meta = dict(
+            img_shape=(h, w),
+            ori_shape=(h, w),
+            pad_shape=(h, w),
+            scale_factor=(1., 1.),
+            batch_input_shape=(h, w))
+        if family == 'det':
+            from mmdet.structures import DetDataSample
+            from mmengine.structures import InstanceData
+            s = DetDataSample(metainfo=meta)
+            boxes = torch.tensor([[0.1 * w, 0.1 * h, 0.5 * w, 0.6 * h],
+                                  [0.4 * w, 0.3 * h, 0.9 * w, 0.9 * h]])
+            s.gt_instances = InstanceData(
+                bboxes=boxes, labels=torch.tensor([i, i + 1]) % num_classes)
+        elif family == 'seg':
+            from mmengine.structures import PixelData
+            from mmseg.structures import SegDataSample
+            s = SegDataSample(metainfo=meta)
+            s.gt_sem_seg = PixelData(
+                data=torch.randint(0, num_classes, (1, h, w), generator=g))
+        else:
+            from mmpretrain.structures import DataSample
+            s = DataSample(metainfo=meta).set_gt_label(i % num_classes)
+        samples.append(s)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def num_classes_of(model) -> int:
+    for name in ('bbox_head', 'decode_head', 'head', 'roi_head'):
+        head = getattr(model, name, None)
+        if head is None:
+            continue
+        n = getattr(head, 'num_classes', None)
+        if n is None and hasattr(head, 'bbox_head'):
+            n = head.bbox_head.num_classes
+        if n:
+            return int(n)
+    return 2
+
+
+class Meter:
+    """Times a step and records the peak memory it needs."""
+
+    def __init__(self, device: str, iters: int, warmup: int) -> None:
+        self.device, self.iters, self.warmup = device, iters, warmup
+
+    def _sync(self):
+        if self.device.startswith('cuda'):
+            torch.cuda.synchronize()
+
+    def __call__(self, step: Callable[[], None]) -> Dict[str, float]:
+        for _ in range(self.warmup):
+            step()
+        self._sync()
+        if self.device.startswith('cuda'):
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+        else:
+            base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        t0 = time.perf_counter()
+        for _ in range(self.iters):
+            step()
+        self._sync()
+        ms = (time.perf_counter() - t0) * 1000 / self.iters
+        if self.device.startswith('cuda'):
+            peak = torch.cuda.max_memory_allocated() / 2**30
+        else:  # process high-water mark; only grows, so a lower bound
+            peak = resource.getrusage(
+                resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30
+        return dict(ms=ms, peak_gib=peak, base_gib=base / 2**30)
+
+
+def strip_plugins(student):
+    """A copy of the student with every augment module made an identity."""
+    from mmprockd.models.necks.augmented_neck import AugmentedNeck
+    from mmprockd.models.plugins import TaskAdaptiveAugment
+    plain = copy.deepcopy(student)
+    for name, module in list(plain.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, AugmentedNeck):
+                setattr(module, child_name, child.neck)
+            elif isinstance(child, TaskAdaptiveAugment):
+                setattr(module, child_name, torch.nn.Identity())
+    return plain
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    import mmprockd  # noqa: F401
+    from mmprockd.models.plugins import TaskAdaptiveAugment
+    from mmprockd.registry import MODELS
+    from mmprockd.utils.offline import make_offline
+    cfg = Config.fromfile(args.config)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model = MODELS.build(make_offline(cfg.model)).to(args.device)
+    model.init_weights()
+    model.train()
+    dev = args.device
+    fam = model.iface.family
+    raw = synthetic_batch(fam, args.batch, args.size,
+                          num_classes_of(model.student))
+    data = model.data_preprocessor(raw, True)
+    inputs, samples = data['inputs'], data['data_samples']
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
+                          lr=1e-5,
+                          momentum=0.9)
+    amp_dtype = torch.float16 if dev.startswith('cuda') else torch.bfloat16
+
+    def train_step(loss_fn):
+
+        def step():
+            with torch.autocast(
+                    dev.split(':')[0], dtype=amp_dtype, enabled=args.amp):
+                losses = loss_fn()
+            total, _ = model.parse_losses(losses)
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+
+        return step
+
+    meter = Meter(dev, args.iters, args.warmup)
+    res = {}
+    res['student_step'] = meter(
+        train_step(lambda: model.student.loss(inputs, samples)))
+
+    def teacher_only():
+        t = model.teacher
+        if next(t.parameters()).device != inputs.device:
+            t.to(inputs.device)
+        t(t.preprocess(inputs))
+
+    res['teacher_inference'] = meter(teacher_only)
+    res['prockd_step'] = meter(train_step(lambda: model.loss(inputs, samples)))
+    model.eval()
+    has_plugin = any(
+        isinstance(m, TaskAdaptiveAugment) for m in model.student.modules())
+    with torch.no_grad():
+        res['deployed_student'] = meter(
+            lambda: model.student(inputs, mode='tensor'))
+        if has_plugin:
+            plain = strip_plugins(model.student).eval()
+            res['plain_student'] = meter(lambda: plain(inputs, mode='tensor'))
+    ref = res['student_step']['ms'] + res['teacher_inference']['ms']
+    ratios = dict(
+        prockd_over_student_plus_teacher=res['prockd_step']['ms'] / ref,
+        prockd_over_student=res['prockd_step']['ms'] /
+        res['student_step']['ms'])
+    if has_plugin:
+        ratios['deployed_with_plugin_over_plain'] = (
+            res['deployed_student']['ms'] / res['plain_student']['ms'])
+    dev_name = torch.cuda.get_device_name() if dev.startswith(
+        'cuda') else 'cpu'
+    print(f'config {args.config}  device {dev_name}  batch {args.batch}  '
+          f'size {args.size[0]}x{args.size[1]}  amp {args.amp}  '
+          f'iters {args.iters}')
+    mem = 'peak GiB (CUDA)' if dev.startswith('cuda') else \
+        'process peak RSS GiB'
+    print(f'{"measurement":<20} {"ms/iter":>10} {mem:>22}')
+    for k, v in res.items():
+        print(f'{k:<20} {v["ms"]:>10.1f} {v["peak_gib"]:>22.2f}')
+    for k, v in ratios.items():
+        print(f'{k:<36} {v:.3f}')
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(
+                dict(args=vars(args), results=res, ratios=ratios), f, indent=2)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
