@@ -1,0 +1,66 @@
+# ProC-KD: an ImageNet-1k Swin-T classifier (frozen, never fine-tuned)
+# teaches a PSPNet-R18-D8 on Cityscapes. Student, data and the 80k schedule
+# are exactly mmseg's pspnet_r18-d8_4xb2-80k_cityscapes-512x1024, so
+# ./pspnet_r18-d8_4xb2-80k_cityscapes-512x1024_student.py (74.87 mIoU in
+# mmseg's model zoo) is the baseline.
+_base_ = [
+    'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py',
+    '../_base_/prockd_runtime.py',
+]
+
+model = dict(
+    _delete_=True,
+    type='mmprockd.ProtoDistiller',
+    student={{_base_.model}},
+    teacher=dict(
+        type='mmprockd.FrozenTeacher',
+        backbone=dict(
+            type='mmpretrain.SwinTransformer',
+            arch='tiny',
+            img_size=224,
+            # stages 1-3 (strides 8/16/32) feed the learner; stage 0 is not
+            # computed beyond what stage 1 needs
+            out_indices=(1, 2, 3),
+            drop_path_rate=0.2,
+            # pad maps smaller than the 7x7 window (small crops, e.g. a
+            # 64x128 smoke test) instead of failing; no effect at 512x1024
+            pad_small_map=True),
+        layers=['norm1', 'norm2', 'norm3'],
+        # mmpretrain's ImageNet-1k Swin-T (81.18 top-1); keys under backbone.
+        ckpt='https://download.openmmlab.com/mmclassification/v0/'
+        'swin-transformer/swin_tiny_224_b16x64_300e_imagenet_20210616_'
+        '090925-66df6be6.pth',
+        ckpt_prefix='backbone.',
+        # same ImageNet RGB normalisation as the student: nothing to convert
+        mean=None,
+        std=None,
+        # the teacher only gives features: bf16 halves its cost on GPUs
+        dtype='bf16'),
+    # ResNetV1c-18-D8 stages (strides 4/8/8/8)
+    student_channels=[64, 128, 256, 512],
+    # the levels the heads read: auxiliary FCN in_index=2, PSP in_index=3;
+    # both heads are trained on the prototype branch
+    proto_levels=[2, 3],
+    learner=dict(
+        type='mmprockd.PrototypeLearner',
+        # 1x1 convs adapt to the 256 / 512 channels of levels 2 / 3
+        channels=256,
+        num_prototypes=72,  # authors' code
+        share_prototypes=True),
+    augment=dict(type='mmprockd.TaskAdaptiveAugment', temperature=1.0),
+    proto_weight=1.0,
+    kl_loss=dict(
+        type='mmprockd.ConsistencyKLLoss',
+        # per-pixel KL over the 19 classes of the decode head's logits
+        # (1/8 resolution), pixels labelled 255 ignored; averaged over the
+        # valid pixels, so it is on the scale of the CE: weight 1 [ours]
+        temperature=1.0,
+        detach_target=True,
+        loss_weight=1.0))
+
+# iteration-based schedule: student-only checkpoints at mmseg's checkpoint
+# interval (8k iterations), not per epoch as in the shared runtime
+custom_hooks = [
+    dict(type='mmprockd.StudentCheckpointHook', interval=8000, by_epoch=False),
+    dict(type='mmprockd.DistillScheduleHook', warmup=500, by_epoch=False),
+]
