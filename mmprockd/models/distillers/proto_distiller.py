@@ -32,6 +32,7 @@ from mmprockd.registry import MODELS
 from ..plugins.task_adaptive_augment import TaskAdaptiveAugment
 from .frozen_teacher import FrozenTeacher
 from .student_interface import StudentInterface
+from .teacher_cache import TeacherFeatureCache, sample_key
 
 LossDict = Dict[str, Union[Tensor, List[Tensor]]]
 
@@ -80,6 +81,10 @@ class ProtoDistiller(BaseModel):
             step, so a deployed student carries them. Defaults to True.
         nan_guard (bool): drop the distillation losses of a step whose value
             is not finite (logged), instead of poisoning the student.
+        teacher_cache (dict, optional): arguments of
+            :class:`TeacherFeatureCache` (``max_items``, ``dtype``) to reuse
+            teacher features across epochs. Only valid for deterministic
+            pipelines: read the caveat in ``teacher_cache.py``.
         data_preprocessor (dict, optional): defaults to the student's.
         init_cfg (dict, optional): initialisation config.
     """
@@ -97,6 +102,7 @@ class ProtoDistiller(BaseModel):
                  student_ckpt: Optional[str] = None,
                  sync_student_prototypes: bool = True,
                  nan_guard: bool = True,
+                 teacher_cache: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(
@@ -127,6 +133,8 @@ class ProtoDistiller(BaseModel):
         self.sync_student_prototypes = sync_student_prototypes
         self.nan_guard = nan_guard
         self.nan_skips = 0
+        self.teacher_cache = None if teacher_cache is None else \
+            TeacherFeatureCache(**teacher_cache)
         self.distill_scale = 1.0  # set by DistillScheduleHook
         teacher_channels = self._probe_teacher_channels()
         self._build_branches(learner, augment, kl_loss, feat_loss,
@@ -231,7 +239,21 @@ class ProtoDistiller(BaseModel):
         raise RuntimeError(f'ProtoDistiller: invalid mode {mode!r}; only '
                            'loss, predict and tensor are supported')
 
-    def _teacher_features(self, inputs: Tensor) -> List[Tensor]:
+    def _teacher_features(self,
+                          inputs: Tensor,
+                          data_samples: Optional[list] = None) -> List[Tensor]:
+        keys = None
+        if self.teacher_cache is not None and data_samples:
+            keys = [sample_key(s, inputs.shape[-2:]) for s in data_samples]
+            cached = self.teacher_cache.get(keys, inputs.device)
+            if cached is not None:
+                return cached
+        feats = self._run_teacher(inputs)
+        if keys is not None:
+            self.teacher_cache.put(keys, feats)
+        return feats
+
+    def _run_teacher(self, inputs: Tensor) -> List[Tensor]:
         teacher = self._teacher
         if next(teacher.parameters()).device != inputs.device:
             teacher.to(inputs.device)
@@ -303,7 +325,7 @@ class ProtoDistiller(BaseModel):
         scale = float(self.distill_scale)
         distill: LossDict = {}
         if scale > 0:
-            teacher_feats = self._teacher_features(inputs)
+            teacher_feats = self._teacher_features(inputs, data_samples)
             if self.learner is not None:
                 proto_feats = self.prototype_branch(teacher_feats, feats)
                 proto_losses, proto_logits = self.iface.loss(

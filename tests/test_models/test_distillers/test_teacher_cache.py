@@ -1,0 +1,52 @@
+import torch
+from mmdet.structures import DetDataSample
+from test_proto_distiller import build, det_batch
+
+from mmprockd.models.distillers.teacher_cache import (TeacherFeatureCache,
+                                                      sample_key)
+
+
+def sample(path, flip=False):
+    return DetDataSample(
+        metainfo=dict(
+            img_path=path,
+            img_shape=(8, 8),
+            scale_factor=(1., 1.),
+            flip=flip,
+            flip_direction='horizontal' if flip else None))
+
+
+def test_key_covers_flip_shape_and_batch_shape():
+    a = sample_key(sample('a.jpg'), (32, 32))
+    assert a == sample_key(sample('a.jpg'), (32, 32))
+    assert a != sample_key(sample('a.jpg', flip=True), (32, 32))
+    assert a != sample_key(sample('a.jpg'), (64, 32))
+    assert sample_key(DetDataSample(), (8, 8)) is None
+
+
+def test_get_put_and_lru_eviction():
+    cache = TeacherFeatureCache(max_items=2, dtype='fp32')
+    f = [torch.arange(8.).view(2, 4), torch.ones(2, 3)]
+    cache.put(['a', 'b'], f)
+    got = cache.get(['b', 'a'], torch.device('cpu'))
+    assert torch.equal(got[0], torch.tensor([[4., 5, 6, 7], [0., 1, 2, 3]]))
+    cache.put(['c'], [torch.zeros(1, 4), torch.zeros(1, 3)])
+    # 'b' was used last by get(['b', 'a']) -> 'a' is newer; 'b' evicted
+    assert len(cache) == 2
+    assert cache.get(['b'], torch.device('cpu')) is None
+    assert cache.get(['a', 'c'], torch.device('cpu')) is not None
+    assert (cache.hits, cache.misses) == (2, 1)
+
+
+def test_distiller_skips_the_teacher_on_a_cache_hit():
+    model = build(teacher_cache=dict(max_items=10, dtype='fp32'))
+    calls = []
+    model.teacher.model.conv1.register_forward_hook(lambda *a: calls.append(1))
+    raw = det_batch(2, (64, 96))
+    for i, s in enumerate(raw['data_samples']):
+        s.set_metainfo(dict(img_path=f'img{i}.jpg', flip=False))
+    data = model.data_preprocessor(raw, True)
+    first = model._teacher_features(data['inputs'], data['data_samples'])
+    second = model._teacher_features(data['inputs'], data['data_samples'])
+    assert len(calls) == 1
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
