@@ -24,7 +24,9 @@ class StudentCheckpointHook(Hook):
 
     Args:
         interval (int): save every ``interval`` epochs or iterations.
-        by_epoch (bool): count epochs (True) or iterations.
+        by_epoch (bool, optional): count epochs (True) or iterations
+            (False). None (default) follows the train loop: epochs for an
+            ``EpochBasedTrainLoop``, iterations otherwise.
         max_keep_ckpts (int): keep at most this many numbered files; -1
             keeps all.
         out_dir (str, optional): defaults to the work dir.
@@ -33,7 +35,7 @@ class StudentCheckpointHook(Hook):
 
     def __init__(self,
                  interval: int = 1,
-                 by_epoch: bool = True,
+                 by_epoch: Optional[bool] = None,
                  max_keep_ckpts: int = -1,
                  out_dir: Optional[str] = None) -> None:
         if interval <= 0:
@@ -47,6 +49,9 @@ class StudentCheckpointHook(Hook):
 
     def before_train(self, runner) -> None:
         self.out_dir = self.out_dir or runner.work_dir
+        if self.by_epoch is None:
+            from mmengine.runner import EpochBasedTrainLoop
+            self.by_epoch = isinstance(runner.train_loop, EpochBasedTrainLoop)
 
     def after_train_epoch(self, runner) -> None:
         if self.by_epoch and self.every_n_epochs(runner, self.interval):

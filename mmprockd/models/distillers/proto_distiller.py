@@ -319,6 +319,12 @@ class ProtoDistiller(BaseModel):
                 'ProtoDistiller: student_channels='
                 f'{self.student_channels} but the student features have '
                 f'{[f.shape[1] for f in feats]} channels')
+        if any(f.dim() != 4 for f in feats):
+            raise ValueError(
+                'ProtoDistiller: the student features must be maps '
+                f'(N, C, H, W), got shapes {[tuple(f.shape) for f in feats]}'
+                "; for a ViT classifier set the backbone out_type='featmap' "
+                'and pool in the neck (GlobalAveragePooling)')
         student_losses, student_logits = self.iface.loss(
             inputs, feats, data_samples)
         losses = {f'student.{k}': v for k, v in student_losses.items()}

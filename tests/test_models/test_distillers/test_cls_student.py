@@ -249,11 +249,6 @@ def test_clear_errors():
         loss_step(model)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason='distiller bug: a classifier backbone that returns vectors '
-    "(ViT out_type='cls_token') is not rejected; see the report")
 def test_vector_backbone_output_is_a_clear_error():
     """The prototype branch needs maps ``(N, C, H, W)``; a ViT student with
     its default ``out_type='cls_token'`` gives ``(N, C)``. The channel check
@@ -262,11 +257,5 @@ def test_vector_backbone_output_is_a_clear_error():
     student = copy.deepcopy(STUDENTS['vit'][0])
     student['backbone']['out_type'] = 'cls_token'
     model = build('vit', student=student)
-    try:
+    with pytest.raises(ValueError, match=r"must be maps.*out_type='featmap'"):
         loss_step(model)
-    except ValueError as err:
-        assert 'map' in str(err) and 'out_type' in str(err), str(err)
-        return
-    except Exception as err:  # noqa: B902
-        raise AssertionError(f'unclear error: {type(err).__name__}: {err}')
-    raise AssertionError('no error for (N, C) student features')
