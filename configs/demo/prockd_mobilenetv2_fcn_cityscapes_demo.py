@@ -1,0 +1,53 @@
+# Segmentation demo of ProC-KD: the frozen ImageNet-1k MobileNetV2 of the
+# detection demo teaches the small FCN-R18 of fcn_r18_cityscapes_demo.py on
+# the 10 Cityscapes-style photos of data/prockd_demo. CPU, ~5-10 minutes:
+# see docs/demo.md.
+_base_ = [
+    './fcn_r18_cityscapes_demo.py',
+    '../_base_/prockd_runtime.py',
+]
+
+model = dict(
+    _delete_=True,
+    type='mmprockd.ProtoDistiller',
+    student={{_base_.model}},
+    teacher=dict(
+        type='mmprockd.FrozenTeacher',
+        # layer3/5/7: 32/96/320 channels at strides 8/16/32
+        backbone=dict(
+            type='mmpretrain.MobileNetV2',
+            widen_factor=1.0,
+            out_indices=(2, 4, 6)),
+        layers=['layer3', 'layer5', 'layer7'],
+        ckpt='mmprockd://mobilenet_v2_in1k',
+        ckpt_prefix='backbone.',
+        mean=None,  # same ImageNet RGB normalisation as the student
+        std=None),
+    # the four ResNet-18 stages that extract_feat returns
+    student_channels=[64, 128, 256, 512],
+    # the FCN head reads only the last stage (in_index=3)
+    proto_levels=[3],
+    learner=dict(
+        type='mmprockd.PrototypeLearner',
+        channels=128,  # adapted to the 512 channels of stage 4
+        num_prototypes=72,  # authors' code
+        share_prototypes=True),
+    augment=dict(type='mmprockd.TaskAdaptiveAugment', temperature=1.0),
+    proto_weight=1.0,
+    kl_loss=dict(
+        type='mmprockd.ConsistencyKLLoss',
+        temperature=1.0,
+        detach_target=True,
+        loss_weight=1.0))
+
+custom_imports = dict(
+    imports=['mmprockd', 'mmprockd.utils.pretrained'],
+    allow_failed_imports=False)
+custom_hooks = [
+    # iteration-based schedule: student_iter_N.pth at the end
+    dict(
+        type='mmprockd.StudentCheckpointHook',
+        interval={{_base_.max_iters}},
+        by_epoch=False),
+    dict(type='mmprockd.DistillScheduleHook', warmup=20, by_epoch=False),
+]

@@ -1,0 +1,298 @@
+"""Draw where the learned prototypes of a ProC-KD run fire on a photo.
+
+The frozen teacher looks at the image, the trained :class:`PrototypeLearner`
+soft-assigns every position of its fused features to the K prototypes, and
+each prototype's assignment map is drawn as a heat map over the photo, the
+``--num`` prototypes with the most assignment mass first. Prototypes that
+learned parts (heads, legs, wheels) light up on those parts.
+
+Usage::
+
+    python tools/analysis_tools/visualize_prototypes.py CONFIG CHECKPOINT \
+        IMAGE --out prototypes.png [--level 0] [--num 12] [--size 320]
+
+``CHECKPOINT`` is a full training checkpoint (``epoch_N.pth``: student and
+learner weights; the teacher is never saved and comes from the config).
+"""
+import argparse
+import math
+import os
+import os.path as osp
+import pickle
+import sys
+import tempfile
+import types
+from typing import Any, List, Optional, Sequence, Tuple
+
+# isort: off
+# first: its compat fixes must precede any OpenMMLab import
+import mmprockd  # noqa: F401
+# isort: on
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config, DictAction
+from PIL import Image
+
+CELL_INCH = 3.0  # width of one grid cell
+DPI = 100
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        description='Heat maps of the learned ProC-KD prototypes on a photo')
+    parser.add_argument('config', help='the ProtoDistiller training config')
+    parser.add_argument(
+        'checkpoint', help='full training checkpoint (epoch_N.pth / iter_N)')
+    parser.add_argument('image', help='photo to look at')
+    parser.add_argument('--out', required=True, help='PNG file to write')
+    parser.add_argument(
+        '--level',
+        type=int,
+        default=0,
+        help='prototype level (index into proto_levels); 0 is the finest')
+    parser.add_argument(
+        '--num', type=int, default=12, help='prototypes to draw')
+    parser.add_argument(
+        '--size',
+        type=int,
+        default=320,
+        help='longest side of the resized photo fed to the teacher')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config entries, KEY=VALUE')
+    args = parser.parse_args(argv)
+    if args.num <= 0 or args.size <= 0:
+        parser.error('--num and --size must be positive')
+    return args
+
+
+def _no_attribute(obj: Any, name: str) -> None:
+    """Stands in for ``getattr`` while unpickling: mmengine pickles the
+    bound statistics methods of its ``HistoryBuffer`` through it."""
+    return None
+
+
+class _CheckpointUnpickler(pickle.Unpickler):
+    """Unpickles an mmengine training checkpoint without running code.
+
+    ``torch.load(weights_only=True)`` refuses mmengine's checkpoints (their
+    message hub holds methods pickled through ``getattr``). This unpickler
+    resolves only the globals such a checkpoint needs, and replaces
+    ``getattr`` with a stub, so the weights load and nothing else runs.
+    """
+    _ALLOWED = frozenset([
+        'collections.OrderedDict',
+        'collections.Counter',
+        'torch._utils._rebuild_tensor_v2',
+        'torch._utils._rebuild_parameter',
+        'mmengine.logging.history_buffer.HistoryBuffer',
+        'numpy.ndarray',
+        'numpy.dtype',
+        'numpy._core.multiarray._reconstruct',
+        'numpy._core.multiarray.scalar',
+        'numpy.core.multiarray._reconstruct',
+        'numpy.core.multiarray.scalar',
+        '_codecs.encode',
+    ])
+    _GETATTR = frozenset(['builtins.getattr', '__builtin__.getattr'])
+
+    def find_class(self, module: str, name: str) -> Any:
+        full = f'{module}.{name}'
+        if full in self._GETATTR:
+            return _no_attribute
+        if full in self._ALLOWED or module == 'numpy.dtypes':
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f'refusing to load {module}.{name} from a checkpoint')
+
+
+_SAFE_PICKLE = types.SimpleNamespace(
+    __name__='mmprockd_checkpoint_pickle',
+    Unpickler=_CheckpointUnpickler,
+    load=lambda f, **kw: _CheckpointUnpickler(f, **kw).load())
+
+
+def load_state_dict(checkpoint: str) -> dict:
+    """The ``state_dict`` of an mmengine training checkpoint, loaded
+    without executing pickled code (see :class:`_CheckpointUnpickler`)."""
+    ckpt = torch.load(
+        checkpoint,
+        map_location='cpu',
+        weights_only=False,
+        pickle_module=_SAFE_PICKLE)
+    return ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+
+
+def build_distiller(cfg: Config, checkpoint: str) -> torch.nn.Module:
+    """The ProtoDistiller of ``cfg`` with the trained weights of
+    ``checkpoint`` (teacher weights come from the config).
+
+    Raises:
+        FileNotFoundError: the checkpoint does not exist.
+        ValueError: the config is not a ProtoDistiller with a learner, or
+            the checkpoint does not hold its student and learner weights.
+    """
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
+    from mmengine.registry import init_default_scope
+    from mmengine.utils import import_modules_from_strings
+
+    from mmprockd.registry import MODELS
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    if cfg.model.get('type') not in ('mmprockd.ProtoDistiller',
+                                     'ProtoDistiller'):
+        raise ValueError(f'{cfg.filename}: the model is '
+                         f'{cfg.model.get("type")!r}, not a ProtoDistiller')
+    model = MODELS.build(cfg.model)
+    if model.learner is None:
+        raise ValueError(f'{cfg.filename}: the distiller has no learner '
+                         '(prototype branch off), nothing to draw')
+    state = load_state_dict(checkpoint)
+    if not isinstance(state, dict) or not any(
+            k.startswith('learner.') for k in state):
+        raise ValueError(
+            f'{checkpoint!r} holds no learner weights: pass the full '
+            'training checkpoint (epoch_N.pth), not a student-only one')
+    state = {
+        k[len('module.'):] if k.startswith('module.') else k: v
+        for k, v in state.items()
+    }
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def load_image(path: str, size: int) -> Tuple[np.ndarray, torch.Tensor]:
+    """The photo, resized so its longest side is ``size``, as uint8 RGB
+    ``(H, W, 3)`` and as a float tensor ``(1, 3, H, W)`` in 0..255."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'image {path!r} does not exist')
+    img = Image.open(path).convert('RGB')
+    scale = size / max(img.size)
+    new = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    rgb = np.array(img.resize(new, Image.BILINEAR))
+    # (H, W, 3) -> (1, 3, H, W)
+    tensor = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
+    return rgb, tensor
+
+
+@torch.no_grad()
+def prototype_maps(model: torch.nn.Module, rgb: torch.Tensor,
+                   level: int) -> torch.Tensor:
+    """Assignment maps ``(K, h, w)`` of one prototype level.
+
+    ``rgb`` is ``(1, 3, H, W)`` in 0..255; it is normalised like the
+    student's input (which the teacher's own preprocessing starts from).
+    """
+    if not 0 <= level < len(model.proto_levels):
+        raise ValueError(f'--level must be in [0, {len(model.proto_levels)})'
+                         f', got {level}')
+    pre = model.student.data_preprocessor
+    mean = getattr(pre, 'mean', None)
+    std = getattr(pre, 'std', None)
+    x = rgb
+    if mean is not None:
+        x = (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+    student_feats = model.iface.extract(x)
+    sizes = [student_feats[i].shape[-2:] for i in model.proto_levels]
+    teacher = model.teacher
+    teacher_feats = teacher(teacher.preprocess(x, mean, std))
+    _, assigns = model.learner(teacher_feats, sizes, return_assign=True)
+    return assigns[level][0]
+
+
+def draw_grid(photo: np.ndarray, maps: torch.Tensor, num: int,
+              title: str) -> 'matplotlib.figure.Figure':  # noqa: F821
+    """The photo followed by the ``num`` heaviest prototype maps over it."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    h, w = photo.shape[:2]
+    mass = maps.flatten(1).sum(1)
+    share = mass / mass.sum()
+    order = torch.argsort(mass, descending=True)[:num].tolist()
+    # (K, h', w') -> (K, H, W)
+    up = F.interpolate(
+        maps[None], size=(h, w), mode='bilinear', align_corners=False)[0]
+    cells = len(order) + 1
+    cols = min(4, cells)
+    rows = math.ceil(cells / cols)
+    cell_h = CELL_INCH * h / w
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(cols * CELL_INCH, rows * (cell_h + 0.35)),
+        dpi=DPI,
+        squeeze=False)
+    for ax in axes.flat:
+        ax.axis('off')
+    axes.flat[0].imshow(photo)
+    axes.flat[0].set_title('photo', fontsize=9)
+    uniform = 1.0 / maps.shape[0]
+    for ax, k in zip(axes.flat[1:], order):
+        heat = up[k].numpy()
+        ax.imshow(photo)
+        # each map is stretched to its own range; the title says how far
+        # its peak is above a uniform assignment (1 / K)
+        ax.imshow(
+            heat,
+            cmap='jet',
+            alpha=0.5,
+            vmin=heat.min(),
+            vmax=max(heat.max(),
+                     heat.min() + 1e-6))
+        ax.set_title(
+            f'#{k}: {100 * float(share[k]):.1f}% of mass, peak '
+            f'{float(maps[k].max()) / uniform:.1f}x uniform',
+            fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.subplots_adjust(
+        left=0.01, right=0.99, bottom=0.01, top=0.9, wspace=0.03)
+    return fig
+
+
+def save_atomic(fig, out: str) -> None:
+    """Write the figure as PNG through a temporary file and a rename."""
+    folder = osp.dirname(osp.abspath(out))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.png')
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format='png', dpi=DPI)
+        os.replace(tmp, out)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> str:
+    """Run the viewer; returns the written PNG path."""
+    args = parse_args(argv)
+    for name, path in (('image', args.image), ('checkpoint', args.checkpoint)):
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{name} {path!r} does not exist')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    model = build_distiller(cfg, args.checkpoint)
+    photo, rgb = load_image(args.image, args.size)
+    maps = prototype_maps(model, rgb, args.level)
+    title = (f'{osp.basename(args.image)}: top {min(args.num, len(maps))} '
+             f'of {len(maps)} prototypes, level {args.level} '
+             f'({maps.shape[-2]}x{maps.shape[-1]} grid)')
+    fig = draw_grid(photo, maps, args.num, title)
+    save_atomic(fig, args.out)
+    print(f'wrote {args.out}')
+    return args.out
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except (FileNotFoundError, ValueError) as err:
+        sys.exit(f'visualize_prototypes: {err}')
