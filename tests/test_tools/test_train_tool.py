@@ -1,0 +1,181 @@
+"""``tools/train.py``: a real toy run, resuming it, and the input checks
+that must stop a run before any work.
+
+Run: ``pytest tests/test_tools/test_train_tool.py``
+"""
+import glob
+import json
+import os.path as osp
+import re
+
+import pytest
+import torch
+from tool_runner import REPO, load_module, run_tool, toy
+
+from mmprockd.utils.checks import InputCheckError
+
+train_tool = load_module(osp.join(REPO, 'tools', 'train.py'), 'train_tool')
+
+
+def _val_accuracies(work_dir: str) -> list:
+    """accuracy/top1 of each validation, from the run's scalars.json."""
+    found = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
+    assert len(found) == 1, found
+    with open(found[0]) as f:
+        rows = [json.loads(line) for line in f]
+    return [r['accuracy/top1'] for r in rows if 'accuracy/top1' in r]
+
+
+def test_train_writes_full_checkpoints(toy_run):
+    for epoch in (1, 2):
+        path = osp.join(toy_run.work_dir, f'epoch_{epoch}.pth')
+        # default weights_only=True: loads thanks to `import mmprockd`
+        ckpt = torch.load(path, map_location='cpu')
+        assert {'state_dict', 'meta', 'message_hub'} <= set(ckpt)
+        assert ckpt['meta']['epoch'] == epoch
+        assert 'backbone.features.0.weight' in ckpt['state_dict']
+    # the toy classes are separable: the model learns them
+    accuracies = _val_accuracies(toy_run.work_dir)
+    assert len(accuracies) == 2
+    assert accuracies[-1] >= 87.5
+
+
+def test_resume_continues_from_checkpoint(toy_run, tmp_path):
+    work_dir = str(tmp_path / 'resumed')
+    ckpt = osp.join(toy_run.work_dir, 'epoch_1.pth')
+    proc = run_tool(
+        [
+            'train.py', toy.TOY_CLS, '--work-dir', work_dir, '--resume', ckpt,
+            '--cfg-options'
+        ] + toy.data_root_options(toy_run.data_root),
+        cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert 'resumed epoch: 1' in proc.output
+    epochs = re.findall(r'Epoch\(train\)\s*\[(\d+)\]', proc.output)
+    assert epochs and set(epochs) == {'2'}, epochs
+    assert not osp.exists(osp.join(work_dir, 'epoch_1.pth'))
+    ckpt2 = torch.load(osp.join(work_dir, 'epoch_2.pth'), map_location='cpu')
+    assert ckpt2['meta']['epoch'] == 2
+    assert ckpt2['meta']['iter'] == 4  # 2 iterations an epoch, 2 epochs
+
+
+@pytest.fixture
+def text_file(tmp_path) -> str:
+    path = tmp_path / 'notes.pth'
+    path.write_text('hello, I am not a checkpoint\n')
+    return str(path)
+
+
+BAD_INPUTS = {
+    # name: (extra args, cfg-options, texts the message must contain)
+    'missing config': (['CONFIG=tests/data/toy/toy_clss.py'], [],
+                       ['toy_clss.py', 'does not exist']),
+    'missing data root':
+    ([], ['train_dataloader.dataset.data_root=ROOT/nope'], [
+        'train_dataloader.dataset.data_root', 'ROOT/nope',
+        'see README.md, section Data'
+    ]),
+    'text file as --resume':
+    (['--resume', 'TEXT'], [],
+     ['--resume', 'TEXT is not a PyTorch/mmengine '
+      'checkpoint']),
+    'text file as load_from':
+    ([], ['load_from=TEXT'],
+     ['load_from', 'TEXT is not a PyTorch/mmengine '
+      'checkpoint']),
+    'missing load_from': ([], ['load_from=ROOT/gone.pth'],
+                          ['load_from', 'ROOT/gone.pth', 'does not exist']),
+    'misspelt option key': ([], ['train_dataloder.batch_size=2'],
+                            ["'train_dataloder'", "'train_dataloader'"]),
+}
+
+
+def _fill(text: str, text_file: str, tmp_path) -> str:
+    return text.replace('TEXT', text_file).replace('ROOT', str(tmp_path))
+
+
+@pytest.mark.parametrize('case', list(BAD_INPUTS))
+def test_bad_input_stops_before_training(case, toy_data_root, text_file,
+                                         tmp_path, monkeypatch):
+    """In-process (fast): ``main`` exits with the message, builds nothing.
+    """
+    extra, options, expected = BAD_INPUTS[case]
+    extra = [_fill(a, text_file, tmp_path) for a in extra]
+    config = toy.TOY_CLS
+    if extra and extra[0].startswith('CONFIG='):
+        config, extra = extra[0][len('CONFIG='):], extra[1:]
+    work_dir = str(tmp_path / 'work')
+    options = toy.data_root_options(toy_data_root) + [
+        _fill(o, text_file, tmp_path) for o in options
+    ]
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        train_tool.main([config, '--work-dir', work_dir] + extra +
+                        ['--cfg-options'] + options)
+    message = str(exit_info.value.code)
+    assert message.startswith('train.py: error:')
+    for text in expected:
+        assert _fill(text, text_file, tmp_path) in message, message
+    # stopped before the runner was built: no work dir, no checkpoint
+    assert not osp.exists(work_dir)
+
+
+def test_bad_input_exit_status_and_stderr(toy_data_root, text_file, tmp_path):
+    """The same through the command line: non-zero exit, message on stderr.
+    """
+    work_dir = str(tmp_path / 'work')
+    proc = run_tool(
+        [
+            'train.py', toy.TOY_CLS, '--work-dir', work_dir, '--resume',
+            text_file, '--cfg-options'
+        ] + toy.data_root_options(toy_data_root),
+        cwd=str(tmp_path))
+    assert proc.returncode == 1
+    assert (f'train.py: error: --resume: {text_file} is not a '
+            'PyTorch/mmengine checkpoint') in proc.stderr
+    assert 'Epoch(train)' not in proc.output
+    assert not osp.exists(work_dir)
+    written = glob.glob(str(tmp_path / '**' / '*.pth'), recursive=True)
+    assert written == [text_file]
+
+
+def test_missing_config_suggests_shipped_configs(monkeypatch):
+    monkeypatch.chdir(REPO)
+    with pytest.raises(SystemExit) as exit_info:
+        train_tool.main(['configs/prockd_retinanet_cocoo.py'])
+    message = str(exit_info.value.code)
+    assert "'configs/prockd_retinanet_cocoo.py' does not exist" in message
+    assert 'closest shipped configs' in message
+
+
+def _build(args, monkeypatch, tmp_path, root, options=()):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    return train_tool.build_config(
+        train_tool.parse_args([toy.TOY_CLS, *args, '--cfg-options'] +
+                              toy.data_root_options(root) + list(options)))
+
+
+def test_flags_set_the_config(monkeypatch, tmp_path, toy_data_root):
+    cfg = _build([], monkeypatch, tmp_path, toy_data_root)
+    assert cfg.work_dir == osp.join('./work_dirs', 'toy_cls')
+    assert cfg.launcher == 'none' and not cfg.resume
+
+    cfg = _build(['--amp', '--resume'], monkeypatch, tmp_path, toy_data_root)
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.loss_scale == 'dynamic'
+    assert cfg.resume is True and cfg.load_from is None
+
+    # auto_scale_lr is a Runner argument: a valid option key though absent
+    cfg = _build(
+        ['--auto-scale-lr'], monkeypatch, tmp_path, toy_data_root,
+        ['auto_scale_lr.base_batch_size=8', 'auto_scale_lr.enable=False'])
+    assert cfg.auto_scale_lr.enable is True
+    assert cfg.auto_scale_lr.base_batch_size == 8
+
+
+def test_auto_scale_lr_needs_base_batch_size(monkeypatch, tmp_path,
+                                             toy_data_root):
+    with pytest.raises(InputCheckError, match='base_batch_size'):
+        _build(['--auto-scale-lr'], monkeypatch, tmp_path, toy_data_root)

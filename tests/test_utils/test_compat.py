@@ -1,0 +1,233 @@
+"""Each fix of :mod:`mmprockd.utils.compat`, with a test that fails without
+it, and the local-rank spellings of ``tools/train.py``.
+
+Every fix acts at import time, so each case runs in a fresh interpreter:
+one that imports mmprockd and one that does not (or applies one fix only).
+
+Run: ``pytest tests/test_utils/test_compat.py``
+"""
+import importlib.util
+import os
+import os.path as osp
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from mmprockd.utils import compat
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+COMPAT_FILE = osp.join(REPO, 'mmprockd', 'utils', 'compat.py')
+TOY_DIR = osp.join(REPO, 'tests', 'data', 'toy')
+# loads compat.py alone: `import mmprockd.utils.compat` would run
+# mmprockd/__init__.py, which applies every fix
+LOAD_COMPAT_ONLY = textwrap.dedent(f'''
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('compat_only',
+                                                  {COMPAT_FILE!r})
+    compat_only = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compat_only)
+''')
+
+
+def _python(code: str, cwd: str, pythonpath=()) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter; output joined in ``.output``."""
+    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    paths = list(pythonpath) + [p for p in [env.get('PYTHONPATH')] if p]
+    if paths:
+        env['PYTHONPATH'] = os.pathsep.join(paths)
+    proc = subprocess.run([sys.executable, '-c',
+                           textwrap.dedent(code)],
+                          cwd=cwd,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+    proc.output = proc.stdout + proc.stderr
+    return proc
+
+
+def _load(path: str, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# (a) torch>=2.6 loads with weights_only=True ------------------------------
+
+
+@pytest.fixture(scope='module')
+def full_checkpoint(tmp_path_factory) -> str:
+    """A checkpoint of a one-epoch toy run of tools/train.py (with the
+    message hub, numpy values and optimizer state that mmengine saves)."""
+    toy = _load(osp.join(TOY_DIR, 'toy_data.py'), 'toy_data')
+    tmp = tmp_path_factory.mktemp('compat_run')
+    root = toy.make_toy_images(str(tmp / 'data'))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            osp.join(REPO, 'tools', 'train.py'), toy.TOY_CLS, '--work-dir',
+            str(tmp / 'work'), '--cfg-options', 'train_cfg.max_epochs=1'
+        ] + toy.data_root_options(root),
+        cwd=str(tmp),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, PYTHONWARNINGS='ignore'))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    return str(tmp / 'work' / 'epoch_1.pth')
+
+
+def test_full_checkpoint_loads_only_with_mmprockd(full_checkpoint, tmp_path):
+    load = f'ckpt = torch.load({full_checkpoint!r}); print(sorted(ckpt))'
+    plain = _python('import torch\n' + load, str(tmp_path))
+    assert plain.returncode != 0
+    assert 'Unsupported global' in plain.output
+
+    fixed = _python('import torch\nimport mmprockd\n' + load, str(tmp_path))
+    assert fixed.returncode == 0, fixed.output[-3000:]
+    assert "'message_hub'" in fixed.stdout and "'meta'" in fixed.stdout
+
+
+PAYLOAD_MODULE = '''
+import collections
+
+
+class Payload:
+    def __init__(self):
+        self.value = 1
+
+
+class GetattrPayload:
+    def __reduce__(self):
+        return getattr, (collections.OrderedDict, 'fromkeys')
+'''
+
+
+def test_other_pickled_objects_are_still_refused(tmp_path):
+    (tmp_path / 'payload.py').write_text(PAYLOAD_MODULE)
+    payload = _load(str(tmp_path / 'payload.py'), 'payload')
+    files = {
+        # an instance of a class from an arbitrary module
+        'custom': payload.Payload(),
+        # getattr on an allowed class: allow-listing `getattr` opens this
+        'getattr': payload.GetattrPayload(),
+    }
+    import torch
+    for name, obj in files.items():
+        torch.save(dict(state_dict={}, extra=obj), str(tmp_path / name))
+    proc = _python(
+        f'''
+        import pickle, torch, mmprockd
+        for name in {sorted(files)!r}:
+            try:
+                torch.load(name)
+                print(name, 'loaded')
+            except pickle.UnpicklingError as err:
+                print(name, 'refused', 'Unsupported global' in str(err))
+        ''', str(tmp_path), [str(tmp_path)])
+    assert proc.returncode == 0, proc.output[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == 'custom refused True', lines
+    # refused either as an unknown global or by a narrowed getattr
+    assert lines[1].startswith('getattr refused'), lines
+
+
+# (b) transformers>=5 next to pycocotools ----------------------------------
+
+# Names that mmengine and mmdet import from transformers at import time
+# (inside `except ImportError`) exist in transformers 5: the fake has them.
+# Anything else fails the way mmpretrain's multimodal imports fail on it.
+FAKE_TRANSFORMERS = '''
+__version__ = '5.0.0'
+
+
+class Adafactor:
+    pass
+
+
+BertConfig = BertModel = BertPreTrainedModel = AutoTokenizer = Adafactor
+
+
+def __getattr__(name):
+    raise TypeError('NoneType takes no arguments')
+'''
+
+
+@pytest.fixture
+def fake_transformers(tmp_path) -> str:
+    package = tmp_path / 'transformers'
+    package.mkdir()
+    (package / '__init__.py').write_text(FAKE_TRANSFORMERS)
+    info = tmp_path / 'transformers-5.0.0.dist-info'
+    info.mkdir()
+    (info / 'METADATA').write_text(
+        'Metadata-Version: 2.1\nName: transformers\nVersion: 5.0.0\n')
+    return str(tmp_path)
+
+
+def test_transformers_5_breaks_mmdet_without_the_fix(fake_transformers):
+    # only the torchvision fix (this machine needs it to get that far)
+    proc = _python(
+        LOAD_COMPAT_ONLY + 'compat_only.patch_torchvision_ops()\n'
+        'import mmdet.models\n', fake_transformers, [fake_transformers])
+    assert proc.returncode != 0
+    assert 'TypeError: NoneType takes no arguments' in proc.output
+    assert 'mmpretrain' in proc.output  # through mmpretrain's imports
+
+
+def test_transformers_5_with_mmprockd(fake_transformers):
+    proc = _python(
+        '''
+        import mmprockd
+        import mmdet.models
+        import mmpretrain.models
+        from mmpretrain.utils import dependency
+        import transformers
+        print(transformers.__version__, dependency.WITH_MULTIMODAL)
+        ''', fake_transformers, [fake_transformers])
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert proc.stdout.split() == ['5.0.0', 'False']
+
+
+# (c) a torchvision whose compiled ops do not load -------------------------
+
+
+def test_torchvision_fix_matches_this_machine(tmp_path):
+    if compat.torchvision_ops_loadable():
+        assert compat.patch_torchvision_ops() is False
+        return
+    plain = _python('import torchvision', str(tmp_path))
+    assert plain.returncode != 0
+    assert 'torchvision::nms does not exist' in plain.output
+    fixed = _python(
+        '''
+        import mmprockd
+        import torchvision.transforms
+        import mmpretrain.models
+        import torch
+        from torchvision.ops import box_iou
+        boxes = torch.tensor([[0., 0., 2., 2.], [1., 1., 3., 3.]])
+        print(round(float(box_iou(boxes, boxes)[0, 1]), 4))
+        ''', str(tmp_path))
+    assert fixed.returncode == 0, fixed.output[-3000:]
+    assert fixed.stdout.strip() == str(round(1 / 7, 4))  # pure-Python op
+
+
+# (d) both local-rank spellings of tools/train.py --------------------------
+
+
+@pytest.mark.parametrize('flag', ['--local-rank', '--local_rank'])
+def test_train_accepts_both_local_rank_spellings(flag, monkeypatch):
+    train_tool = _load(osp.join(REPO, 'tools', 'train.py'), 'train_tool')
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    args = train_tool.parse_args(['cfg.py', flag, '1'])
+    assert args.local_rank == 1
+    assert os.environ['LOCAL_RANK'] == '1'
+    # a launcher's LOCAL_RANK is kept
+    monkeypatch.setenv('LOCAL_RANK', '3')
+    args = train_tool.parse_args(['cfg.py', flag, '1'])
+    assert os.environ['LOCAL_RANK'] == '3'

@@ -1,0 +1,170 @@
+"""Train a model from an mmdet, mmseg or mmpretrain style config.
+
+The config's ``default_scope`` picks the library; ``runner_type`` the
+runner. Inputs are checked before anything is built (see
+:mod:`mmprockd.utils.checks`): a missing config, dataset or checkpoint, or a
+misspelt ``--cfg-options`` key stops the run with a message naming it.
+
+Usage::
+
+    python tools/train.py CONFIG [--work-dir DIR] [--amp] [--auto-scale-lr]
+        [--resume [CHECKPOINT]] [--cfg-options KEY=VALUE ...]
+    bash tools/dist_train.sh CONFIG GPUS [ARGS]      # torchrun, one node
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+from typing import List, Optional
+
+# isort: off
+# first: its compat fixes must precede any OpenMMLab import
+import mmprockd  # noqa: F401
+# isort: on
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.runner import Runner
+
+from mmprockd.utils.checks import (InputCheckError, check_cfg_options,
+                                   check_checkpoint, check_config_file,
+                                   check_data_paths, check_mmcv,
+                                   setup_cpu_distributed)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse the command line (mmdet's flags) and export ``LOCAL_RANK``.
+
+    Args:
+        argv (list[str], optional): Arguments; ``sys.argv[1:]`` if None.
+
+    Returns:
+        argparse.Namespace: the parsed arguments.
+    """
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument(
+        '--work-dir',
+        help='where logs and checkpoints go; defaults to the config\'s '
+        'work_dir, else ./work_dirs/<config name>')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='train with automatic mixed precision (AmpOptimWrapper, '
+        'dynamic loss scale)')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate by the real batch size over the '
+        'config\'s auto_scale_lr.base_batch_size')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from CHECKPOINT; without a value, from the latest '
+        'checkpoint in the work dir')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config entries, KEY=VALUE with dotted keys, e.g. '
+        'train_dataloader.batch_size=4; the top-level key must exist')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch>=2) or
+    # --local_rank (older); torchrun passes neither and sets LOCAL_RANK
+    parser.add_argument(
+        '--local_rank', '--local-rank', dest='local_rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def _enable_amp(cfg: Config) -> None:
+    """Switch the optimizer wrapper to ``AmpOptimWrapper``."""
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper == 'AmpOptimWrapper':
+        print_log(
+            '--amp: the config already uses AmpOptimWrapper', logger='current')
+        return
+    if wrapper != 'OptimWrapper':
+        raise InputCheckError(
+            f'--amp needs optim_wrapper.type OptimWrapper, the config has '
+            f'{wrapper!r}')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """Check the inputs and build the training config.
+
+    Args:
+        args (argparse.Namespace): From :func:`parse_args`.
+
+    Returns:
+        Config: the merged config, ready for ``Runner.from_cfg``.
+
+    Raises:
+        InputCheckError: for a missing or wrong input; nothing has been
+            built yet.
+    """
+    check_config_file(args.config)
+    check_mmcv()
+    cfg = Config.fromfile(args.config)
+    check_cfg_options(cfg, args.cfg_options)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+
+    if args.amp:
+        _enable_amp(cfg)
+    if args.auto_scale_lr:
+        scale = cfg.get('auto_scale_lr')
+        if not (isinstance(scale, dict) and 'base_batch_size' in scale):
+            raise InputCheckError(
+                '--auto-scale-lr needs auto_scale_lr=dict(enable=False, '
+                'base_batch_size=N) in the config (N: the total batch size '
+                'the learning rate was tuned for)')
+        cfg.auto_scale_lr.enable = True
+
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    loaders = ['train_dataloader']
+    if cfg.get('val_cfg') is not None:
+        loaders.append('val_dataloader')
+    check_data_paths(cfg, loaders)
+    if cfg.get('load_from'):
+        key = '--resume' if args.resume not in (None, 'auto') else 'load_from'
+        check_checkpoint(cfg.load_from, key)
+    return cfg
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Check the inputs, then train."""
+    args = parse_args(argv)
+    try:
+        cfg = build_config(args)
+    except InputCheckError as err:
+        sys.exit(f'train.py: error: {err}')
+    setup_cpu_distributed(cfg, args.launcher)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
