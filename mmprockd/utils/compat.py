@@ -16,9 +16,9 @@ OpenMMLab model package is imported:
   dependency probe first and turn the multimodal models off.
 * :func:`allow_mmengine_checkpoint_globals`: torch>=2.6 loads checkpoints
   with ``weights_only=True``; a full mmengine checkpoint holds a few
-  non-tensor objects (the message hub's ``HistoryBuffer``, numpy arrays and
-  scalars). We allow-list exactly those classes, so resuming works while
-  arbitrary pickled objects are still refused.
+  non-tensor objects (the message hub's ``HistoryBuffer`` and four of its
+  methods, numpy arrays and scalars). We allow-list exactly those, so
+  resuming works while arbitrary pickled objects are still refused.
 """
 import importlib.util
 import sys
@@ -140,6 +140,26 @@ def mmengine_checkpoint_globals() -> List[type]:
                 set(dtype_classes), key=lambda c: c.__name__)
 
 
+_HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_getattr(obj, name):
+    """Stand-in for ``getattr`` in checkpoint unpickling.
+
+    mmengine pickles four ``HistoryBuffer`` statistics methods by reference
+    (``getattr(HistoryBuffer, 'mean')``); allowing the real ``getattr``
+    would let a file reach any attribute of any allowed class, so only those
+    four are resolved.
+    """
+    from mmengine.logging import HistoryBuffer
+    if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
+        return getattr(obj, name)
+    import pickle
+    raise pickle.UnpicklingError(
+        f'mmprockd: getattr({obj!r}, {name!r}) is not allowed in a '
+        'weights_only checkpoint load')
+
+
 def allow_mmengine_checkpoint_globals() -> bool:
     """Allow-list mmengine's checkpoint classes for ``weights_only`` loads.
 
@@ -151,6 +171,8 @@ def allow_mmengine_checkpoint_globals() -> bool:
     if add is None:
         return False
     add(mmengine_checkpoint_globals())
+    add([(_history_buffer_getattr, '__builtin__.getattr'),
+         (_history_buffer_getattr, 'builtins.getattr')])
     return True
 
 
