@@ -5,8 +5,9 @@ import os.path as osp
 
 import pytest
 from build_fmnist_canvas import build
-from proxy_benchmark import (VARIANTS, aggregate, format_table, load_results,
-                             main, summarise_curve)
+from proxy_benchmark import (DEFAULT_VARIANTS, VARIANTS, aggregate,
+                             format_table, load_results, main, parse_args,
+                             summarise_curve)
 
 
 def _fake(variant, seed, mAP, mAP50=None):
@@ -67,6 +68,15 @@ def test_variants_name_existing_configs():
     for group, cfg, overrides, desc in VARIANTS.values():
         assert osp.isfile(osp.join(CFG_DIR, cfg)), cfg
     assert {'student', 'feat_mimic', 'prockd'} <= set(VARIANTS)
+    # the default run has every method and ablation, not the diagnostics
+    args = parse_args([])
+    assert args.variants == DEFAULT_VARIANTS
+    assert args.seeds == [0, 1, 2] and args.iters == 400
+    assert 'prockd_teacher2x' in VARIANTS
+    assert 'prockd_teacher2x' not in DEFAULT_VARIANTS
+    assert {v
+            for v in VARIANTS
+            if v not in DEFAULT_VARIANTS} == {'prockd_teacher2x'}
 
 
 @pytest.mark.skipif(
