@@ -12,7 +12,7 @@ _base_ = [
 
 data_root = 'data/prockd_demo/cityscapes/'
 crop_size = (256, 512)  # (h, w)
-max_iters = 120  # 4 iterations per epoch at batch 2: 30 passes
+max_iters = 80  # 4 iterations per epoch at batch 2: 20 passes
 
 norm_cfg = dict(type='BN', requires_grad=True)  # one CPU process: no SyncBN
 # the Runner gives this top-level preprocessor to a model config that has
@@ -88,7 +88,7 @@ val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 
 train_cfg = dict(
-    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=60)
+    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=40)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 

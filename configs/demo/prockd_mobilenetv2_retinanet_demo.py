@@ -45,7 +45,11 @@ custom_imports = dict(
     imports=['mmprockd', 'mmprockd.utils.pretrained'],
     allow_failed_imports=False)
 custom_hooks = [
-    dict(type='mmprockd.StudentCheckpointHook', interval=1, by_epoch=True),
+    dict(
+        type='mmprockd.StudentCheckpointHook',
+        interval=1,
+        by_epoch=True,
+        max_keep_ckpts=2),
     # ~170 iterations in all: ramp the distillation in over the first 3
     # epochs instead of the 500 iterations of full-size runs
     dict(type='mmprockd.DistillScheduleHook', warmup=21, by_epoch=False),
