@@ -25,11 +25,17 @@ def cache(tmp_path, monkeypatch):
 
 
 def _classifier():
+    from mmengine.registry import DefaultScope
     from mmpretrain.models import ImageClassifier
-    return ImageClassifier(
-        backbone=dict(type='MobileNetV2', widen_factor=1.0),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=1000, in_channels=1280))
+
+    # another test may have left mmdet as the default scope, whose
+    # MobileNetV2 and preprocessor are not mmpretrain's
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return ImageClassifier(
+            backbone=dict(type='MobileNetV2', widen_factor=1.0),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(
+                type='LinearClsHead', num_classes=1000, in_channels=1280))
 
 
 def _top1(model, name: str) -> int:
