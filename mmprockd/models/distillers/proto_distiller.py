@@ -70,6 +70,11 @@ class ProtoDistiller(BaseModel):
             prototype branch produces; the others keep the student's own
             (detached) features. Defaults to all levels.
         proto_weight (float): weight of the prototype-branch task loss.
+        proto_head_grad (bool): whether the prototype-branch task loss also
+            trains the student's head (the authors' shared head, default).
+            False sends it only into the prototypes, learner, augment and
+            adapters; the head then learns from the student's own loss
+            alone (see docs/benchmark.md for why this is an ablation).
         kl_loss (dict, optional): :class:`ConsistencyKLLoss` config; its
             ``kind`` defaults to the student head's (sigmoid for RetinaNet).
         feat_loss (dict, optional): :class:`FeatureMimicLoss` config (the
@@ -97,6 +102,7 @@ class ProtoDistiller(BaseModel):
                  augment: Optional[dict] = None,
                  proto_levels: Optional[Sequence[int]] = None,
                  proto_weight: float = 1.0,
+                 proto_head_grad: bool = True,
                  kl_loss: Optional[dict] = None,
                  feat_loss: Optional[dict] = None,
                  student_ckpt: Optional[str] = None,
@@ -129,6 +135,7 @@ class ProtoDistiller(BaseModel):
             raise ValueError(f'ProtoDistiller: proto_levels {bad} outside '
                              f'the {n_levels} student levels')
         self.proto_weight = proto_weight
+        self.proto_head_grad = proto_head_grad
         self.student_ckpt = student_ckpt
         self.sync_student_prototypes = sync_student_prototypes
         self.nan_guard = nan_guard
@@ -335,7 +342,10 @@ class ProtoDistiller(BaseModel):
             if self.learner is not None:
                 proto_feats = self.prototype_branch(teacher_feats, feats)
                 proto_losses, proto_logits = self.iface.loss(
-                    inputs, proto_feats, data_samples)
+                    inputs,
+                    proto_feats,
+                    data_samples,
+                    param_grad=self.proto_head_grad)
                 for k, v in proto_losses.items():
                     distill[f'distill.proto.{k}'] = _scale(
                         v, self.proto_weight * scale) if 'loss' in k else v

@@ -17,6 +17,7 @@ they are sigmoid (dense detection) or softmax scores.
 import contextlib
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
+import torch
 import torch.nn as nn
 from torch import Tensor
 
@@ -122,9 +123,18 @@ class StudentInterface:
 
         return extract_feat
 
-    def loss(self, inputs: Tensor, feats: Tuple[Tensor, ...],
-             data_samples: List) -> Tuple[Dict[str, Tensor], List[Tensor]]:
+    def loss(self,
+             inputs: Tensor,
+             feats: Tuple[Tensor, ...],
+             data_samples: List,
+             param_grad: bool = True
+             ) -> Tuple[Dict[str, Tensor], List[Tensor]]:
         """The student's own task loss computed on ``feats``.
+
+        Args:
+            param_grad (bool): False runs the student's heads with detached
+                copies of their parameters (``torch.func.functional_call``):
+                the loss then trains only what produced ``feats``.
 
         Returns:
             tuple: the loss dict and the logits of the head that feeds the
@@ -135,7 +145,16 @@ class StudentInterface:
         with patch_method(self.model, 'extract_feat',
                           self._features_fn(feats)), \
                 capture_forward(self.logit_head) as rec:
-            losses = self.model.loss(inputs, data_samples)
+            if param_grad:
+                losses = self.model.loss(inputs, data_samples)
+            else:
+                detached = {
+                    n: p.detach()
+                    for n, p in self.model.named_parameters()
+                }
+                losses = torch.func.functional_call(self.model, detached,
+                                                    (inputs, data_samples),
+                                                    dict(mode='loss'))
         return losses, self._logits(rec.output)
 
     def _logits(self, output: Any) -> List[Tensor]:

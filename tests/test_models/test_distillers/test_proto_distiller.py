@@ -213,6 +213,25 @@ def test_loss_keys_and_gradient_routes():
     assert all(p.grad is None for p in model.teacher.parameters())
 
 
+def test_proto_head_grad_false_keeps_the_head_out_of_the_branch():
+    shared = build()
+    own = build(proto_head_grad=False)
+    a, b = loss_step(shared), loss_step(own)
+    # same weights (seeded), same values: only the gradient routes differ
+    assert torch.allclose(
+        sum(a['distill.proto.loss_cls']), sum(b['distill.proto.loss_cls']))
+    for model, losses in ((shared, a), (own, b)):
+        sum(
+            sum(v) for k, v in losses.items()
+            if k.startswith('distill.proto.')).backward()
+    head_grads = grads_of(own.student.bbox_head)
+    assert all(g is None for g in head_grads)
+    assert all(g is not None and g.abs().sum() > 0
+               for g in grads_of(shared.student.bbox_head))
+    assert own.learner.prototypes.grad.abs().sum() > 0
+    assert all(g is not None for g in grads_of(own.augment))
+
+
 def test_level_adapter_gets_gradients_when_channels_differ():
     model = build(
         learner=dict(
