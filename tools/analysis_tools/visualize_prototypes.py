@@ -18,11 +18,9 @@ import argparse
 import math
 import os
 import os.path as osp
-import pickle
 import sys
 import tempfile
-import types
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 # isort: off
 # first: its compat fixes must precede any OpenMMLab import
@@ -70,60 +68,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def _no_attribute(obj: Any, name: str) -> None:
-    """Stands in for ``getattr`` while unpickling: mmengine pickles the
-    bound statistics methods of its ``HistoryBuffer`` through it."""
-    return None
-
-
-class _CheckpointUnpickler(pickle.Unpickler):
-    """Unpickles an mmengine training checkpoint without running code.
-
-    ``torch.load(weights_only=True)`` refuses mmengine's checkpoints (their
-    message hub holds methods pickled through ``getattr``). This unpickler
-    resolves only the globals such a checkpoint needs, and replaces
-    ``getattr`` with a stub, so the weights load and nothing else runs.
-    """
-    _ALLOWED = frozenset([
-        'collections.OrderedDict',
-        'collections.Counter',
-        'torch._utils._rebuild_tensor_v2',
-        'torch._utils._rebuild_parameter',
-        'mmengine.logging.history_buffer.HistoryBuffer',
-        'numpy.ndarray',
-        'numpy.dtype',
-        'numpy._core.multiarray._reconstruct',
-        'numpy._core.multiarray.scalar',
-        'numpy.core.multiarray._reconstruct',
-        'numpy.core.multiarray.scalar',
-        '_codecs.encode',
-    ])
-    _GETATTR = frozenset(['builtins.getattr', '__builtin__.getattr'])
-
-    def find_class(self, module: str, name: str) -> Any:
-        full = f'{module}.{name}'
-        if full in self._GETATTR:
-            return _no_attribute
-        if full in self._ALLOWED or module == 'numpy.dtypes':
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(
-            f'refusing to load {module}.{name} from a checkpoint')
-
-
-_SAFE_PICKLE = types.SimpleNamespace(
-    __name__='mmprockd_checkpoint_pickle',
-    Unpickler=_CheckpointUnpickler,
-    load=lambda f, **kw: _CheckpointUnpickler(f, **kw).load())
-
-
 def load_state_dict(checkpoint: str) -> dict:
-    """The ``state_dict`` of an mmengine training checkpoint, loaded
-    without executing pickled code (see :class:`_CheckpointUnpickler`)."""
-    ckpt = torch.load(
-        checkpoint,
-        map_location='cpu',
-        weights_only=False,
-        pickle_module=_SAFE_PICKLE)
+    """The ``state_dict`` of an mmengine training checkpoint.
+
+    A ``weights_only`` load: ``import mmprockd`` allow-lists exactly what
+    mmengine's checkpoints hold (``mmprockd/utils/compat.py``).
+    """
+    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
     return ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
 
 

@@ -90,7 +90,12 @@ class ProtoDistiller(BaseModel):
             :class:`TeacherFeatureCache` (``max_items``, ``dtype``) to reuse
             teacher features across epochs. Only valid for deterministic
             pipelines: read the caveat in ``teacher_cache.py``.
-        data_preprocessor (dict, optional): defaults to the student's.
+        data_preprocessor (dict, optional): ignored. The distiller always
+            preprocesses with the student's own data preprocessor, so the
+            student trains on exactly what it will see when deployed (the
+            teacher re-normalises on its side). mmengine's Runner passes a
+            config's top-level ``data_preprocessor`` here when the model has
+            none, which for mmseg configs lacks the crop size.
         init_cfg (dict, optional): initialisation config.
     """
 
@@ -111,15 +116,13 @@ class ProtoDistiller(BaseModel):
                  teacher_cache: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(
-            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(init_cfg=init_cfg)
         if student_ckpt is not None and not osp.isfile(student_ckpt):
             raise FileNotFoundError(
                 f'ProtoDistiller: student_ckpt {student_ckpt!r} does not '
                 'exist')
         self.student = MODELS.build(student)
-        if data_preprocessor is None:
-            self.data_preprocessor = self.student.data_preprocessor
+        self.data_preprocessor = self.student.data_preprocessor
         self.iface = StudentInterface.from_model(self.student)
         # outside the module tree: not saved, not in DDP, not in optimizer
         object.__setattr__(self, '_teacher', MODELS.build(teacher))

@@ -245,6 +245,17 @@ def test_level_adapter_gets_gradients_when_channels_differ():
     assert all(c.weight.grad.abs().sum() > 0 for c in convs)
 
 
+def test_the_students_preprocessor_is_used_whatever_the_runner_passes():
+    # the Runner inserts a config's top-level data_preprocessor into a model
+    # dict that has none; the distiller must keep the student's own
+    model = build(
+        data_preprocessor=dict(
+            type='DetDataPreprocessor', mean=[0., 0., 0.], std=[1., 1., 1.]))
+    assert model.data_preprocessor is model.student.data_preprocessor
+    assert torch.allclose(model.data_preprocessor.mean.flatten(),
+                          torch.tensor([123.675, 116.28, 103.53]))
+
+
 def test_predict_is_the_students_own():
     model = build().eval()
     data = model.data_preprocessor(det_batch(2, (64, 96)), False)
