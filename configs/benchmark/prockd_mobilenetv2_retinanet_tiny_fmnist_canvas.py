@@ -36,9 +36,7 @@ model = dict(
         detach_target=True,
         loss_weight=1.0))
 
-custom_imports = dict(
-    imports=['mmprockd', 'mmprockd.utils.pretrained'],
-    allow_failed_imports=False)
+custom_imports = dict(imports=['mmprockd'], allow_failed_imports=False)
 custom_hooks = [
     # 400 iterations: ramp the distillation in over the first 40, with the
     # LR warm-up, instead of the 500 of full-size runs

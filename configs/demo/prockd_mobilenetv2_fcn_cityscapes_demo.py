@@ -40,9 +40,7 @@ model = dict(
         detach_target=True,
         loss_weight=1.0))
 
-custom_imports = dict(
-    imports=['mmprockd', 'mmprockd.utils.pretrained'],
-    allow_failed_imports=False)
+custom_imports = dict(imports=['mmprockd'], allow_failed_imports=False)
 custom_hooks = [
     # iteration-based schedule: student_iter_N.pth at the end
     dict(

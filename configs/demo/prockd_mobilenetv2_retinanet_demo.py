@@ -41,9 +41,7 @@ model = dict(
         detach_target=True,
         loss_weight=1.0))
 
-custom_imports = dict(
-    imports=['mmprockd', 'mmprockd.utils.pretrained'],
-    allow_failed_imports=False)
+custom_imports = dict(imports=['mmprockd'], allow_failed_imports=False)
 custom_hooks = [
     dict(
         type='mmprockd.StudentCheckpointHook',

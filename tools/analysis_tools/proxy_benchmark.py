@@ -57,6 +57,9 @@ VARIANTS: Dict[str, tuple] = {
         'model.teacher.layers': ['layer7'],
         'model.teacher.backbone.out_indices': (6, )
     }, 'teacher layer7 only'),
+    'prockd_ownhead': ('head sharing', PROCKD, {
+        'model.proto_head_grad': False
+    }, "prototype-branch loss kept out of the student's head"),
     # diagnostic, not in the default run (the teacher costs ~4x more): the
     # teacher was trained on 224 px photos and its layer7 grid is 3x3 at
     # the canvas size; run it on the canvas upsampled 2x (192 px)
