@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from build_fmnist_canvas import (CLASSES, build, compose_canvas, load_split,
                                  read_idx, resize_nearest)
-from conftest import BLOCKS, synthetic_images
+from fmnist_fakes import BLOCKS, synthetic_images
 from PIL import Image
 
 

@@ -2,12 +2,13 @@
 distillation loss step on a tiny batch (offline: no weights fetched)."""
 import pytest
 import torch
-from conftest import det_batch, make_offline
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmprockd.registry import MODELS
+from mmprockd.testing import det_batch
 from mmprockd.utils import get_config_path, list_configs
+from mmprockd.utils.offline import make_offline
 
 ALL = list_configs()
 DET = [

@@ -5,13 +5,13 @@ import copy
 
 import pytest
 import torch
-from conftest import make_offline
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 
 from mmprockd.registry import MODELS
 from mmprockd.utils import get_config_path, list_configs
+from mmprockd.utils.offline import make_offline
 
 ALL = list_configs()
 SEG = [c for c in ALL if c.startswith('seg/')]

@@ -4,12 +4,12 @@ import copy
 
 import pytest
 import torch
-from conftest import det_batch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmprockd.engine import export_student, student_config
 from mmprockd.registry import MODELS
+from mmprockd.testing import det_batch
 
 NUM_CLASSES = 4
 
