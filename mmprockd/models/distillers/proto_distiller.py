@@ -90,12 +90,12 @@ class ProtoDistiller(BaseModel):
             :class:`TeacherFeatureCache` (``max_items``, ``dtype``) to reuse
             teacher features across epochs. Only valid for deterministic
             pipelines: read the caveat in ``teacher_cache.py``.
-        data_preprocessor (dict, optional): ignored. The distiller always
-            preprocesses with the student's own data preprocessor, so the
-            student trains on exactly what it will see when deployed (the
-            teacher re-normalises on its side). mmengine's Runner passes a
-            config's top-level ``data_preprocessor`` here when the model has
-            none, which for mmseg configs lacks the crop size.
+        data_preprocessor (dict, optional): handed to the student when its
+            own config has none, exactly as mmengine's Runner does for a
+            plain model (mmpretrain configs keep it at the top level). The
+            distiller always preprocesses with the student's preprocessor,
+            so the student trains on what it sees when deployed; the
+            teacher re-normalises on its side.
         init_cfg (dict, optional): initialisation config.
     """
 
@@ -121,6 +121,9 @@ class ProtoDistiller(BaseModel):
             raise FileNotFoundError(
                 f'ProtoDistiller: student_ckpt {student_ckpt!r} does not '
                 'exist')
+        if data_preprocessor is not None and \
+                student.get('data_preprocessor') is None:
+            student = dict(student, data_preprocessor=data_preprocessor)
         self.student = MODELS.build(student)
         self.data_preprocessor = self.student.data_preprocessor
         self.iface = StudentInterface.from_model(self.student)

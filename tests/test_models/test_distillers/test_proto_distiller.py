@@ -256,6 +256,20 @@ def test_the_students_preprocessor_is_used_whatever_the_runner_passes():
                           torch.tensor([123.675, 116.28, 103.53]))
 
 
+def test_a_student_without_preprocessor_gets_the_runners():
+    # mmpretrain configs keep data_preprocessor at the top level only; the
+    # student must get it, or the exported student_config.py (plain model,
+    # Runner inserts it) would normalise while the distilled one did not
+    student = tiny_student()
+    student.pop('data_preprocessor')
+    model = build(
+        student=student,
+        data_preprocessor=dict(
+            type='DetDataPreprocessor', mean=[1., 2., 3.], std=[4., 5., 6.]))
+    assert model.data_preprocessor is model.student.data_preprocessor
+    assert model.data_preprocessor.std.flatten().tolist() == [4., 5., 6.]
+
+
 def test_predict_is_the_students_own():
     model = build().eval()
     data = model.data_preprocessor(det_batch(2, (64, 96)), False)
