@@ -3,7 +3,8 @@
 
 def make_offline(cfg):
     """Remove every download from a model config, in place: teacher
-    checkpoints, ``student_ckpt`` and ``Pretrained`` init_cfgs. Timings and
+    checkpoints, ``student_ckpt``, ``Pretrained`` init_cfgs and mmseg's
+    ``pretrained='open-mmlab://...'`` model argument. Timings and
     shapes do not depend on the weights' values.
 
     Returns:
@@ -17,6 +18,8 @@ def make_offline(cfg):
             if node.get('type') in ('mmprockd.ProtoDistiller',
                                     'ProtoDistiller'):
                 node['student_ckpt'] = None
+            if isinstance(node.get('pretrained'), str):
+                node['pretrained'] = None
             init = node.get('init_cfg')
             if isinstance(init, dict) and init.get('type') == 'Pretrained':
                 node['init_cfg'] = None
