@@ -30,7 +30,8 @@ from mmengine.runner import Runner
 from mmprockd.utils.checks import (InputCheckError, check_cfg_options,
                                    check_checkpoint, check_config_file,
                                    check_data_paths, check_mmcv,
-                                   setup_cpu_distributed, state_dict_keys)
+                                   setup_cpu_distributed, state_dict_keys,
+                                   teardown_distributed)
 
 STUDENT_PREFIX = 'student.'
 
@@ -250,6 +251,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         runner.register_hook(
             LoadStudentCheckpoint(args.checkpoint), priority='LOWEST')
     runner.test()
+    teardown_distributed()
 
 
 if __name__ == '__main__':

@@ -28,7 +28,7 @@ from mmengine.runner import Runner
 from mmprockd.utils.checks import (InputCheckError, check_cfg_options,
                                    check_checkpoint, check_config_file,
                                    check_data_paths, check_mmcv,
-                                   setup_cpu_distributed)
+                                   setup_cpu_distributed, teardown_distributed)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -164,6 +164,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    teardown_distributed()
 
 
 if __name__ == '__main__':
