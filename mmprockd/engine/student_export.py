@@ -72,6 +72,14 @@ def student_config(cfg: Config) -> Config:
     return cfg
 
 
+def make_readable(path: str) -> None:
+    """Give a ``mkstemp`` file (mode 0600) the permissions of a normal
+    ``open()``: 0666 minus the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def atomic_save(obj, path: str) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename, so a
     crash never leaves a half-written checkpoint."""
@@ -81,6 +89,7 @@ def atomic_save(obj, path: str) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        make_readable(tmp)
         os.replace(tmp, path)
     finally:
         if osp.exists(tmp):
@@ -94,6 +103,7 @@ def atomic_write_text(text: str, path: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
     with os.fdopen(fd, 'w') as f:
         f.write(text)
+    make_readable(tmp)
     os.replace(tmp, path)
 
 

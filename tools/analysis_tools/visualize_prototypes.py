@@ -25,6 +25,7 @@ from typing import List, Optional, Sequence, Tuple
 # isort: off
 # first: its compat fixes must precede any OpenMMLab import
 import mmprockd  # noqa: F401
+from mmprockd.engine.student_export import make_readable
 # isort: on
 import numpy as np
 import torch
@@ -215,6 +216,7 @@ def save_atomic(fig, out: str) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp, format='png', dpi=DPI)
+        make_readable(tmp)
         os.replace(tmp, out)
     finally:
         if osp.exists(tmp):
