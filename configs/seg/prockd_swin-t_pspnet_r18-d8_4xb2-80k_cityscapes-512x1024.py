@@ -6,36 +6,14 @@
 _base_ = [
     'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py',
     '../_base_/prockd_runtime.py',
+    '../_base_/teachers/swin-t_in1k.py',
 ]
 
 model = dict(
     _delete_=True,
     type='mmprockd.ProtoDistiller',
     student={{_base_.model}},
-    teacher=dict(
-        type='mmprockd.FrozenTeacher',
-        backbone=dict(
-            type='mmpretrain.SwinTransformer',
-            arch='tiny',
-            img_size=224,
-            # stages 1-3 (strides 8/16/32) feed the learner; stage 0 is not
-            # computed beyond what stage 1 needs
-            out_indices=(1, 2, 3),
-            drop_path_rate=0.2,
-            # pad maps smaller than the 7x7 window (small crops, e.g. a
-            # 64x128 smoke test) instead of failing; no effect at 512x1024
-            pad_small_map=True),
-        layers=['norm1', 'norm2', 'norm3'],
-        # mmpretrain's ImageNet-1k Swin-T (81.18 top-1); keys under backbone.
-        ckpt='https://download.openmmlab.com/mmclassification/v0/'
-        'swin-transformer/swin_tiny_224_b16x64_300e_imagenet_20210616_'
-        '090925-66df6be6.pth',
-        ckpt_prefix='backbone.',
-        # same ImageNet RGB normalisation as the student: nothing to convert
-        mean=None,
-        std=None,
-        # the teacher only gives features: bf16 halves its cost on GPUs
-        dtype='bf16'),
+    teacher={{_base_.swin_t_in1k_teacher}},
     # ResNetV1c-18-D8 stages (strides 4/8/8/8)
     student_channels=[64, 128, 256, 512],
     # the levels the heads read: auxiliary FCN in_index=2, PSP in_index=3;
