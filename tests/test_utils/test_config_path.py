@@ -14,11 +14,12 @@ import pytest
 from mmprockd.utils import get_config_path, list_configs
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-# what a wheel is built from; tests, caches and build outputs stay behind
-COPY_IGNORE = shutil.ignore_patterns('.git', '.mim', '.ci-venv', 'tests',
-                                     'work_dirs', 'build', 'dist',
-                                     '*.egg-info', '__pycache__', '*.pth',
-                                     'data')
+# what a wheel is built from (an allow-list: a virtual environment or data
+# inside the checkout must not be copied)
+SOURCE_ENTRIES = ('mmprockd', 'configs', 'tools', 'requirements', 'setup.py',
+                  'setup.cfg', 'README.md', 'MANIFEST.in', 'requirements.txt')
+COPY_IGNORE = shutil.ignore_patterns('.mim', '__pycache__', '*.pth',
+                                     '*.egg-info')
 
 
 def test_configs_are_shipped():
@@ -45,7 +46,14 @@ def installed(tmp_path_factory) -> str:
     install."""
     tmp = tmp_path_factory.mktemp('install')
     source, target = tmp / 'src', tmp / 'target'
-    shutil.copytree(REPO, source, ignore=COPY_IGNORE, symlinks=True)
+    source.mkdir()
+    for entry in SOURCE_ENTRIES:
+        path = osp.join(REPO, entry)
+        if osp.isdir(path):
+            shutil.copytree(
+                path, source / entry, ignore=COPY_IGNORE, symlinks=True)
+        else:
+            shutil.copy2(path, source / entry)
     proc = subprocess.run([
         sys.executable, '-m', 'pip', 'install', '--no-deps',
         '--no-build-isolation', '--no-index', '--quiet', '--target',
