@@ -2,26 +2,17 @@
 # (frozen, never fine-tuned; 1000 ImageNet classes) teaches the tiny
 # RetinaNet of retinanet_tiny_fmnist_canvas_student.py to detect 10
 # clothing classes. Same student, data and schedule as the plain student.
-_base_ = ['./retinanet_tiny_fmnist_canvas_student.py']
+_base_ = [
+    './retinanet_tiny_fmnist_canvas_student.py',
+    '../_base_/teachers/mobilenetv2_in1k.py',
+]
 
 model = dict(
     _delete_=True,
     type='mmprockd.ProtoDistiller',
     student={{_base_.model}},
-    teacher=dict(
-        type='mmprockd.FrozenTeacher',
-        # layer3/5/7: 32/96/320 channels at strides 8/16/32 (12/6/3 cells
-        # on a 96 px canvas); the forward stops after layer7
-        backbone=dict(
-            type='mmpretrain.MobileNetV2',
-            widen_factor=1.0,
-            out_indices=(2, 4, 6)),
-        layers=['layer3', 'layer5', 'layer7'],
-        ckpt='mmprockd://mobilenet_v2_in1k',
-        ckpt_prefix='backbone.',
-        # torchvision's ImageNet mean/std in RGB = the student's
-        mean=None,
-        std=None),
+    # layer3/5/7 are 12/6/3 cells on a 96 px canvas
+    teacher={{_base_.mobilenetv2_in1k_teacher}},
     student_channels=[32, 32, 32, 32, 32],
     learner=dict(
         type='mmprockd.PrototypeLearner',

@@ -5,24 +5,14 @@
 _base_ = [
     './fcn_r18_cityscapes_demo.py',
     '../_base_/prockd_runtime.py',
+    '../_base_/teachers/mobilenetv2_in1k.py',
 ]
 
 model = dict(
     _delete_=True,
     type='mmprockd.ProtoDistiller',
     student={{_base_.model}},
-    teacher=dict(
-        type='mmprockd.FrozenTeacher',
-        # layer3/5/7: 32/96/320 channels at strides 8/16/32
-        backbone=dict(
-            type='mmpretrain.MobileNetV2',
-            widen_factor=1.0,
-            out_indices=(2, 4, 6)),
-        layers=['layer3', 'layer5', 'layer7'],
-        ckpt='mmprockd://mobilenet_v2_in1k',
-        ckpt_prefix='backbone.',
-        mean=None,  # same ImageNet RGB normalisation as the student
-        std=None),
+    teacher={{_base_.mobilenetv2_in1k_teacher}},
     # the four ResNet-18 stages that extract_feat returns
     student_channels=[64, 128, 256, 512],
     # the FCN head reads only the last stage (in_index=3)

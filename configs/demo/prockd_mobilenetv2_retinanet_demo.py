@@ -6,26 +6,14 @@
 _base_ = [
     './retinanet_r18_fpn_demo.py',
     '../_base_/prockd_runtime.py',
+    '../_base_/teachers/mobilenetv2_in1k.py',
 ]
 
 model = dict(
     _delete_=True,
     type='mmprockd.ProtoDistiller',
     student={{_base_.model}},
-    teacher=dict(
-        type='mmprockd.FrozenTeacher',
-        # out_indices 2/4/6 are layer3/5/7: 32/96/320 channels at strides
-        # 8/16/32; the forward stops after layer7 (conv2 never runs)
-        backbone=dict(
-            type='mmpretrain.MobileNetV2',
-            widen_factor=1.0,
-            out_indices=(2, 4, 6)),
-        layers=['layer3', 'layer5', 'layer7'],
-        ckpt='mmprockd://mobilenet_v2_in1k',
-        ckpt_prefix='backbone.',
-        # torchvision's ImageNet mean/std in RGB = the student's: no change
-        mean=None,
-        std=None),
+    teacher={{_base_.mobilenetv2_in1k_teacher}},
     # P3-P7 of the student's 64-channel FPN
     student_channels=[64, 64, 64, 64, 64],
     learner=dict(

@@ -191,10 +191,8 @@ def main(argv=None) -> int:
         train_step(lambda: model.student.loss(inputs, samples)))
 
     def teacher_only():
-        t = model.teacher
-        if next(t.parameters()).device != inputs.device:
-            t.to(inputs.device)
-        t(t.preprocess(inputs))
+        model.teacher.from_student_input(inputs,
+                                         model.student.data_preprocessor)
 
     res['teacher_inference'] = meter(teacher_only)
     res['prockd_step'] = meter(train_step(lambda: model.loss(inputs, samples)))

@@ -152,8 +152,7 @@ def prototype_maps(model: torch.nn.Module, rgb: torch.Tensor,
         x = (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
     student_feats = model.iface.extract(x)
     sizes = [student_feats[i].shape[-2:] for i in model.proto_levels]
-    teacher = model.teacher
-    teacher_feats = teacher(teacher.preprocess(x, mean, std))
+    teacher_feats = model.teacher.from_student_input(x, pre)
     _, assigns = model.learner(teacher_feats, sizes, return_assign=True)
     return assigns[level][0]
 

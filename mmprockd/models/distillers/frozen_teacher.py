@@ -175,6 +175,20 @@ class FrozenTeacher(nn.Module):
             x = (x - self.mean.to(x)) / self.std.to(x)
         return x
 
+    def from_student_input(self, inputs: Tensor,
+                           student_preprocessor) -> List[Tensor]:
+        """Teacher maps for a batch preprocessed by the student's data
+        preprocessor: moves the teacher to the batch's device on first use,
+        undoes the student's normalisation and applies its own."""
+        if next(self.parameters()).device != inputs.device:
+            self.to(inputs.device)
+        mean = getattr(student_preprocessor, 'mean', None)
+        std = getattr(student_preprocessor, 'std', None)
+        if not getattr(student_preprocessor, '_enable_normalize', mean
+                       is not None):
+            mean = std = None
+        return self(self.preprocess(inputs, mean, std))
+
     @torch.no_grad()
     def forward(self, inputs: Tensor) -> List[Tensor]:
         """Teacher maps ``(N, C_i, H_i, W_i)``, one per entry of ``layers``.

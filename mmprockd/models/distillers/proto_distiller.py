@@ -23,7 +23,6 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModel
 from torch import Tensor
@@ -261,21 +260,11 @@ class ProtoDistiller(BaseModel):
             cached = self.teacher_cache.get(keys, inputs.device)
             if cached is not None:
                 return cached
-        feats = self._run_teacher(inputs)
+        feats = self._teacher.from_student_input(
+            inputs, self.student.data_preprocessor)
         if keys is not None:
             self.teacher_cache.put(keys, feats)
         return feats
-
-    def _run_teacher(self, inputs: Tensor) -> List[Tensor]:
-        teacher = self._teacher
-        if next(teacher.parameters()).device != inputs.device:
-            teacher.to(inputs.device)
-        pre = self.student.data_preprocessor
-        mean = getattr(pre, 'mean', None)
-        std = getattr(pre, 'std', None)
-        if not getattr(pre, '_enable_normalize', mean is not None):
-            mean = std = None
-        return teacher(teacher.preprocess(inputs, mean, std))
 
     def _sync_prototypes(self) -> None:
         if not self.sync_student_prototypes or self.learner is None:
@@ -309,18 +298,6 @@ class ProtoDistiller(BaseModel):
         for j, i in enumerate(self.proto_levels):
             feats[i] = a_t[j]
         return tuple(feats)
-
-    def _aligned_teacher(self, teacher_feats: List[Tensor],
-                         student_feats: Tuple[Tensor, ...]) -> List[Tensor]:
-        out = []
-        for s in student_feats:
-            maps = [
-                F.interpolate(
-                    t, size=s.shape[-2:], mode='bilinear', align_corners=False)
-                if t.shape[-2:] != s.shape[-2:] else t for t in teacher_feats
-            ]
-            out.append(torch.cat(maps, dim=1))
-        return out
 
     def loss(self, inputs: Tensor, data_samples: list) -> LossDict:
         """Student loss plus the scaled distillation losses."""
@@ -362,7 +339,7 @@ class ProtoDistiller(BaseModel):
                         student_logits, proto_logits, valid)
             if self.feat_loss is not None:
                 distill['distill.loss_feat'] = scale * self.feat_loss(
-                    feats, self._aligned_teacher(teacher_feats, feats))
+                    feats, teacher_feats)
         if self.nan_guard and distill and not all(
                 _finite(v) for k, v in distill.items() if 'loss' in k):
             self.nan_skips += 1

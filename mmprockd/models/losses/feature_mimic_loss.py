@@ -3,6 +3,7 @@ from typing import Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
 from mmprockd.registry import MODELS
@@ -43,13 +44,26 @@ class FeatureMimicLoss(nn.Module):
 
     def forward(self, student: Sequence[Tensor],
                 teacher: Sequence[Tensor]) -> Tensor:
-        """Mean over levels of the MSE; ``teacher`` is detached."""
-        if not len(student) == len(teacher) == len(self.connectors):
+        """Mean over student levels of the MSE.
+
+        Args:
+            student (Sequence[Tensor]): one ``(N, C_l, H_l, W_l)`` per level.
+            teacher (Sequence[Tensor]): the teacher layers; for each student
+                level they are resized to its grid and concatenated (the
+                target, detached).
+        """
+        if len(student) != len(self.connectors):
             raise ValueError(
-                f'FeatureMimicLoss: {len(self.connectors)} connectors, '
-                f'{len(student)} student and {len(teacher)} teacher levels')
+                f'FeatureMimicLoss: {len(self.connectors)} connectors but '
+                f'{len(student)} student levels')
         losses = []
-        for conn, s, t in zip(self.connectors, student, teacher):
+        for conn, s in zip(self.connectors, student):
+            t = torch.cat([
+                F.interpolate(
+                    m, size=s.shape[-2:], mode='bilinear', align_corners=False)
+                if m.shape[-2:] != s.shape[-2:] else m for m in teacher
+            ],
+                          dim=1)
             s = _standardise(conn(s.float()))
             t = _standardise(t.detach().float())
             losses.append(((s - t)**2).mean())

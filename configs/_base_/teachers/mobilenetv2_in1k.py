@@ -1,0 +1,18 @@
+# The frozen teacher of the demo and proxy-benchmark configs: torchvision's
+# ImageNet-1k MobileNetV2 (71.9% top-1), the only real ImageNet weights a
+# registry package ships; mmprockd.utils.pretrained checks its sha256 and
+# converts it to mmpretrain's layout on first use. Configs use it as
+# ``teacher={{_base_.mobilenetv2_in1k_teacher}}``.
+mobilenetv2_in1k_teacher = dict(
+    type='mmprockd.FrozenTeacher',
+    # out_indices 2/4/6 are layer3/5/7: 32/96/320 channels at strides
+    # 8/16/32; the forward stops after layer7 (conv2 never runs)
+    backbone=dict(
+        type='mmpretrain.MobileNetV2', widen_factor=1.0,
+        out_indices=(2, 4, 6)),
+    layers=['layer3', 'layer5', 'layer7'],
+    ckpt='mmprockd://mobilenet_v2_in1k',
+    ckpt_prefix='backbone.',
+    # torchvision's ImageNet mean/std in RGB = the students': no change
+    mean=None,
+    std=None)
