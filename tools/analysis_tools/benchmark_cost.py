@@ -29,6 +29,7 @@ import time
 from typing import Callable, Dict
 
 import torch
+from mmengine.config import DictAction
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
@@ -47,7 +48,18 @@ def parse_args(argv=None):
         '--amp',
         action='store_true',
         help='autocast the student (fp16 on CUDA, bf16 on CPU)')
+    p.add_argument(
+        '--breakdown',
+        action='store_true',
+        help='also time the parts of the prototype branch: the learner, '
+        'augment and adapters (forward and backward) and the second pass of '
+        "the student's head on their output (forward and backward)")
     p.add_argument('--out', help='also write the figures as JSON here')
+    p.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config keys, e.g. model.distill_fraction=0.25')
     return p.parse_args(argv)
 
 
@@ -147,6 +159,37 @@ def strip_plugins(student):
     return plain
 
 
+def branch_breakdown(model, inputs, samples, meter) -> Dict[str, dict]:
+    """Time the prototype branch's parts on the whole batch: learner,
+    augment and adapters, then the student's head on their output (each
+    forward and backward; teacher features computed once beforehand)."""
+    with torch.no_grad():
+        teacher_feats = model.teacher.from_student_input(
+            inputs, model.student.data_preprocessor)
+        feats = tuple(f.detach() for f in model.iface.extract(inputs))
+
+    def modules():
+        out = model.prototype_branch(teacher_feats, feats)
+        sum(out[i].float().mean() for i in model.proto_levels).backward()
+
+    with torch.no_grad():
+        branch = [
+            f.detach() for f in model.prototype_branch(teacher_feats, feats)
+        ]
+
+    def head_pass():
+        leaves = tuple(f.clone().requires_grad_() for f in branch)
+        losses, _ = model.iface.loss(
+            inputs, leaves, samples, param_grad=model.proto_head_grad)
+        total, _ = model.parse_losses(losses)
+        total.backward()
+
+    res = dict(
+        branch_modules=meter(modules), branch_head_pass=meter(head_pass))
+    model.zero_grad(set_to_none=True)
+    return res
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from mmengine.config import Config
@@ -157,6 +200,10 @@ def main(argv=None) -> int:
     from mmprockd.registry import MODELS
     from mmprockd.utils.offline import make_offline
     cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        from mmprockd.utils.checks import check_cfg_options
+        check_cfg_options(cfg, args.cfg_options)
+        cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = MODELS.build(make_offline(cfg.model)).to(args.device)
     model.init_weights()
@@ -196,6 +243,8 @@ def main(argv=None) -> int:
 
     res['teacher_inference'] = meter(teacher_only)
     res['prockd_step'] = meter(train_step(lambda: model.loss(inputs, samples)))
+    if args.breakdown and model.learner is not None:
+        res.update(branch_breakdown(model, inputs, samples, meter))
     # teacher features reused (a deterministic pipeline): warm cache
     from mmprockd.models.distillers.teacher_cache import TeacherFeatureCache
     for i, sample in enumerate(samples):

@@ -60,6 +60,9 @@ VARIANTS: Dict[str, tuple] = {
     'prockd_ownhead': ('head sharing', PROCKD, {
         'model.proto_head_grad': False
     }, "prototype-branch loss kept out of the student's head"),
+    'prockd_frac25': ('cost lever', PROCKD, {
+        'model.distill_fraction': 0.25
+    }, 'teacher, branch and KL on 2 of the 8 images per step'),
     # diagnostic, not in the default run (the teacher costs ~4x more): the
     # teacher was trained on 224 px photos and its layer7 grid is 3x3 at
     # the canvas size; run it on the canvas upsampled 2x (192 px)

@@ -19,6 +19,7 @@ FITEE 26(6), 2025 (arXiv 2212.13180). Our reading of the method is in
 outside the module tree: it is never saved, never moved by DDP or seen by
 the optimizer, and ``model.train()`` cannot switch it out of eval.
 """
+import math
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -85,6 +86,13 @@ class ProtoDistiller(BaseModel):
             step, so a deployed student carries them. Defaults to True.
         nan_guard (bool): drop the distillation losses of a step whose value
             is not finite (logged), instead of poisoning the student.
+        distill_fraction (float): fraction of each batch's images that the
+            distillation terms use (teacher, prototype branch, KL, feature
+            mimic), drawn at random every step; at least one image. 1.0
+            (default) is the authors' recipe. Below 1 it trades signal for
+            cost: the second head pass, the learner and the teacher run on
+            fewer images (measured in docs/benchmark.md). The student's own
+            task loss always uses the whole batch.
         teacher_cache (dict, optional): arguments of
             :class:`TeacherFeatureCache` (``max_items``, ``dtype``) to reuse
             teacher features across epochs. Only valid for deterministic
@@ -112,6 +120,7 @@ class ProtoDistiller(BaseModel):
                  student_ckpt: Optional[str] = None,
                  sync_student_prototypes: bool = True,
                  nan_guard: bool = True,
+                 distill_fraction: float = 1.0,
                  teacher_cache: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -145,6 +154,10 @@ class ProtoDistiller(BaseModel):
         self.sync_student_prototypes = sync_student_prototypes
         self.nan_guard = nan_guard
         self.nan_skips = 0
+        if not 0.0 < float(distill_fraction) <= 1.0:
+            raise ValueError('ProtoDistiller: distill_fraction must be in '
+                             f'(0, 1], got {distill_fraction!r}')
+        self.distill_fraction = float(distill_fraction)
         self.teacher_cache = None if teacher_cache is None else \
             TeacherFeatureCache(**teacher_cache)
         self.distill_scale = 1.0  # set by DistillScheduleHook
@@ -299,6 +312,25 @@ class ProtoDistiller(BaseModel):
             feats[i] = a_t[j]
         return tuple(feats)
 
+    def distill_indices(self, batch_size: int) -> Optional[Tensor]:
+        """The images the distillation terms use this step (sorted), or
+        None for all of them (``distill_fraction`` 1)."""
+        num = max(1, math.ceil(batch_size * self.distill_fraction - 1e-9))
+        if num >= batch_size:
+            return None
+        return torch.randperm(batch_size)[:num].sort().values
+
+    def _subset(self, inputs: Tensor, feats: Tuple[Tensor, ...],
+                data_samples: list, logits: List[Tensor]) -> tuple:
+        """Restrict a step's tensors to :meth:`distill_indices`."""
+        idx = self.distill_indices(inputs.shape[0])
+        if idx is None:
+            return inputs, feats, data_samples, logits
+        pick = idx.to(inputs.device)
+        samples = [data_samples[i] for i in idx.tolist()]
+        logits = [lg[pick.to(lg.device)] for lg in logits]
+        return inputs[pick], tuple(f[pick] for f in feats), samples, logits
+
     def loss(self, inputs: Tensor, data_samples: list) -> LossDict:
         """Student loss plus the scaled distillation losses."""
         self._sync_prototypes()
@@ -321,6 +353,8 @@ class ProtoDistiller(BaseModel):
         scale = float(self.distill_scale)
         distill: LossDict = {}
         if scale > 0:
+            inputs, feats, data_samples, student_logits = self._subset(
+                inputs, feats, data_samples, student_logits)
             teacher_feats = self._teacher_features(inputs, data_samples)
             if self.learner is not None:
                 proto_feats = self.prototype_branch(teacher_feats, feats)

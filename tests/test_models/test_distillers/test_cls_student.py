@@ -181,6 +181,42 @@ def test_kl_and_proto_ce_by_hand(kind):
                                0.5 * F.cross_entropy(B, labels))
 
 
+def test_distill_fraction_kl_and_proto_ce_on_the_subset_by_hand():
+    """``distill_fraction=0.5`` of 3 images: 2 images (fixed here to 0 and
+    2) go through the prototype branch; the KL and the branch CE are
+    computed on them alone, the student CE on all 3."""
+    model = build('resnet', distill_fraction=0.5)
+    assert model.distill_indices(3).numel() == 2  # ceil(1.5)
+    model.distill_indices = lambda n: torch.tensor([0, 2])
+    g = torch.Generator().manual_seed(6)
+    A = torch.randn(3, NUM_CLASSES, generator=g) * 3
+    B = torch.randn(2, NUM_CLASSES, generator=g) * 3
+    calls = []
+
+    def fake_forward(feats):
+        calls.append(feats[-1].shape[0])
+        logits = A if len(calls) == 1 else B
+        return logits + 0 * feats[-1].sum()
+
+    model.student.head.forward = fake_forward
+    losses = loss_step(model)
+    assert calls == [3, 2]
+    kl = 0.0
+    for a_row, b_row in zip(A[[0, 2]].tolist(), B.tolist()):
+        a = [math.exp(v / TEMPERATURE) for v in a_row]
+        b = [math.exp(v / TEMPERATURE) for v in b_row]
+        q = [v / sum(a) for v in a]
+        p = [v / sum(b) for v in b]
+        kl += sum(pi * math.log(pi / qi) for pi, qi in zip(p, q)) / 2
+    assert float(losses['distill.loss_kl']) == pytest.approx(
+        KL_WEIGHT * TEMPERATURE**2 * kl, rel=1e-5)
+    labels = torch.arange(3) % NUM_CLASSES
+    torch.testing.assert_close(losses['student.loss'],
+                               F.cross_entropy(A, labels))
+    torch.testing.assert_close(losses['distill.proto.loss'],
+                               0.5 * F.cross_entropy(B, labels[[0, 2]]))
+
+
 @pytest.mark.parametrize('kind', ['resnet', 'vit'])
 def test_predict_is_the_students(kind):
     model = build(kind)

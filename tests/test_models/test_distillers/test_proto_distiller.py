@@ -232,6 +232,66 @@ def test_proto_head_grad_false_keeps_the_head_out_of_the_branch():
     assert all(g is not None for g in grads_of(own.augment))
 
 
+def test_distill_indices_draws_a_sorted_random_subset():
+    model = build(distill_fraction=0.25)
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(60):
+        idx = model.distill_indices(8)
+        assert idx.tolist() == sorted(set(idx.tolist()))
+        assert len(idx) == 2  # ceil(8 * 0.25)
+        seen.update(idx.tolist())
+    assert seen == set(range(8))  # random, not always the first images
+    assert model.distill_indices(3).numel() == 1  # ceil(0.75) = 1
+    assert model.distill_indices(1) is None  # at least one image: all
+    model.distill_fraction = 1.0
+    assert model.distill_indices(8) is None
+
+
+def test_distill_fraction_runs_teacher_branch_and_kl_on_the_subset():
+    model = build(distill_fraction=0.5)
+    model.distill_indices = lambda n: torch.tensor([1, 3])
+    teacher_batches, calls = [], []
+    from_input = model.teacher.from_student_input
+
+    def teacher_spy(inputs, preprocessor):
+        teacher_batches.append(inputs.shape[0])
+        return from_input(inputs, preprocessor)
+
+    iface_loss = model.iface.loss
+
+    def iface_spy(inputs, feats, samples, **kwargs):
+        out = iface_loss(inputs, feats, samples, **kwargs)
+        calls.append(([s.img_id for s in samples], out[1]))
+        return out
+
+    model.teacher.from_student_input = teacher_spy
+    model.iface.loss = iface_spy
+    losses = loss_step(model, det_batch(4, (64, 96)))
+    # the student's own loss uses all 4 images, the branch images 1 and 3
+    assert [ids for ids, _ in calls] == [[0, 1, 2, 3], [1, 3]]
+    assert teacher_batches == [2]
+    student_logits, proto_logits = calls[0][1], calls[1][1]
+    assert student_logits[0].shape[0] == 4 and proto_logits[0].shape[0] == 2
+    expected_kl = model.kl_loss([lg[[1, 3]] for lg in student_logits],
+                                proto_logits, None)
+    assert torch.allclose(losses['distill.loss_kl'], expected_kl)
+    # the branch on images 1 and 3 equals the whole-batch recipe on them
+    # (every level is a prototype level, so the branch does not depend on
+    # the other images)
+    full = build()
+    batch = det_batch(4, (64, 96))
+    pair = dict(
+        inputs=[batch['inputs'][i] for i in (1, 3)],
+        data_samples=[batch['data_samples'][i] for i in (1, 3)])
+    ref = loss_step(full, pair)
+    for key in ('distill.proto.loss_cls', 'distill.proto.loss_bbox'):
+        assert torch.allclose(sum(losses[key]), sum(ref[key]), atol=1e-6)
+    assert torch.allclose(
+        sum(losses['student.loss_cls']),
+        sum(loss_step(build(), batch)['student.loss_cls']))
+
+
 def test_level_adapter_gets_gradients_when_channels_differ():
     model = build(
         learner=dict(
@@ -411,6 +471,10 @@ def test_feature_mimic_baseline_has_no_prototype_branch():
      'student_ckpt'),
     (dict(proto_levels=[0, 7]), ValueError, r'proto_levels \[7\]'),
     (dict(learner=None), ValueError, 'kl_loss needs the prototype branch'),
+    (dict(distill_fraction=0), ValueError,
+     r'distill_fraction must be in \(0, 1\], got 0'),
+    (dict(distill_fraction=1.5), ValueError,
+     r'distill_fraction must be in \(0, 1\], got 1.5'),
 ])
 def test_bad_input_is_a_clear_error_at_build(kwargs, exc, text):
     with pytest.raises(exc, match=text):

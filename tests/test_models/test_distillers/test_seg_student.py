@@ -191,6 +191,22 @@ def test_kl_single_valid_pixel_by_hand():
     assert seen['valid'][0].sum() == 1 and seen['valid'][0][1, 1, 2]
 
 
+def test_distill_fraction_masks_follow_the_chosen_image():
+    """With one image of two in the branch, the ignore mask is that
+    image's: its single valid logit pixel gives the whole KL."""
+    labels = torch.full((2, *HW), IGNORE, dtype=torch.long)
+    labels[1, 8:16, 16:24] = 3  # logit pixel (1, 2) of image 1
+    model = build(distill_fraction=0.5)
+    model.distill_indices = lambda n: torch.tensor([1])
+    losses, seen = run_loss(model, seg_batch(labels=labels))
+    assert seen['preds'][0].shape == (1, NUM_CLASSES, 8, 8)
+    assert seen['valid'][0].shape == (1, 8, 8)
+    assert seen['valid'][0].sum() == 1 and seen['valid'][0][0, 1, 2]
+    kl = kl_by_hand(seen['preds'][0], seen['targets'][0])
+    torch.testing.assert_close(losses['distill.loss_kl'],
+                               KL_WEIGHT * TEMPERATURE**2 * kl[0, 1, 2])
+
+
 def test_kl_is_masked_mean_over_valid_pixels():
     """A random pattern of ignored 8x8 blocks: the loss is the mean of the
     hand KL over the blocks that are not ignored."""
