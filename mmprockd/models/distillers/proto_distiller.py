@@ -19,7 +19,6 @@ FITEE 26(6), 2025 (arXiv 2212.13180). Our reading of the method is in
 outside the module tree: it is never saved, never moved by DDP or seen by
 the optimizer, and ``model.train()`` cannot switch it out of eval.
 """
-import math
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -86,12 +85,16 @@ class ProtoDistiller(BaseModel):
             step, so a deployed student carries them. Defaults to True.
         nan_guard (bool): drop the distillation losses of a step whose value
             is not finite (logged), instead of poisoning the student.
-        distill_fraction (float): fraction of each batch's images that the
+        distill_fraction (float): expected fraction of the images that the
             distillation terms use (teacher, prototype branch, KL, feature
-            mimic), drawn at random every step; at least one image. 1.0
-            (default) is the authors' recipe. Below 1 it trades signal for
-            cost: the second head pass, the learner and the teacher run on
-            fewer images (measured in docs/benchmark.md). The student's own
+            mimic). 1.0 (default) is the authors' recipe: every image. Below
+            1, each step draws ``floor(f * B)`` images at random, plus one
+            more with probability ``frac(f * B)`` (B = images per GPU), so
+            with 2 images per GPU and 0.25 half of the steps distil one
+            image and the others skip the teacher entirely. The draw depends
+            only on a seed shared by all ranks and the step count, so DDP
+            ranks skip the same steps and none waits for the others. It
+            trades signal for cost (docs/benchmark.md); the student's own
             task loss always uses the whole batch.
         teacher_cache (dict, optional): arguments of
             :class:`TeacherFeatureCache` (``max_items``, ``dtype``) to reuse
@@ -158,6 +161,8 @@ class ProtoDistiller(BaseModel):
             raise ValueError('ProtoDistiller: distill_fraction must be in '
                              f'(0, 1], got {distill_fraction!r}')
         self.distill_fraction = float(distill_fraction)
+        self._draw_seed: Optional[int] = None  # shared by all ranks
+        self._draws = 0
         self.teacher_cache = None if teacher_cache is None else \
             TeacherFeatureCache(**teacher_cache)
         self.distill_scale = 1.0  # set by DistillScheduleHook
@@ -313,17 +318,27 @@ class ProtoDistiller(BaseModel):
         return tuple(feats)
 
     def distill_indices(self, batch_size: int) -> Optional[Tensor]:
-        """The images the distillation terms use this step (sorted), or
-        None for all of them (``distill_fraction`` 1)."""
-        num = max(1, math.ceil(batch_size * self.distill_fraction - 1e-9))
+        """The images the distillation terms use this step (sorted; may be
+        empty), or None for all of them (``distill_fraction`` 1)."""
+        if self.distill_fraction >= 1.0:
+            return None
+        if self._draw_seed is None:
+            from mmengine.dist import sync_random_seed
+            self._draw_seed = int(sync_random_seed())
+        g = torch.Generator().manual_seed(self._draw_seed + self._draws)
+        self._draws += 1
+        expected = batch_size * self.distill_fraction
+        num = int(expected)
+        if float(torch.rand((), generator=g)) < expected - num:
+            num += 1
         if num >= batch_size:
             return None
-        return torch.randperm(batch_size)[:num].sort().values
+        return torch.randperm(batch_size, generator=g)[:num].sort().values
 
-    def _subset(self, inputs: Tensor, feats: Tuple[Tensor, ...],
-                data_samples: list, logits: List[Tensor]) -> tuple:
-        """Restrict a step's tensors to :meth:`distill_indices`."""
-        idx = self.distill_indices(inputs.shape[0])
+    def _subset(self, idx: Optional[Tensor], inputs: Tensor,
+                feats: Tuple[Tensor, ...], data_samples: list,
+                logits: List[Tensor]) -> tuple:
+        """Restrict a step's tensors to the images ``idx``."""
         if idx is None:
             return inputs, feats, data_samples, logits
         pick = idx.to(inputs.device)
@@ -352,9 +367,10 @@ class ProtoDistiller(BaseModel):
         losses = {f'student.{k}': v for k, v in student_losses.items()}
         scale = float(self.distill_scale)
         distill: LossDict = {}
-        if scale > 0:
+        idx = self.distill_indices(inputs.shape[0]) if scale > 0 else None
+        if scale > 0 and (idx is None or idx.numel() > 0):
             inputs, feats, data_samples, student_logits = self._subset(
-                inputs, feats, data_samples, student_logits)
+                idx, inputs, feats, data_samples, student_logits)
             teacher_feats = self._teacher_features(inputs, data_samples)
             if self.learner is not None:
                 proto_feats = self.prototype_branch(teacher_feats, feats)

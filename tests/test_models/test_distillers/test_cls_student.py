@@ -186,7 +186,6 @@ def test_distill_fraction_kl_and_proto_ce_on_the_subset_by_hand():
     2) go through the prototype branch; the KL and the branch CE are
     computed on them alone, the student CE on all 3."""
     model = build('resnet', distill_fraction=0.5)
-    assert model.distill_indices(3).numel() == 2  # ceil(1.5)
     model.distill_indices = lambda n: torch.tensor([0, 2])
     g = torch.Generator().manual_seed(6)
     A = torch.randn(3, NUM_CLASSES, generator=g) * 3

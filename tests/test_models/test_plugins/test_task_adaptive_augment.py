@@ -182,3 +182,175 @@ def test_mmdet_resnet_plugin():
     with torch.no_grad():
         (out, ) = backbone(torch.randn(1, 3, 64, 64))
     assert out.shape == (1, 2048, 2, 2)
+
+
+def _deployed(temperature: float = 1.) -> TaskAdaptiveAugment:
+    """An eval-mode module with random nonzero buffer prototypes."""
+    module = TaskAdaptiveAugment(
+        in_channels=16, num_prototypes=6, temperature=temperature).eval()
+    module.set_prototypes(torch.randn(6, 16))
+    return module
+
+
+def _close(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+def _count_calls(module: torch.nn.Module) -> list:
+    calls = []
+    module.register_forward_hook(lambda *args: calls.append(1))
+    return calls
+
+
+@pytest.mark.parametrize('temperature', [1., 0.5])
+def test_folded_matches_unfolded(temperature):
+    torch.manual_seed(0)
+    module = _deployed(temperature)
+    phi_calls = _count_calls(module.phi)
+    x = torch.randn(2, 16, 5, 7)
+    with torch.no_grad():
+        out, attn = module(x, return_attn=True)
+        assert not phi_calls  # the folded path never runs phi
+        assert torch.equal(module(x), out)
+        nhwc = module(x.contiguous(memory_format=torch.channels_last))
+        ref_out, ref_attn = module(x, module.prototypes, return_attn=True)
+    assert len(phi_calls) == 1
+    grad_out = module(x)  # gradient mode runs the unfolded path
+    assert len(phi_calls) == 2 and grad_out.requires_grad
+    assert attn.shape == (2, 6, 5, 7)
+    _close(out, ref_out)
+    _close(attn, ref_attn)
+    _close(out, grad_out.detach())
+    _close(nhwc, out)
+    _close(attn.sum(dim=1), torch.ones(2, 5, 7))
+    assert (out - torch.relu(x)).abs().max() > 0.1  # not a no-op
+    # the prototypes matter: away from uniform attention
+    assert attn.max() > 2 / 6
+
+
+def test_folded_matches_naive_reference():
+    torch.manual_seed(3)
+    module = TaskAdaptiveAugment(
+        in_channels=3, num_prototypes=4, temperature=0.7).eval()
+    module.set_prototypes(torch.randn(4, 3))
+    x = torch.randn(2, 3, 2, 3)
+    with torch.no_grad():
+        out, attn = module(x, return_attn=True)
+        ref_out, ref_attn = _naive_augment(module, x, module.prototypes)
+    assert module._folded is not None
+    _close(attn, ref_attn)
+    _close(out, ref_out)
+
+
+def test_folded_exact_in_float64():
+    """The folding is exact algebra: in float64 both paths agree to ~1e-15
+    (the first call in float32 also checks the cache follows the dtype)."""
+    torch.manual_seed(1)
+    module = _deployed(0.5)
+    x = torch.randn(2, 16, 4, 3)
+    with torch.no_grad():
+        assert module(x).dtype == torch.float32
+        module.double()
+        out, attn = module(x.double(), return_attn=True)
+        ref_out, ref_attn = module(
+            x.double(), module.prototypes, return_attn=True)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, ref_out, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(attn, ref_attn, rtol=1e-12, atol=1e-12)
+
+
+def test_folded_cache_reused_and_invalidated(monkeypatch):
+    torch.manual_seed(2)
+    module = _deployed()
+    folds = []
+    fold = module._fold
+    monkeypatch.setattr(module, '_fold',
+                        lambda *args: folds.append(1) or fold(*args))
+    x = torch.randn(1, 16, 3, 4)
+    with torch.no_grad():
+        before = module(x)
+        for size in ((3, 4), (6, 8), (1, 1)):  # e.g. one call per level
+            module(torch.randn(1, 16, *size))
+        assert len(folds) == 1
+
+        new_protos = torch.randn(6, 16)
+        module.set_prototypes(new_protos)
+        after = module(x)
+        assert len(folds) == 2
+        assert (after - before).abs().max() > 1e-3
+        _close(after, module(x, new_protos))
+
+        module.temperature = 0.25
+        _close(module(x), module(x, new_protos))
+        assert len(folds) == 3
+
+        other = _deployed(0.25)
+        module.load_state_dict(other.state_dict())
+        loaded = module(x)
+        assert len(folds) == 4
+        _close(loaded, other(x, other.prototypes))
+        assert (loaded - after).abs().max() > 1e-3
+
+        module.psi[0].bias.add_(1.)  # in place, as an optimiser step
+        _close(module(x), module(x, module.prototypes))
+        assert len(folds) == 5
+
+        module.phi.weight = torch.nn.Parameter(module.phi.weight * 2.)
+        _close(module(x), module(x, module.prototypes))
+        assert len(folds) == 6
+
+        # ``.data`` writes bypass the version counter: clear by hand
+        module.prototypes.data.mul_(-1.)
+        module.clear_folded_cache()
+        _close(module(x), module(x, module.prototypes))
+        assert len(folds) == 7
+
+
+def test_folded_cache_not_in_state_dict():
+    module = TaskAdaptiveAugment(in_channels=4, num_prototypes=3).eval()
+    keys = [
+        'prototypes', 'phi.weight', 'phi.bias', 'psi.0.weight', 'psi.0.bias',
+        'psi.2.weight', 'psi.2.bias'
+    ]
+    assert sorted(module.state_dict()) == sorted(keys)
+    with torch.no_grad():
+        module(torch.randn(1, 4, 2, 2))
+    assert module._folded is not None
+    assert sorted(module.state_dict()) == sorted(keys)
+    assert len(list(module.parameters())) == 6
+    assert len(list(module.buffers())) == 1
+    fresh = TaskAdaptiveAugment(in_channels=4, num_prototypes=3)
+    fresh.load_state_dict(module.state_dict())  # strict
+
+
+def test_folded_under_inference_mode():
+    torch.manual_seed(4)
+    module = _deployed()
+    x = torch.randn(1, 16, 3, 3)
+    with torch.inference_mode():
+        out = module(x)
+    with torch.no_grad():
+        _close(module(x), out)
+        _close(out, module(x, module.prototypes))
+
+
+def test_training_keeps_gradient_path():
+    torch.manual_seed(5)
+    module = _deployed()
+    module.train()
+    phi_calls = _count_calls(module.phi)
+    x = torch.randn(2, 16, 3, 3)
+    with torch.no_grad():
+        out = module(x)  # training mode: unfolded even without gradients
+        assert torch.equal(out, module(x, module.prototypes))
+    assert len(phi_calls) == 2 and module._folded is None
+    module(x).pow(2).sum().backward()
+    assert module.phi.weight.grad.abs().sum() > 0
+    assert module.psi[0].weight.grad.abs().sum() > 0
+    assert module.prototypes.grad is None
+    # eval mode with gradients enabled also stays differentiable
+    module.eval()
+    module.zero_grad()
+    module(x).pow(2).sum().backward()
+    assert module.phi.weight.grad.abs().sum() > 0
+    assert module._folded is None
