@@ -5,7 +5,7 @@ import json
 import os.path as osp
 
 import pytest
-from tool_runner import REPO, load_module
+from tool_runner import REPO, load_module, run_tool
 
 from mmprockd.utils.checks import InputCheckError
 
@@ -34,6 +34,9 @@ def test_measurements_and_ratios(tmp_path, capsys):
         'deployed_student'
     }
     assert all(v['ms'] > 0 for v in res.values())
+    # one timed step of 4 images, all of them distilled
+    assert res['prockd_step']['distilled_images'] == '4/4'
+    assert res['prockd_step_cached']['distilled_images'] == '4/4'
     ms = {k: v['ms'] for k, v in res.items()}
     assert ratios['prockd_over_student_plus_teacher'] == pytest.approx(
         ms['prockd_step'] / (ms['student_step'] + ms['teacher_inference']))
@@ -55,9 +58,84 @@ def test_cfg_options_reach_the_model(tmp_path, monkeypatch):
     monkeypatch.setattr(bench.torch.nn.Module, 'to', spy)
     figures = run(tmp_path, '--cfg-options', 'model.distill_fraction=0.25')
     assert seen == [0.25]
+    # 1 image expected of 4: 2 images or none (never one, see the model)
+    used = figures['results']['prockd_step']['distilled_images']
+    assert used in ('0/4', '2/4')
     assert figures['args']['cfg_options'] == {'model.distill_fraction': 0.25}
 
 
 def test_unknown_cfg_option_fails_before_building(tmp_path):
     with pytest.raises(InputCheckError, match='modle'):
         bench.main([CONFIG, *SMALL, '--cfg-options', 'modle.x=1'])
+
+
+def test_cost_table_renders_the_measured_figures(tmp_path):
+    table = load_module(
+        osp.join(REPO, 'tools', 'analysis_tools', 'cost_table.py'),
+        'cost_table')
+    figures = dict(
+        args=dict(
+            config='configs/x.py',
+            batch=8,
+            size=[800, 1216],
+            amp=True,
+            cfg_options={'model.distill_fraction': 0.25}),
+        device='NVIDIA H100',
+        results=dict(
+            student_step=dict(ms=136.4, peak_gib=10.0),
+            teacher_inference=dict(ms=20.0, peak_gib=1.0),
+            prockd_step=dict(ms=170.2, peak_gib=12.5),
+            prockd_step_cached=dict(ms=150.0, peak_gib=12.0)),
+        ratios=dict(
+            prockd_over_student_plus_teacher=170.2 / 156.4,
+            prockd_over_student=170.2 / 136.4,
+            prockd_cached_over_student=150.0 / 136.4))
+    path = tmp_path / 'f.json'
+    path.write_text(json.dumps(figures))
+    lines = table.render([str(path)]).splitlines()
+    assert len(lines) == 3
+    cells = [c.strip() for c in lines[2].strip('|').split('|')]
+    assert len(cells) == len(table.COLUMNS)
+    assert cells[:6] == [
+        '`x.py`', 'model.distill_fraction=0.25', 'NVIDIA H100', '8',
+        '800x1216', 'yes'
+    ]
+    assert cells[6:13] == [
+        '136', '20', '170', '150', '1.088', '1.248', '1.100'
+    ]
+    assert cells[13] == '-'  # no plugin in this student
+    assert cells[14] == '10.00 -> 12.50'
+    with pytest.raises(SystemExit):
+        table.main([str(tmp_path / 'missing.json')])
+
+
+def test_gpu_cost_script_runs_every_row_on_cpu(tmp_path):
+    """The device script, at a tiny size on the CPU: five rows, each from
+    its own benchmark_cost.py run, and the options reach each run."""
+    out = tmp_path / 'cost'
+    proc = run_tool(['analysis_tools/gpu_cost.sh',
+                     str(out)],
+                    cwd=REPO,
+                    DEVICE='cpu',
+                    AMP='',
+                    DET_SIZE='64 96',
+                    SEG_SIZE='64 64',
+                    BATCH='4',
+                    FRACTION='0.5',
+                    ITERS='1',
+                    WARMUP='0')
+    assert proc.returncode == 0, proc.output[-3000:]
+    names = sorted(p.name for p in out.glob('*.json'))
+    assert names == [
+        '1_retinanet.json', '2_retinanet_fraction.json',
+        '3_retinanet_augneck.json', '4_pspnet.json', '5_pspnet_fraction.json'
+    ]
+    rows = (out / 'table.md').read_text().splitlines()[2:]
+    assert len(rows) == 5
+    frac = json.loads((out / '5_pspnet_fraction.json').read_text())
+    assert frac['args']['cfg_options'] == {'model.distill_fraction': 0.5}
+    assert frac['results']['prockd_step']['distilled_images'] == '2/4'
+    augneck = json.loads((out / '3_retinanet_augneck.json').read_text())
+    assert 'deployed_with_plugin_over_plain' in augneck['ratios']
+    assert 'branch_head_pass' in json.loads(
+        (out / '1_retinanet.json').read_text())['results']

@@ -159,6 +159,34 @@ def strip_plugins(student):
     return plain
 
 
+class DistillCounter:
+    """Counts the images the distillation terms use while a step is timed.
+
+    With ``distill_fraction`` < 1 the images are drawn at random every
+    step, so a timing only means something next to how many images were
+    distilled (warm-up steps included).
+    """
+
+    def __init__(self, model) -> None:
+        self.counts = []
+        draw = model.distill_indices
+
+        def counted(batch_size):
+            idx = draw(batch_size)
+            self.counts.append(
+                (batch_size if idx is None else int(idx.numel()), batch_size))
+            return idx
+
+        model.distill_indices = counted
+
+    def take(self) -> str:
+        """``'used/seen'`` images since the last call."""
+        used = sum(c for c, _ in self.counts)
+        seen = sum(n for _, n in self.counts)
+        self.counts = []
+        return f'{used}/{seen}'
+
+
 def branch_breakdown(model, inputs, samples, meter) -> Dict[str, dict]:
     """Time the prototype branch's parts on the whole batch: learner,
     augment and adapters, then the student's head on their output (each
@@ -193,12 +221,16 @@ def branch_breakdown(model, inputs, samples, meter) -> Dict[str, dict]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from mmengine.config import Config
+    from mmengine.logging import MMLogger
     from mmengine.registry import init_default_scope
 
     import mmprockd  # noqa: F401
     from mmprockd.models.plugins import TaskAdaptiveAugment
     from mmprockd.registry import MODELS
     from mmprockd.utils.offline import make_offline
+
+    # the weight-init report of every module would bury the figures
+    MMLogger.get_current_instance().setLevel('WARNING')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         from mmprockd.utils.checks import check_cfg_options
@@ -242,7 +274,9 @@ def main(argv=None) -> int:
                                          model.student.data_preprocessor)
 
     res['teacher_inference'] = meter(teacher_only)
+    counter = DistillCounter(model)
     res['prockd_step'] = meter(train_step(lambda: model.loss(inputs, samples)))
+    res['prockd_step']['distilled_images'] = counter.take()
     if args.breakdown and model.learner is not None:
         res.update(branch_breakdown(model, inputs, samples, meter))
     # teacher features reused (a deterministic pipeline): warm cache
@@ -252,6 +286,7 @@ def main(argv=None) -> int:
     model.teacher_cache = TeacherFeatureCache(max_items=args.batch)
     res['prockd_step_cached'] = meter(
         train_step(lambda: model.loss(inputs, samples)))
+    res['prockd_step_cached']['distilled_images'] = counter.take()
     model.teacher_cache = None
     model.eval()
     has_plugin = any(
@@ -281,13 +316,21 @@ def main(argv=None) -> int:
         'process peak RSS GiB'
     print(f'{"measurement":<20} {"ms/iter":>10} {mem:>22}')
     for k, v in res.items():
-        print(f'{k:<20} {v["ms"]:>10.1f} {v["peak_gib"]:>22.2f}')
+        used = v.get('distilled_images')
+        print(f'{k:<20} {v["ms"]:>10.1f} {v["peak_gib"]:>22.2f}' +
+              (f'  distilled images {used}' if used else ''))
     for k, v in ratios.items():
         print(f'{k:<36} {v:.3f}')
     if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(
-                dict(args=vars(args), results=res, ratios=ratios), f, indent=2)
+        from mmprockd.engine.student_export import atomic_write_text
+        figures = dict(
+            args=vars(args),
+            device=dev_name,
+            torch=torch.__version__,
+            date=time.strftime('%Y-%m-%d'),
+            results=res,
+            ratios=ratios)
+        atomic_write_text(json.dumps(figures, indent=2), args.out)
     return 0
 
 

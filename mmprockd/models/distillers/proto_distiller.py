@@ -89,9 +89,12 @@ class ProtoDistiller(BaseModel):
             distillation terms use (teacher, prototype branch, KL, feature
             mimic). 1.0 (default) is the authors' recipe: every image. Below
             1, each step draws ``floor(f * B)`` images at random, plus one
-            more with probability ``frac(f * B)`` (B = images per GPU), so
-            with 2 images per GPU and 0.25 half of the steps distil one
-            image and the others skip the teacher entirely. The draw depends
+            more with probability ``frac(f * B)`` (B = images per GPU).
+            Below 2 expected images it draws 2 images or none, with the
+            same expectation, because BN in heads with global pooling
+            (PSPNet, DeepLabV3) cannot train on one image: with 2 images
+            per GPU and 0.25, a quarter of the steps distil both images and
+            the others skip the teacher entirely. The draw depends
             only on a seed shared by all ranks and the step count, so DDP
             ranks skip the same steps and none waits for the others. It
             trades signal for cost (docs/benchmark.md); the student's own
@@ -328,9 +331,13 @@ class ProtoDistiller(BaseModel):
         g = torch.Generator().manual_seed(self._draw_seed + self._draws)
         self._draws += 1
         expected = batch_size * self.distill_fraction
-        num = int(expected)
-        if float(torch.rand((), generator=g)) < expected - num:
-            num += 1
+        draw = float(torch.rand((), generator=g))
+        if expected < 2 <= batch_size:
+            # never one image: BN in heads with global pooling (PSPNet's
+            # PPM, DeepLabV3's image pool) cannot train on a single image
+            num = 2 if draw < expected / 2 else 0
+        else:
+            num = int(expected) + int(draw < expected - int(expected))
         if num >= batch_size:
             return None
         return torch.randperm(batch_size, generator=g)[:num].sort().values

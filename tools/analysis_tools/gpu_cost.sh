@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The GPU cost table of docs/benchmark.md in one command: RetinaNet-R50 <-
+# Swin-T at COCO training size (batch 8 of 800x1216, AMP) and PSPNet-R18-D8
+# <- Swin-T at Cityscapes size (batch 8 of 512x1024, AMP), each with the
+# authors' recipe and with distill_fraction=FRACTION (0.25: 2 of 8 images
+# every step), and the deployed student with the AugmentedNeck plugin. Every row is one benchmark_cost.py run, so
+# each ratio compares figures taken in the same process.
+#
+# On the device machine (see ../shared/device-kit/README.md):
+#   source .kit/install.sh && export PYTHONPATH=$PWD:$PYTHONPATH && \
+#     bash tools/analysis_tools/gpu_cost.sh $OUT
+# A CPU smoke run of the same script:
+#   DEVICE=cpu AMP= DET_SIZE="64 96" SEG_SIZE="64 128" ITERS=1 WARMUP=0 \
+#     bash tools/analysis_tools/gpu_cost.sh /tmp/cost
+set -euo pipefail
+OUT=${1:-work_dirs/gpu_cost}
+DEVICE=${DEVICE:-cuda}
+AMP=${AMP---amp}
+DET_SIZE=${DET_SIZE:-800 1216}
+SEG_SIZE=${SEG_SIZE:-512 1024}
+BATCH=${BATCH:-8}
+FRACTION=${FRACTION:-0.25}
+ITERS=${ITERS:-10}
+WARMUP=${WARMUP:-3}
+HERE=$(cd "$(dirname "$0")" && pwd)
+DET=configs/prockd_retinanet_coco.py
+AUG=configs/prockd_retinanet_r50_fpn_augneck_1x_coco.py
+SEG=configs/seg/prockd_swin-t_pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py
+mkdir -p "$OUT"
+
+bench() {  # NAME CONFIG SIZE [benchmark_cost.py options]
+    local name=$1 config=$2 size=$3
+    shift 3
+    # shellcheck disable=SC2086  # SIZE and AMP are word lists on purpose
+    python "$HERE/benchmark_cost.py" "$config" --device "$DEVICE" $AMP \
+        --size $size --batch "$BATCH" --iters "$ITERS" --warmup "$WARMUP" \
+        --out "$OUT/$name.json" "$@" | tee "$OUT/$name.log"
+}
+
+bench 1_retinanet "$DET" "$DET_SIZE" --breakdown
+bench 2_retinanet_fraction "$DET" "$DET_SIZE" \
+    --cfg-options model.distill_fraction=$FRACTION
+bench 3_retinanet_augneck "$AUG" "$DET_SIZE"
+bench 4_pspnet "$SEG" "$SEG_SIZE" --breakdown
+bench 5_pspnet_fraction "$SEG" "$SEG_SIZE" \
+    --cfg-options model.distill_fraction=$FRACTION
+python "$HERE/cost_table.py" "$OUT"/*.json | tee "$OUT/table.md"
