@@ -127,13 +127,16 @@ def test_gpu_cost_script_runs_every_row_on_cpu(tmp_path):
     assert proc.returncode == 0, proc.output[-3000:]
     names = sorted(p.name for p in out.glob('*.json'))
     assert names == [
-        '1_retinanet.json', '2_retinanet_fraction.json',
-        '3_retinanet_augneck.json', '4_pspnet.json', '5_pspnet_fraction.json'
+        '1_retinanet.json', '2_retinanet_fast.json',
+        '3_retinanet_augneck.json', '4_pspnet.json', '5_pspnet_fast.json'
     ]
     rows = (out / 'table.md').read_text().splitlines()[2:]
     assert len(rows) == 5
-    frac = json.loads((out / '5_pspnet_fraction.json').read_text())
-    assert frac['args']['cfg_options'] == {'model.distill_fraction': 0.5}
+    frac = json.loads((out / '5_pspnet_fast.json').read_text())
+    assert frac['args']['cfg_options'] == {
+        'model.distill_fraction': 0.5,
+        'model.proto_head_grad': False
+    }
     assert frac['results']['prockd_step']['distilled_images'] == '2/4'
     augneck = json.loads((out / '3_retinanet_augneck.json').read_text())
     assert 'deployed_with_plugin_over_plain' in augneck['ratios']
