@@ -84,7 +84,8 @@ def test_cost_table_renders_the_measured_figures(tmp_path):
         results=dict(
             student_step=dict(ms=136.4, peak_gib=10.0),
             teacher_inference=dict(ms=20.0, peak_gib=1.0),
-            prockd_step=dict(ms=170.2, peak_gib=12.5),
+            prockd_step=dict(
+                ms=170.2, peak_gib=12.5, distilled_images='20/80'),
             prockd_step_cached=dict(ms=150.0, peak_gib=12.0)),
         ratios=dict(
             prockd_over_student_plus_teacher=170.2 / 156.4,
@@ -100,11 +101,11 @@ def test_cost_table_renders_the_measured_figures(tmp_path):
         '`x.py`', 'model.distill_fraction=0.25', 'NVIDIA H100', '8',
         '800x1216', 'yes'
     ]
-    assert cells[6:13] == [
-        '136', '20', '170', '150', '1.088', '1.248', '1.100'
-    ]
-    assert cells[13] == '-'  # no plugin in this student
-    assert cells[14] == '10.00 -> 12.50'
+    assert cells[6:10] == ['136', '20', '170', '150']
+    assert cells[10] == '20/80'
+    assert cells[11:14] == ['1.088', '1.248', '1.100']
+    assert cells[14] == '-'  # no plugin in this student
+    assert cells[15] == '10.00 -> 12.50'
     with pytest.raises(SystemExit):
         table.main([str(tmp_path / 'missing.json')])
 

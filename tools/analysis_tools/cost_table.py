@@ -12,18 +12,17 @@ import os.path as osp
 import sys
 from typing import List, Optional, Sequence
 
-COLUMNS = [('config', None), ('options', None), ('device', None),
-           ('batch', None), ('size', None), ('amp', None),
-           ('student step ms', 'student_step'),
-           ('teacher ms', 'teacher_inference'),
-           ('ProC-KD step ms', 'prockd_step'),
-           ('cached step ms', 'prockd_step_cached'),
-           ('ProC-KD / (student + teacher)',
-            'prockd_over_student_plus_teacher'),
-           ('ProC-KD / student', 'prockd_over_student'),
-           ('cached / student', 'prockd_cached_over_student'),
-           ('deployed plugin / plain', 'deployed_with_plugin_over_plain'),
-           ('peak GiB student -> ProC-KD', None)]
+COLUMNS = [
+    ('config', None), ('options', None), ('device', None), ('batch', None),
+    ('size', None), ('amp', None), ('student step ms', 'student_step'),
+    ('teacher ms', 'teacher_inference'), ('ProC-KD step ms', 'prockd_step'),
+    ('cached step ms', 'prockd_step_cached'), ('images distilled', None),
+    ('ProC-KD / (student + teacher)', 'prockd_over_student_plus_teacher'),
+    ('ProC-KD / student', 'prockd_over_student'),
+    ('cached / student', 'prockd_cached_over_student'),
+    ('deployed plugin / plain', 'deployed_with_plugin_over_plain'),
+    ('peak GiB student -> ProC-KD', None)
+]
 
 
 def row(figures: dict) -> List[str]:
@@ -44,6 +43,8 @@ def row(figures: dict) -> List[str]:
         f"{args['size'][0]}x{args['size'][1]}",
         'amp':
         'yes' if args.get('amp') else 'no',
+        'images distilled':
+        res['prockd_step'].get('distilled_images', 'all'),
         'peak GiB student -> ProC-KD':
         f"{res['student_step']['peak_gib']:.2f} -> "
         f"{res['prockd_step']['peak_gib']:.2f}",
