@@ -28,7 +28,8 @@ class PrototypeLearner(BaseModule):
 
     1. every teacher map is resized to ``out_sizes[l]`` (bilinear),
        the maps are concatenated on channels and a 1x1 conv + ReLU (one per
-       level) projects them to ``channels``: ``F_t`` of shape (N, D, H, W);
+       level) projects them to ``channels``: ``F_t`` of shape (N, D, H, W)
+       (computed map by map in the cheaper order, see :meth:`_fuse`);
     2. each token of ``F_t`` is L2-normalised: ``f^_n``;
     3. a 1x1 conv D->K followed by a softmax over K gives the soft
        assignment ``a_kn``;
@@ -165,20 +166,61 @@ class PrototypeLearner(BaseModule):
                 f'{name}: expected {self.num_levels} out_sizes (num_levels), '
                 f'got {len(out_sizes)}')
 
+    def _resize(self, feat: Tensor, size: Tuple[int, int]) -> Tensor:
+        """Bilinear resize to ``size``; a map of that size is returned as
+        is."""
+        if tuple(feat.shape[-2:]) == size:
+            return feat
+        return F.interpolate(
+            feat, size=size, mode='bilinear', align_corners=self.align_corners)
+
     def _fuse(self, feats: Sequence[Tensor], size: Tuple[int, int],
               level: int) -> Tensor:
-        """Resize, concatenate and project the teacher maps: F_t."""
-        resized = []
-        for feat in feats:
-            if tuple(feat.shape[-2:]) != size:
-                feat = F.interpolate(
-                    feat,
-                    size=size,
-                    mode='bilinear',
-                    align_corners=self.align_corners)
-            resized.append(feat)
-        # (N, sum(C_i), H, W) -> (N, D, H, W)
-        return self.fusions[level](torch.cat(resized, dim=1))
+        """Project the teacher maps onto the grid ``size``: F_t.
+
+        Computes ``ReLU(conv(cat_i resize(f_i)))`` with the 1x1 conv
+        ``fusions[level][0]`` (weight ``W``, bias ``b``) without building the
+        (N, sum C_i, H, W) concatenation. Splitting ``W`` on its input
+        channels into the blocks ``W_i`` of each map gives
+        ``conv(cat_i resize(f_i)) = sum_i W_i resize(f_i) + b``. ``W_i`` mixes
+        channels only and the bilinear resize (no antialias, either
+        ``align_corners``) mixes pixels only, with the same weights for every
+        channel, so the two commute: ``W_i resize(f_i) = resize(W_i f_i)``.
+        Each map therefore takes the cheaper order:
+
+        - more pixels than ``size``: resize its C_i channels, then apply
+          ``W_i`` on the output grid;
+        - at most as many pixels: apply ``W_i`` at its own resolution, then
+          resize the D-channel result;
+        - already of size ``size``: apply ``W_i``, no resize.
+
+        ``b`` is added once, to the sum: inside the first projection computed
+        on the output grid, or at the end if there is none (adding it before
+        a resize would also be exact, the bilinear weights of each output
+        pixel summing to 1, but costs more). Only the order of floating point
+        operations differs from the concatenated form. The outputs follow the
+        dtype of the convolutions (the inputs', or autocast's).
+        """
+        conv, act = self.fusions[level][0], self.fusions[level][1]
+        # views of the weight, W_i = weight[:, start_i:end_i]
+        weights = conv.weight.split(self.in_channels, dim=1)
+        bias = conv.bias
+        num_pixels = size[0] * size[1]
+        fused = None
+        for feat, weight in zip(feats, weights):
+            h, w = feat.shape[-2:]
+            if (h, w) == size or h * w > num_pixels:
+                # (N, C_i, H, W) -> (N, D, H, W), with the bias if not yet
+                term = F.conv2d(self._resize(feat, size), weight, bias)
+                bias = None
+            else:
+                # (N, C_i, h, w) -> (N, D, h, w) -> (N, D, H, W)
+                term = self._resize(F.conv2d(feat, weight), size)
+            # every term is a fresh tensor whose backward does not need it
+            fused = term if fused is None else fused.add_(term)
+        if bias is not None:
+            fused = fused.add_(bias.to(fused.dtype).view(1, -1, 1, 1))
+        return act(fused)
 
     def _forward_level(self, feats: Sequence[Tensor], size: Tuple[int, int],
                        level: int) -> Tuple[Tensor, Tensor]:

@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from mmprockd.models.necks import PrototypeLearner
 
@@ -157,6 +158,170 @@ def test_gradients_reach_parameters():
                   learner.descriptors[0].weight):
         assert param.grad is not None
         assert param.grad.abs().sum() > 0
+
+
+def _reference_fuse(learner: PrototypeLearner, feats: list, size: tuple,
+                    level: int) -> torch.Tensor:
+    """Naive F_t: resize every map, concatenate, then the same conv + ReLU."""
+    resized = [
+        F.interpolate(
+            feat,
+            size=size,
+            mode='bilinear',
+            align_corners=learner.align_corners) for feat in feats
+    ]
+    return learner.fusions[level](torch.cat(resized, dim=1))
+
+
+# maps of 144, 42 and 9 pixels; targets with more, fewer, equal pixels
+# (13x13: none on the grid, the bias is added at the end; 7x6: as many
+# pixels as the 6x7 map) and one of the same size as a map (12x12)
+_FUSE_SHAPES = [(4, 12, 12), (6, 6, 7), (5, 3, 3)]
+_FUSE_SIZES = [(6, 6), (12, 12), (13, 13), (7, 6), (2, 3)]
+
+
+def _fuse_setup(align_corners: bool, dtype: torch.dtype) -> tuple:
+    torch.manual_seed(0)
+    learner = PrototypeLearner(
+        in_channels=[c for c, _, _ in _FUSE_SHAPES],
+        channels=8,
+        num_prototypes=3,
+        num_levels=len(_FUSE_SIZES),
+        align_corners=align_corners).to(dtype)
+    with torch.no_grad():  # non-zero biases, so adding them twice shows
+        for fusion in learner.fusions:
+            fusion[0].bias.normal_()
+    feats = [
+        torch.randn(2, c, h, w, dtype=dtype, requires_grad=True)
+        for c, h, w in _FUSE_SHAPES
+    ]
+    return learner, feats
+
+
+@pytest.mark.parametrize('align_corners', [False, True])
+@pytest.mark.parametrize('dtype,tol', [(torch.float32, 1e-5),
+                                       (torch.float64, 1e-10)])
+def test_fuse_matches_concat_reference(align_corners, dtype, tol):
+    learner, feats = _fuse_setup(align_corners, dtype)
+    for level, size in enumerate(_FUSE_SIZES):
+        fused = learner._fuse(feats, size, level)
+        ref = _reference_fuse(learner, feats, size, level)
+        assert fused.shape == ref.shape == (2, 8) + size
+        assert fused.dtype == ref.dtype == dtype
+        assert (ref > 0).any() and (ref == 0).any()
+        assert torch.allclose(fused, ref, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize('align_corners', [False, True])
+@pytest.mark.parametrize('dtype,tol', [(torch.float32, 1e-5),
+                                       (torch.float64, 1e-10)])
+def test_fuse_gradients_match_concat_reference(align_corners, dtype, tol):
+    learner, feats = _fuse_setup(align_corners, dtype)
+    params = [p for fusion in learner.fusions for p in fusion.parameters()]
+    inputs = params + feats
+
+    def grads(fuse):
+        torch.manual_seed(1)
+        loss = 0
+        for level, size in enumerate(_FUSE_SIZES):
+            out = fuse(feats, size, level)
+            loss = loss + (out * torch.randn_like(out)).sum()
+        return torch.autograd.grad(loss, inputs)
+
+    new = grads(learner._fuse)
+    ref = grads(lambda *args: _reference_fuse(learner, *args))
+    for g_new, g_ref in zip(new, ref):
+        assert g_new.shape == g_ref.shape
+        assert g_ref.abs().sum() > 0
+        # the weight gradients sum over up to 338 pixels and reach ~50, so
+        # the tolerance is relative as well (fp32 rounding: ~3e-7 of it)
+        assert torch.allclose(g_new, g_ref, rtol=tol, atol=tol)
+
+
+def test_fuse_resize_order(monkeypatch):
+    """A larger map is resized before the projection (C_i channels), a
+    smaller one after it (D channels), a map of the target size never."""
+    learner = PrototypeLearner(
+        in_channels=[4, 6], channels=8, num_prototypes=3, num_levels=2)
+    feats = [torch.rand(1, 4, 12, 12), torch.rand(1, 6, 6, 6)]
+    resized = []
+    interpolate = F.interpolate
+
+    def spy(feat, *args, **kwargs):
+        resized.append(feat.size(1))
+        return interpolate(feat, *args, **kwargs)
+
+    monkeypatch.setattr(F, 'interpolate', spy)
+    learner._fuse(feats, (12, 12), 0)
+    assert resized == [8]
+    resized.clear()
+    learner._fuse(feats, (6, 6), 1)
+    assert resized == [4]
+
+
+@pytest.mark.parametrize('mode', ['autocast', 'bf16'])
+def test_fuse_bfloat16(mode):
+    learner, feats = _fuse_setup(False, torch.float32)
+    ref32 = [
+        _reference_fuse(learner, feats, size, level)
+        for level, size in enumerate(_FUSE_SIZES)
+    ]
+    if mode == 'bf16':
+        learner = learner.to(torch.bfloat16)
+        feats = [feat.detach().bfloat16() for feat in feats]
+    with torch.autocast(
+            'cpu', dtype=torch.bfloat16, enabled=mode == 'autocast'):
+        for level, size in enumerate(_FUSE_SIZES):
+            fused = learner._fuse(feats, size, level)
+            ref = _reference_fuse(learner, feats, size, level)
+            assert fused.dtype == ref.dtype == torch.bfloat16
+            scale = ref32[level].abs().max()
+            assert (fused.float() - ref32[level]).abs().max() < 0.05 * scale
+    fused.float().sum().backward()
+    weight = learner.fusions[-1][0].weight
+    assert weight.grad is not None and weight.grad.dtype == weight.dtype
+
+
+def test_state_dict_keys_unchanged():
+    cfg = dict(
+        in_channels=[4, 6],
+        channels=8,
+        num_prototypes=5,
+        num_levels=2,
+        share_prototypes=False)
+    learner = PrototypeLearner(**cfg)
+    feats = [torch.rand(1, 4, 8, 8), torch.rand(1, 6, 4, 4)]
+    sum(out.sum() for out in learner(feats, [(8, 8), (4, 4)])).backward()
+    expected = [
+        'prototypes',
+        'fusions.0.0.weight',
+        'fusions.0.0.bias',
+        'fusions.1.0.weight',
+        'fusions.1.0.bias',
+        'assigners.0.weight',
+        'assigners.0.bias',
+        'assigners.1.weight',
+        'assigners.1.bias',
+        'descriptors.0.weight',
+        'descriptors.0.bias',
+        'descriptors.1.weight',
+        'descriptors.1.bias',
+        'out_convs.0.0.weight',
+        'out_convs.0.0.bias',
+        'out_convs.0.2.weight',
+        'out_convs.0.2.bias',
+        'out_convs.1.0.weight',
+        'out_convs.1.0.bias',
+        'out_convs.1.2.weight',
+        'out_convs.1.2.bias',
+    ]
+    state = learner.state_dict()
+    fresh = PrototypeLearner(**cfg).state_dict()
+    assert list(state) == list(fresh) == expected
+    assert state['fusions.1.0.weight'].shape == (8, 10, 1, 1)
+    for key in expected:
+        assert state[key].shape == fresh[key].shape
+    PrototypeLearner(**cfg).load_state_dict(state, strict=True)
 
 
 @pytest.mark.parametrize('share', [True, False])
