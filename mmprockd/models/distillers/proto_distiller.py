@@ -29,6 +29,7 @@ from torch import Tensor
 
 from mmprockd.registry import MODELS
 from ..plugins.task_adaptive_augment import TaskAdaptiveAugment
+from .distill_sampler import DistillSampler, take_images
 from .frozen_teacher import FrozenTeacher
 from .student_interface import StudentInterface
 from .teacher_cache import TeacherFeatureCache, sample_key
@@ -85,20 +86,14 @@ class ProtoDistiller(BaseModel):
             step, so a deployed student carries them. Defaults to True.
         nan_guard (bool): drop the distillation losses of a step whose value
             is not finite (logged), instead of poisoning the student.
-        distill_fraction (float): expected fraction of the images that the
-            distillation terms use (teacher, prototype branch, KL, feature
-            mimic). 1.0 (default) is the authors' recipe: every image. Below
-            1, each step draws ``floor(f * B)`` images at random, plus one
-            more with probability ``frac(f * B)`` (B = images per GPU).
-            Below 2 expected images it draws 2 images or none, with the
-            same expectation, because BN in heads with global pooling
-            (PSPNet, DeepLabV3) cannot train on one image: with 2 images
-            per GPU and 0.25, a quarter of the steps distil both images and
-            the others skip the teacher entirely. The draw depends
-            only on a seed shared by all ranks and the step count, so DDP
-            ranks skip the same steps and none waits for the others. It
-            trades signal for cost (docs/benchmark.md); the student's own
-            task loss always uses the whole batch.
+        distill_fraction (float): expected fraction of each batch's images
+            that the teacher, the prototype branch, the KL and the feature
+            mimic use; the student's own loss uses them all. 1.0 (default)
+            is the authors' recipe. How the images are drawn, identically
+            on every rank: :class:`DistillSampler`. With 2 images per GPU
+            and 0.25, a quarter of the steps distil both images and the
+            others skip the teacher. It trades signal for cost
+            (docs/benchmark.md).
         teacher_cache (dict, optional): arguments of
             :class:`TeacherFeatureCache` (``max_items``, ``dtype``) to reuse
             teacher features across epochs. Only valid for deterministic
@@ -160,12 +155,7 @@ class ProtoDistiller(BaseModel):
         self.sync_student_prototypes = sync_student_prototypes
         self.nan_guard = nan_guard
         self.nan_skips = 0
-        if not 0.0 < float(distill_fraction) <= 1.0:
-            raise ValueError('ProtoDistiller: distill_fraction must be in '
-                             f'(0, 1], got {distill_fraction!r}')
-        self.distill_fraction = float(distill_fraction)
-        self._draw_seed: Optional[int] = None  # shared by all ranks
-        self._draws = 0
+        self.sampler = DistillSampler(distill_fraction)
         self.teacher_cache = None if teacher_cache is None else \
             TeacherFeatureCache(**teacher_cache)
         self.distill_scale = 1.0  # set by DistillScheduleHook
@@ -320,38 +310,19 @@ class ProtoDistiller(BaseModel):
             feats[i] = a_t[j]
         return tuple(feats)
 
+    @property
+    def distill_fraction(self) -> float:
+        """Expected fraction of the images the distillation terms use."""
+        return self.sampler.fraction
+
+    @distill_fraction.setter
+    def distill_fraction(self, value: float) -> None:
+        self.sampler.fraction = float(value)
+
     def distill_indices(self, batch_size: int) -> Optional[Tensor]:
         """The images the distillation terms use this step (sorted; may be
-        empty), or None for all of them (``distill_fraction`` 1)."""
-        if self.distill_fraction >= 1.0:
-            return None
-        if self._draw_seed is None:
-            from mmengine.dist import sync_random_seed
-            self._draw_seed = int(sync_random_seed())
-        g = torch.Generator().manual_seed(self._draw_seed + self._draws)
-        self._draws += 1
-        expected = batch_size * self.distill_fraction
-        draw = float(torch.rand((), generator=g))
-        if expected < 2 <= batch_size:
-            # never one image: BN in heads with global pooling (PSPNet's
-            # PPM, DeepLabV3's image pool) cannot train on a single image
-            num = 2 if draw < expected / 2 else 0
-        else:
-            num = int(expected) + int(draw < expected - int(expected))
-        if num >= batch_size:
-            return None
-        return torch.randperm(batch_size, generator=g)[:num].sort().values
-
-    def _subset(self, idx: Optional[Tensor], inputs: Tensor,
-                feats: Tuple[Tensor, ...], data_samples: list,
-                logits: List[Tensor]) -> tuple:
-        """Restrict a step's tensors to the images ``idx``."""
-        if idx is None:
-            return inputs, feats, data_samples, logits
-        pick = idx.to(inputs.device)
-        samples = [data_samples[i] for i in idx.tolist()]
-        logits = [lg[pick.to(lg.device)] for lg in logits]
-        return inputs[pick], tuple(f[pick] for f in feats), samples, logits
+        empty), or None for all of them (:class:`DistillSampler`)."""
+        return self.sampler.indices(batch_size)
 
     def loss(self, inputs: Tensor, data_samples: list) -> LossDict:
         """Student loss plus the scaled distillation losses."""
@@ -376,7 +347,7 @@ class ProtoDistiller(BaseModel):
         distill: LossDict = {}
         idx = self.distill_indices(inputs.shape[0]) if scale > 0 else None
         if scale > 0 and (idx is None or idx.numel() > 0):
-            inputs, feats, data_samples, student_logits = self._subset(
+            inputs, feats, data_samples, student_logits = take_images(
                 idx, inputs, feats, data_samples, student_logits)
             teacher_feats = self._teacher_features(inputs, data_samples)
             if self.learner is not None:

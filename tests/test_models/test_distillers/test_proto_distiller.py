@@ -234,7 +234,7 @@ def test_proto_head_grad_false_keeps_the_head_out_of_the_branch():
 
 def test_distill_indices_draws_a_sorted_random_subset():
     model = build(distill_fraction=0.25)
-    model._draw_seed = 7
+    model.sampler.seed = 7
     seen = set()
     for _ in range(60):
         idx = model.distill_indices(8)
@@ -264,7 +264,7 @@ def test_distill_draws_depend_on_seed_and_step_only():
     """Two ranks with the shared seed draw the same subsets step by step,
     whatever else consumed the global RNG in between."""
     a, b = build(distill_fraction=0.3), build(distill_fraction=0.3)
-    a._draw_seed = b._draw_seed = 123
+    a.sampler.seed = b.sampler.seed = 123
     draws_a = [a.distill_indices(4).tolist() for _ in range(20)]
     torch.rand(100)
     draws_b = [b.distill_indices(4).tolist() for _ in range(20)]
