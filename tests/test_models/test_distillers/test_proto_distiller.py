@@ -330,6 +330,32 @@ def test_distill_fraction_runs_teacher_branch_and_kl_on_the_subset():
         sum(loss_step(build(), batch)['student.loss_cls']))
 
 
+def test_mixed_precision_step_is_finite_and_close_to_fp32():
+    """A loss step under autocast (bf16 on the CPU, as ``--amp`` uses fp16
+    on a GPU): every loss is float32 and finite, gradients reach the
+    prototypes and the student, and the task losses stay within 5% of the
+    fp32 step on the same weights."""
+    fp32, mixed = build(), build()
+    ref = loss_step(fp32)
+    data = mixed.data_preprocessor(det_batch(2, (64, 96)), True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = mixed(**data, mode='loss')
+    for key in ('student.loss_cls', 'distill.proto.loss_cls',
+                'distill.proto.loss_bbox'):
+        got, want = sum(losses[key]), sum(ref[key])
+        assert got.dtype == torch.float32 and torch.isfinite(got), key
+        assert abs(float(got) - float(want)) < 0.05 * abs(float(want)), key
+    assert losses['distill.loss_kl'].dtype == torch.float32
+    assert torch.isfinite(losses['distill.loss_kl'])
+    total, _ = mixed.parse_losses(losses)
+    total.backward()
+    grad = mixed.learner.prototypes.grad
+    assert grad is not None and torch.isfinite(grad).all()
+    assert grad.abs().sum() > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0
+               for p in mixed.student.backbone.parameters())
+
+
 def test_level_adapter_gets_gradients_when_channels_differ():
     model = build(
         learner=dict(
