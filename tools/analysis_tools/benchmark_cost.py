@@ -159,32 +159,12 @@ def strip_plugins(student):
     return plain
 
 
-class DistillCounter:
-    """Counts the images the distillation terms use while a step is timed.
-
-    With ``distill_fraction`` < 1 the images are drawn at random every
-    step, so a timing only means something next to how many images were
-    distilled (warm-up steps included).
-    """
-
-    def __init__(self, model) -> None:
-        self.counts = []
-        draw = model.distill_indices
-
-        def counted(batch_size):
-            idx = draw(batch_size)
-            self.counts.append(
-                (batch_size if idx is None else int(idx.numel()), batch_size))
-            return idx
-
-        model.distill_indices = counted
-
-    def take(self) -> str:
-        """``'used/seen'`` images since the last call."""
-        used = sum(c for c, _ in self.counts)
-        seen = sum(n for _, n in self.counts)
-        self.counts = []
-        return f'{used}/{seen}'
+def distilled_since(sampler, mark: tuple) -> str:
+    """``'used/seen'`` images the sampler drew since ``mark`` (its
+    ``(used, seen)`` before the timed run). With ``distill_fraction`` < 1 the
+    images are drawn at random every step, so a timing only means something
+    next to this count (warm-up steps included)."""
+    return f'{sampler.used - mark[0]}/{sampler.seen - mark[1]}'
 
 
 def branch_breakdown(model, inputs, samples, meter) -> Dict[str, dict]:
@@ -274,9 +254,10 @@ def main(argv=None) -> int:
                                          model.student.data_preprocessor)
 
     res['teacher_inference'] = meter(teacher_only)
-    counter = DistillCounter(model)
+    sampler = model.sampler
+    mark = (sampler.used, sampler.seen)
     res['prockd_step'] = meter(train_step(lambda: model.loss(inputs, samples)))
-    res['prockd_step']['distilled_images'] = counter.take()
+    res['prockd_step']['distilled_images'] = distilled_since(sampler, mark)
     if args.breakdown and model.learner is not None:
         res.update(branch_breakdown(model, inputs, samples, meter))
     # teacher features reused (a deterministic pipeline): warm cache
@@ -284,9 +265,11 @@ def main(argv=None) -> int:
     for i, sample in enumerate(samples):
         sample.set_metainfo(dict(img_path=f'synthetic_{i}.jpg'))
     model.teacher_cache = TeacherFeatureCache(max_items=args.batch)
+    mark = (sampler.used, sampler.seen)
     res['prockd_step_cached'] = meter(
         train_step(lambda: model.loss(inputs, samples)))
-    res['prockd_step_cached']['distilled_images'] = counter.take()
+    res['prockd_step_cached']['distilled_images'] = distilled_since(
+        sampler, mark)
     model.teacher_cache = None
     model.eval()
     has_plugin = any(

@@ -32,10 +32,18 @@ class DistillSampler:
         self.fraction = float(fraction)
         self.seed: Optional[int] = None  # shared by all ranks, set lazily
         self.draws = 0
+        # images drawn / images offered since construction (for benchmarks)
+        self.used = self.seen = 0
 
     def indices(self, batch_size: int) -> Optional[Tensor]:
         """The images used this step (sorted; may be empty), or None for
         all of them."""
+        idx = self._draw(batch_size)
+        self.seen += batch_size
+        self.used += batch_size if idx is None else int(idx.numel())
+        return idx
+
+    def _draw(self, batch_size: int) -> Optional[Tensor]:
         if self.fraction >= 1.0:
             return None
         if self.seed is None:

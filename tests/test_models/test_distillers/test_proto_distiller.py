@@ -242,6 +242,8 @@ def test_distill_indices_draws_a_sorted_random_subset():
         assert len(idx) == 2  # 8 * 0.25, no fractional part
         seen.update(idx.tolist())
     assert seen == set(range(8))  # random, not always the first images
+    # the sampler counts what it drew (benchmark_cost.py reports it)
+    assert (model.sampler.used, model.sampler.seen) == (120, 480)
     # under 2 images expected, 2 images or none with the same expectation
     # (one image would break BN in pooled heads): 0.5 of 2, 0.8 of 8
     for batch, mean in ((2, 0.5), (8, 0.8)):
