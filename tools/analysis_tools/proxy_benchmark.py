@@ -40,6 +40,9 @@ AUGNECK = 'prockd_mobilenetv2_retinanet_augneck_tiny_fmnist_canvas.py'
 VARIANTS: Dict[str, tuple] = {
     'student': ('method', STUDENT, {}, 'student alone'),
     'feat_mimic': ('method', FEAT, {}, 'feature mimic (PKD-style)'),
+    'inv_proj': ('method', FEAT, {
+        'model.feat_loss.projector': 'teacher'
+    }, 'inverted projection (Auty et al. 2024) + PKD'),
     'prockd': ('method', PROCKD, {},
                'ProC-KD (K=72, KL 1, layers 3/5/7, plain student)'),
     'prockd_k8': ('prototypes', PROCKD, {

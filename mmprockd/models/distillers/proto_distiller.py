@@ -356,7 +356,8 @@ class ProtoDistiller(BaseModel):
                     inputs,
                     proto_feats,
                     data_samples,
-                    param_grad=self.proto_head_grad)
+                    param_grad=self.proto_head_grad,
+                    update_stats=False)
                 for k, v in proto_losses.items():
                     distill[f'distill.proto.{k}'] = _scale(
                         v, self.proto_weight * scale) if 'loss' in k else v

@@ -37,6 +37,36 @@ def patch_method(obj: Any, name: str, fn: Callable) -> Iterator[None]:
             delattr(obj, name)
 
 
+@contextlib.contextmanager
+def keep_norm_stats(module: nn.Module) -> Iterator[None]:
+    """Run ``module`` in train mode without changing its norm buffers.
+
+    Batch-norm layers (``BatchNorm*d``, ``SyncBatchNorm``, instance norms
+    with running stats) normalise with the statistics of the batch they see
+    and, in train mode, fold them into ``running_mean`` / ``running_var`` and
+    count the batch in ``num_batches_tracked``. Inside this context they still
+    normalise with the batch statistics, but they update throw-away copies of
+    their buffers; on exit the original tensors are put back, untouched.
+    (Copying the old values back in place instead would break the backward
+    pass: autograd saves the running buffers of a train-mode BN and checks
+    their version.)
+    """
+    from torch.nn.modules.batchnorm import _NormBase
+    saved = []
+    for m in module.modules():
+        if isinstance(m, _NormBase):
+            for name, buf in m._buffers.items():
+                if buf is not None:
+                    saved.append((m, name, buf))
+    for m, name, buf in saved:
+        m._buffers[name] = buf.clone()
+    try:
+        yield
+    finally:
+        for m, name, buf in saved:
+            m._buffers[name] = buf
+
+
 class _Recorder:
     """Holds the output of the last call of a captured module."""
 
@@ -74,6 +104,7 @@ class StudentInterface:
     def __init__(self, model: nn.Module, family: str) -> None:
         self.model = model
         self.family = family
+        self.num_anchors: Optional[int] = None
         self.logit_head, self.kl_kind = self._find_logit_head()
 
     @classmethod
@@ -98,6 +129,19 @@ class StudentInterface:
         if self.family == 'det':
             head = getattr(m, 'bbox_head', None) or getattr(m, 'rpn_head')
             sigmoid = getattr(head, 'use_sigmoid_cls', True)
+            if not sigmoid:
+                # (N, A * (C + 1), H, W): the KL needs the anchors apart
+                self.num_anchors = getattr(head, 'num_base_priors', None)
+                if self.num_anchors is None or \
+                        not hasattr(head, 'cls_out_channels'):
+                    raise ValueError(
+                        'ProtoDistiller: the softmax detection head '
+                        f'{type(head).__name__} does not say how many '
+                        'anchors share a location (num_base_priors, '
+                        'cls_out_channels), so the consistency KL cannot '
+                        'take its softmax over the classes of each anchor; '
+                        'set kl_loss=None (the prototype branch still '
+                        'trains)')
             return head, 'sigmoid' if sigmoid else 'softmax'
         if self.family == 'seg':
             return m.decode_head, 'softmax'
@@ -127,7 +171,8 @@ class StudentInterface:
              inputs: Tensor,
              feats: Tuple[Tensor, ...],
              data_samples: List,
-             param_grad: bool = True
+             param_grad: bool = True,
+             update_stats: bool = True
              ) -> Tuple[Dict[str, Tensor], List[Tensor]]:
         """The student's own task loss computed on ``feats``.
 
@@ -135,6 +180,10 @@ class StudentInterface:
             param_grad (bool): False runs the student's heads with detached
                 copies of their parameters (``torch.func.functional_call``):
                 the loss then trains only what produced ``feats``.
+            update_stats (bool): False leaves the running statistics of the
+                student's norm layers as they were (:func:`keep_norm_stats`):
+                a second pass on other features (the prototype branch) must
+                not leak its statistics into the deployed student.
 
         Returns:
             tuple: the loss dict and the logits of the head that feeds the
@@ -142,9 +191,11 @@ class StudentInterface:
             detection heads; one ``(N, C, H, W)`` or ``(N, C)`` tensor
             otherwise).
         """
+        keep = contextlib.nullcontext() if update_stats else \
+            keep_norm_stats(self.model)
         with patch_method(self.model, 'extract_feat',
                           self._features_fn(feats)), \
-                capture_forward(self.logit_head) as rec:
+                capture_forward(self.logit_head) as rec, keep:
             if param_grad:
                 losses = self.model.loss(inputs, data_samples)
             else:
@@ -163,7 +214,24 @@ class StudentInterface:
                 f'ProtoDistiller: the {type(self.logit_head).__name__} head '
                 'did not run during the loss; cannot compute consistency')
         if self.family == 'det':
-            return list(output[0])
+            if self.kl_kind == 'sigmoid':
+                return list(output[0])
+            # (N, A * (C + 1), H, W) -> (N, C + 1, A, H, W): each anchor's
+            # classes on axis 1, where the softmax KL takes its softmax
+            classes = self.logit_head.cls_out_channels
+            out = []
+            for lg in output[0]:
+                n, ch, h, w = lg.shape
+                if ch != self.num_anchors * classes:
+                    raise RuntimeError(
+                        f'ProtoDistiller: {type(self.logit_head).__name__} '
+                        f'gave {ch} score channels, expected num_base_priors'
+                        f' x cls_out_channels = {self.num_anchors} x '
+                        f'{classes}')
+                out.append(
+                    lg.view(n, self.num_anchors, classes, h,
+                            w).transpose(1, 2))
+            return out
         if isinstance(output, (tuple, list)):  # heads returning extras
             output = output[0]
         return [output]

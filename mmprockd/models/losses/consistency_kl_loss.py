@@ -1,5 +1,5 @@
 """KL consistency between the prototype branch and the student (METHOD 3)."""
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -25,15 +25,28 @@ class ConsistencyKLLoss(nn.Module):
     prototype-augmented teacher features; ``pred`` those on the student's own
     features.
 
-    * ``kind='softmax'`` (classification, segmentation): KL over the class
-      axis 1 of ``(N, C)`` or ``(N, C, H, W)``; averaged over samples or
-      valid pixels.
+    * ``kind='softmax'`` (classification, segmentation, softmax detection
+      heads): KL over the class axis 1 of ``(N, C)``, ``(N, C, H, W)`` or,
+      for a detection head with A anchors per location,
+      ``(N, C + 1, A, H, W)`` (:class:`StudentInterface` puts the classes of
+      each anchor on axis 1), summed over the anchors of a location.
     * ``kind='sigmoid'`` (RetinaNet-style heads): each anchor and class is a
-      Bernoulli variable; the KL is summed over classes and anchors of a
-      location and averaged over locations.
+      Bernoulli variable; the KL is summed over the classes and anchors of a
+      location.
 
-    The loss is multiplied by ``T**2`` (Hinton et al.), so that its gradient
-    keeps its size when ``T`` changes.
+    A "location" is a sample (classification), a valid pixel
+    (segmentation) or a grid cell of one level (detection). ``reduction``
+    says how locations of several levels (FPN) are averaged:
+
+    * ``'level'``: the mean over the locations of each level, then the mean
+      over levels. Every level weighs the same, so one P7 cell weighs as
+      much as all the P3 cells that cover it. (The authors' code has one
+      level; this was our first choice for FPNs.)
+    * ``'location'`` [ours]: the mean over all locations of all levels, so
+      every location weighs the same.
+
+    The two agree for a single level. The loss is multiplied by ``T**2``
+    (Hinton et al.), so that its gradient keeps its size when ``T`` changes.
 
     Args:
         kind (str): ``'softmax'`` or ``'sigmoid'``.
@@ -41,6 +54,8 @@ class ConsistencyKLLoss(nn.Module):
         detach_target (bool): no gradient through the target (the student
             learns from the prototype branch, not the other way). Defaults to
             True.
+        reduction (str): ``'level'`` or ``'location'``, see above.
+            Defaults to ``'level'``.
         loss_weight (float): multiplies the loss. Defaults to 1.0.
     """
 
@@ -48,6 +63,7 @@ class ConsistencyKLLoss(nn.Module):
                  kind: str = 'softmax',
                  temperature: float = 1.0,
                  detach_target: bool = True,
+                 reduction: str = 'level',
                  loss_weight: float = 1.0) -> None:
         super().__init__()
         if kind not in ('softmax', 'sigmoid'):
@@ -56,13 +72,19 @@ class ConsistencyKLLoss(nn.Module):
         if temperature <= 0:
             raise ValueError('ConsistencyKLLoss: temperature must be > 0, '
                              f'got {temperature}')
+        if reduction not in ('level', 'location'):
+            raise ValueError("ConsistencyKLLoss: reduction must be 'level' "
+                             f"or 'location', got {reduction!r}")
         self.kind = kind
         self.temperature = float(temperature)
         self.detach_target = detach_target
+        self.reduction = reduction
         self.loss_weight = loss_weight
 
     def _single(self, pred: Tensor, target: Tensor,
-                valid: Optional[Tensor]) -> Tensor:
+                valid: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+        """The sum of the KL over the valid locations of one level, and
+        their number."""
         if pred.shape != target.shape:
             raise ValueError('ConsistencyKLLoss: pred and target shapes '
                              f'differ: {tuple(pred.shape)} vs '
@@ -76,20 +98,22 @@ class ConsistencyKLLoss(nn.Module):
                 F.log_softmax(pred, dim=1),
                 F.log_softmax(target, dim=1),
                 reduction='none',
-                log_target=True).sum(1)  # (N,) or (N, H, W)
+                log_target=True).sum(1)  # (N,), (N, H, W) or (N, A, H, W)
+            if kl.dim() == 4:  # detection: sum the anchors of a location
+                kl = kl.sum(1)
         else:
             kl = _bernoulli_kl(target, pred)
             kl = kl.sum(1) if kl.dim() > 1 else kl  # over anchors x classes
         if valid is not None:
             valid = valid.to(kl.dtype)
-            return (kl * valid).sum() / valid.sum().clamp(min=1.0)
-        return kl.mean()
+            return (kl * valid).sum(), valid.sum()
+        return kl.sum(), kl.new_tensor(float(kl.numel()))
 
     def forward(self,
                 preds: Sequence[Tensor],
                 targets: Sequence[Tensor],
                 valid: Optional[List[Tensor]] = None) -> Tensor:
-        """Mean over levels of the per-level loss.
+        """The KL averaged over locations (``reduction``).
 
         Args:
             preds (Sequence[Tensor]): student logits, one tensor per level.
@@ -100,9 +124,13 @@ class ConsistencyKLLoss(nn.Module):
         if len(preds) != len(targets):
             raise ValueError(f'ConsistencyKLLoss: {len(preds)} pred levels '
                              f'but {len(targets)} target levels')
-        losses = [
+        sums, counts = zip(*[
             self._single(p, t, None if valid is None else valid[i])
             for i, (p, t) in enumerate(zip(preds, targets))
-        ]
-        return self.loss_weight * self.temperature**2 * torch.stack(
-            losses).mean()
+        ])
+        sums, counts = torch.stack(sums), torch.stack(counts)
+        if self.reduction == 'level':
+            loss = (sums / counts.clamp(min=1.0)).mean()
+        else:
+            loss = sums.sum() / counts.sum().clamp(min=1.0)
+        return self.loss_weight * self.temperature**2 * loss

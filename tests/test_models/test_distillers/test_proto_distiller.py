@@ -569,3 +569,44 @@ def test_teacher_checkpoint_errors_list_keys(tmp_path):
     (tmp_path / 'junk.pth').write_text('not a checkpoint')
     with pytest.raises(ValueError, match='not a readable checkpoint'):
         MODELS.build(tiny_teacher(ckpt=str(tmp_path / 'junk.pth')))
+
+
+def test_softmax_detection_head_kl_per_anchor_by_hand():
+    """A RetinaHead with a softmax classifier: scores are (N, A*(C+1), H, W).
+    The KL takes its softmax over the C+1 classes of each anchor, never
+    across anchors, and sums the anchors of a location."""
+    student = tiny_student()
+    student['bbox_head']['loss_cls'] = dict(
+        type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)
+    model = build(student=student)
+    iface = model.iface
+    assert iface.kl_kind == 'softmax' and model.kl_loss.kind == 'softmax'
+    a, c1 = 9, NUM_CLASSES + 1
+    assert iface.num_anchors == a
+    g = torch.Generator().manual_seed(0)
+    pred = torch.randn(2, a * c1, 3, 4, generator=g)
+    target = torch.randn(2, a * c1, 3, 4, generator=g)
+    p_lvl, t_lvl = iface._logits(([pred], )), iface._logits(([target], ))
+    assert p_lvl[0].shape == (2, c1, a, 3, 4)
+    # anchor 5 of location (1, 2) of image 1, by hand
+    ch = slice(5 * c1, 6 * c1)
+    assert torch.equal(p_lvl[0][1, :, 5, 1, 2], pred[1, ch, 1, 2])
+    loss = model.kl_loss(p_lvl, t_lvl)
+    p = target.view(2, a, c1, 3, 4).softmax(2)
+    q = pred.view(2, a, c1, 3, 4).softmax(2)
+    by_hand = (p * (p.log() - q.log())).sum(2).sum(1).mean()
+    assert loss.item() == pytest.approx(by_hand.item(), rel=1e-5)
+    losses = loss_step(model)
+    assert torch.isfinite(losses['distill.loss_kl'])
+
+
+def test_softmax_head_without_anchor_count_is_refused_at_build():
+    from mmprockd.models.distillers.student_interface import StudentInterface
+    student = tiny_student()
+    student['bbox_head']['loss_cls'] = dict(
+        type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)
+    init_default_scope('mmdet')
+    model = MODELS.build(student)
+    del model.bbox_head.num_base_priors  # a head that does not say it
+    with pytest.raises(ValueError, match='kl_loss=None'):
+        StudentInterface(model, 'det')

@@ -437,3 +437,43 @@ def test_distiller_with_augmenting_preprocessor_masks_augmented_labels():
     kl = kl_by_hand(seen['preds'][0], seen['targets'][0])
     expected = KL_WEIGHT * TEMPERATURE**2 * kl[:, :4].mean()
     torch.testing.assert_close(losses['distill.loss_kl'], expected)
+
+
+def _norm_buffers(module: torch.nn.Module) -> dict:
+    return {
+        n: b.clone()
+        for n, b in module.named_buffers()
+        if 'running_' in n or 'num_batches_tracked' in n
+    }
+
+
+@pytest.mark.parametrize('head_grad', [True, False])
+def test_branch_pass_leaves_student_bn_buffers_as_a_student_step(head_grad):
+    """The prototype branch runs the student's heads (FCN: conv + BN) a
+    second time in train mode. After a distillation step every BN buffer of
+    the student must equal what a student-only step leaves: one more batch
+    counted per step, running stats of the student's own features only."""
+    student = copy.deepcopy(STUDENT)
+    for head in ('decode_head', 'auxiliary_head'):
+        student[head]['norm_cfg'] = dict(type='BN', requires_grad=True)
+    model = build(student=student, proto_head_grad=head_grad)
+    model.train()
+    alone = copy.deepcopy(model.student).train()
+    data = model.data_preprocessor(seg_batch(), True)
+    before = _norm_buffers(model.student)
+    assert before, 'the student must have BN buffers for this test'
+    for step in (1, 2):
+        alone.loss(data['inputs'], data['data_samples'])
+        model.loss(data['inputs'], data['data_samples'])
+        want, got = _norm_buffers(alone), _norm_buffers(model.student)
+        assert got.keys() == want.keys()
+        for name in want:
+            assert torch.equal(got[name], want[name]), name
+        heads = [n for n in got if 'head' in n and 'num_batches' in n]
+        assert heads and all(int(got[n]) == step for n in heads)
+    # the student's own pass does move the decode head's running mean
+    moved = [
+        n for n in before if 'decode_head' in n and 'running_mean' in n
+        and not torch.equal(before[n], got[n])
+    ]
+    assert moved
