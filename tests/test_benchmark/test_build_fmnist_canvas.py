@@ -63,6 +63,7 @@ def _build(src, out, seed):
         str(out),
         num_train=6,
         num_val=3,
+        num_test=4,
         canvas=64,
         max_items=2,
         min_size=28,
@@ -74,7 +75,7 @@ def test_build_coco_files(fmnist_dir, tmp_path):
     from pycocotools.coco import COCO
     out = tmp_path / 'canvas'
     cocos = _build(fmnist_dir, out, seed=0)
-    for split, num in (('train', 6), ('val', 3)):
+    for split, num in (('train', 6), ('val', 3), ('test', 4)):
         ann = str(out / 'annotations' / f'instances_{split}.json')
         coco = COCO(ann)
         assert len(coco.getImgIds()) == num
@@ -125,3 +126,37 @@ def test_build_deterministic_per_seed(fmnist_dir, tmp_path):
 def test_build_rejects_bad_sizes(fmnist_dir, tmp_path):
     with pytest.raises(ValueError, match='min_size'):
         build(fmnist_dir, str(tmp_path), canvas=32, min_size=28, max_size=56)
+
+
+def test_val_and_test_draw_from_disjoint_halves_of_t10k(tmp_path):
+    """Settings are chosen on val and reported on test: no item of t10k
+    may appear in both. The items of the two halves differ in brightness,
+    so a canvas tells which half its item came from."""
+    from fmnist_fakes import write_idx
+    n = 20
+    images = np.zeros((n, 28, 28), np.uint8)
+    images[:n // 2, 4:24, 4:24] = 200  # first half of t10k: bright
+    images[n // 2:, 4:24, 4:24] = 100  # second half: dim
+    labels = np.arange(n, dtype=np.uint8) % 10
+    root = tmp_path / 'fm'
+    root.mkdir()
+    for prefix in ('train', 't10k'):
+        write_idx(str(root / f'{prefix}-images-idx3-ubyte'), images, False)
+        write_idx(str(root / f'{prefix}-labels-idx1-ubyte'), labels, False)
+    out = tmp_path / 'c'
+    build(
+        str(root),
+        str(out),
+        num_train=2,
+        num_val=6,
+        num_test=6,
+        canvas=64,
+        max_items=1,
+        min_size=28,
+        max_size=28)
+    for split, want in (('val', 200), ('test', 100)):
+        for name in sorted((out / split / 'images').iterdir()):
+            img = np.array(Image.open(str(name)))
+            bright = img.max(axis=-1)[img.max(axis=-1) > 0]
+            # a random tint scales the item; the halves stay apart
+            assert bright.size and (bright.max() > 150) == (want == 200)

@@ -10,11 +10,14 @@ from proxy_benchmark import (DEFAULT_VARIANTS, VARIANTS, aggregate,
                              summarise_curve)
 
 
-def _fake(variant, seed, mAP, mAP50=None):
+def _fake(variant, seed, mAP, mAP50=None, test=None):
     metrics = dict(bbox_mAP=mAP)
     if mAP50 is not None:
         metrics['bbox_mAP_50'] = mAP50
-    return dict(variant=variant, seed=seed, metrics=metrics)
+    out = dict(variant=variant, seed=seed, metrics=metrics, train_s=10.0)
+    if test is not None:
+        out['test_metrics'] = dict(bbox_mAP=test)
+    return out
 
 
 def test_aggregate_mean_std_and_order():
@@ -40,6 +43,26 @@ def test_aggregate_mean_std_and_order():
     assert 'bbox_mAP_50' not in table['mine']
 
 
+def test_paired_gain_is_per_seed_difference_on_the_chosen_split():
+    results = [
+        _fake('student', 0, 0.20, test=0.30),
+        _fake('student', 1, 0.10, test=0.20),
+        _fake('student', 2, 0.40, test=0.10),  # no prockd seed 2: unpaired
+        _fake('prockd', 0, 0.25, test=0.31),
+        _fake('prockd', 1, 0.18, test=0.20),
+    ]
+    val = aggregate(results)
+    # gains 0.05 and 0.08: mean 0.065, sample std 0.03 / sqrt(2)
+    gain = val['prockd']['bbox_mAP']['gain']
+    assert gain['n'] == 2
+    assert gain['mean'] == pytest.approx(0.065)
+    assert gain['std'] == pytest.approx(0.0212132)
+    assert 'gain' not in val['student']['bbox_mAP']
+    test = aggregate(results, split='test')
+    assert test['prockd']['bbox_mAP']['gain']['mean'] == pytest.approx(0.005)
+    assert test['student']['bbox_mAP']['values'] == [0.30, 0.20, 0.10]
+
+
 def test_format_table():
     table = aggregate([
         _fake('student', 0, 0.1234, 0.5),
@@ -48,11 +71,13 @@ def test_format_table():
     ])
     lines = format_table(table).splitlines()
     assert lines[0] == ('| variant | group | what differs | seeds | '
-                        'bbox_mAP | bbox_mAP_50 |')
-    assert lines[1] == '|---|---|---|---|---|---|'
+                        'bbox_mAP | paired gain | bbox_mAP_50 | train s | '
+                        'branch (val) |')
+    assert lines[1] == '|---|---|---|---|---|---|---|---|---|'
     assert lines[2] == ('| student | method | student alone | 2 | '
-                        '13.3 ± 1.4 | 50.0 ± 0.0 |')
-    assert lines[3] == '| mine | ? | mine | 1 | 50.0 ± 0.0 | - |'
+                        '13.3 ± 1.4 | - | 50.0 ± 0.0 | 10 | - |')
+    assert lines[3] == ('| mine | ? | mine | 1 | 50.0 ± 0.0 | +37.7 ± 0.0 '
+                        '| - | 10 | - |')
 
 
 def test_summarise_curve():
@@ -92,16 +117,25 @@ def test_smoke_run(fmnist_dir, tmp_path):
         num_val=4,
         canvas=96,
         min_size=24,
-        max_size=48)
+        max_size=48,
+        num_test=4)
     work = str(tmp_path / 'work')
     table = main(['--smoke', '--data-root', data, '--work-dir', work])
     assert list(table) == ['prockd']
     (result, ) = load_results(work)
     assert result['seed'] == 0 and result['iters'] == 2
-    for key in ('metrics', 'proto_branch_metrics'):
+    for key in ('metrics', 'proto_branch_metrics', 'test_metrics'):
         metrics = result[key]
         assert 0.0 <= metrics['bbox_mAP'] <= 1.0
         assert 0.0 <= metrics['bbox_mAP_50'] <= 1.0
-    with open(osp.join(work, 'summary.json')) as f:
+    with open(osp.join(work, 'summary_val.json')) as f:
         assert json.load(f)['prockd']['seeds'] == [0]
-    assert osp.isfile(osp.join(work, 'table.md'))
+    assert osp.isfile(osp.join(work, 'table_val.md'))
+    # --report reads the finished runs and trains nothing
+    test = main([
+        '--report', '--split', 'test', '--work-dir', work, '--variants',
+        'prockd', '--seeds', '0'
+    ])
+    assert test['prockd']['bbox_mAP']['values'] == [
+        result['test_metrics']['bbox_mAP']
+    ]

@@ -133,6 +133,13 @@ def test_gpu_cost_script_runs_every_row_on_cpu(tmp_path):
     ]
     rows = (out / 'table.md').read_text().splitlines()[2:]
     assert len(rows) == 5
+    # the tiny size is the size measured (mmseg's preprocessor would pad to
+    # the config's 512x1024 crop otherwise)
+    for name, shape in (('1_retinanet', [4, 3, 64,
+                                         96]), ('4_pspnet', [4, 3, 64, 64]),
+                        ('5_pspnet_fast', [4, 3, 64, 64])):
+        got = json.loads((out / f'{name}.json').read_text())['input_shape']
+        assert got == shape, name
     frac = json.loads((out / '5_pspnet_fast.json').read_text())
     assert frac['args']['cfg_options'] == {
         'model.distill_fraction': 0.5,

@@ -3,6 +3,7 @@ that is not in a package, and the toy data helpers."""
 import importlib.util
 import os
 import os.path as osp
+import signal
 import subprocess
 import sys
 from types import ModuleType
@@ -30,18 +31,35 @@ def run_tool(args: List[str], cwd: str,
              **env: str) -> subprocess.CompletedProcess:
     """Run ``python tools/ARGS[0] ARGS[1:]`` (``bash`` for a ``.sh``).
 
+    The tool runs in its own process group. The timeout is not a speed
+    check: it only stops a hung tool from hanging the suite, so it is far
+    above any tool's time on a loaded 2-core machine (``TOOL_TIMEOUT``
+    seconds, 1800 by default). When it fires, the whole group is killed, so
+    no child (a ``benchmark_cost.py`` started by a shell script) keeps
+    running and slowing the tests after it.
+
     Returns:
         subprocess.CompletedProcess: with ``output``, stdout then stderr.
     """
     full_env = dict(os.environ, PYTHONWARNINGS='ignore', **env)
     script = osp.join(REPO, 'tools', args[0])
     launcher = ['bash'] if script.endswith('.sh') else [sys.executable]
-    proc = subprocess.run(
-        launcher + [script] + args[1:],
+    cmd = launcher + [script] + args[1:]
+    proc = subprocess.Popen(
+        cmd,
         cwd=cwd,
         env=full_env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300)
-    proc.output = proc.stdout + proc.stderr
-    return proc
+        start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(
+            timeout=float(os.environ.get('TOOL_TIMEOUT', 1800)))
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    done = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    done.output = stdout + stderr
+    return done

@@ -224,7 +224,12 @@ def main(argv=None) -> int:
     fam = model.iface.family
     raw = synthetic_batch(fam, args.batch, args.size,
                           num_classes_of(model.student))
-    data = model.data_preprocessor(raw, True)
+    pre = model.data_preprocessor
+    if getattr(pre, 'size', None) is not None:
+        # mmseg's preprocessor pads every training batch to the config's
+        # crop size; --size must be the size that is measured
+        pre.size = tuple(args.size)
+    data = pre(raw, True)
     inputs, samples = data['inputs'], data['data_samples']
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
                           lr=1e-5,
@@ -311,6 +316,7 @@ def main(argv=None) -> int:
             device=dev_name,
             torch=torch.__version__,
             date=time.strftime('%Y-%m-%d'),
+            input_shape=list(inputs.shape),
             results=res,
             ratios=ratios)
         atomic_write_text(json.dumps(figures, indent=2), args.out)

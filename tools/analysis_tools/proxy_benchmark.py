@@ -36,9 +36,24 @@ PROCKD = 'prockd_mobilenetv2_retinanet_tiny_fmnist_canvas.py'
 FEAT = 'featmimic_mobilenetv2_retinanet_tiny_fmnist_canvas.py'
 AUGNECK = 'prockd_mobilenetv2_retinanet_augneck_tiny_fmnist_canvas.py'
 
+# [ours] a branch that can detect: each teacher layer standardised before
+# the fusion, a 3x3 conv + BN + ReLU after it, and a 3x3 conv at the end so
+# the branch's features are signed like the FPN's
+STRONG = {
+    'model.learner.input_norm': True,
+    'model.learner.fusion_convs': 1,
+    'model.level_adapter': dict(out_kernel=3),
+}
+# [ours] and the branch has its own copy of the student's head
+OWN = dict(STRONG, **{'model.branch_head': 'own'})
+# the student alone trained for the wall-clock time of this recipe
+EQUAL_TIME, EQUAL_TIME_REF = 'student_eqtime', 'prockd_own_strong'
+
 # name -> (group, config, cfg overrides, what differs from ``prockd``)
 VARIANTS: Dict[str, tuple] = {
     'student': ('method', STUDENT, {}, 'student alone'),
+    EQUAL_TIME: ('method', STUDENT, {},
+                 f'student alone, wall-clock time of {EQUAL_TIME_REF}'),
     'feat_mimic': ('method', FEAT, {}, 'feature mimic (PKD-style)'),
     'inv_proj': ('method', FEAT, {
         'model.feat_loss.projector': 'teacher'
@@ -70,6 +85,20 @@ VARIANTS: Dict[str, tuple] = {
         'model.distill_fraction': 0.25,
         'model.proto_head_grad': False
     }, 'both: 2 of 8 images, branch kept out of the head'),
+    'prockd_strong': ('recipe [ours]', PROCKD, STRONG,
+                      'branch: normalised inputs, 3x3 context, signed end'),
+    'prockd_own': ('recipe [ours]', PROCKD, {
+        'model.branch_head': 'own'
+    }, 'branch has its own copy of the head'),
+    'prockd_own_strong':
+    ('recipe [ours]', PROCKD, OWN, 'both: strong branch with its own head'),
+    'prockd_own_strong_kl0': ('recipe [ours]', PROCKD,
+                              dict(OWN,
+                                   **{'model.kl_loss':
+                                      None}), 'strong own-head branch, no KL'),
+    'prockd_own_strong_kl5': ('recipe [ours]', PROCKD,
+                              dict(OWN, **{'model.kl_loss.loss_weight': 5.0}),
+                              'strong own-head branch, KL weight 5'),
     # diagnostic, not in the default run (the teacher costs ~4x more): the
     # teacher was trained on 224 px photos and its layer7 grid is 3x3 at
     # the canvas size; run it on the canvas upsampled 2x (192 px)
@@ -116,6 +145,7 @@ SIZES = {
 def _set_iters(cfg, iters: int) -> None:
     """Scale the schedule of a benchmark config to ``iters`` iterations."""
     warm = max(1, iters // 10)
+    ratio = iters / cfg.train_cfg.max_iters
     cfg.train_cfg.max_iters = iters
     cfg.train_cfg.val_interval = iters
     for sched in cfg.param_scheduler:
@@ -126,6 +156,9 @@ def _set_iters(cfg, iters: int) -> None:
     for hook in cfg.get('custom_hooks', []):
         if hook.type == 'mmprockd.DistillScheduleHook':
             hook.warmup = warm
+            for key in ('kl_start', 'kl_warmup'):
+                if hook.get(key):
+                    hook[key] = round(hook[key] * ratio)
 
 
 def _set_data(cfg, data_root: str, batch: int, canvas: int,
@@ -189,7 +222,7 @@ def run_one(variant: str, seed: int, out_dir: str, data_root: str, iters: int,
     runner = Runner.from_cfg(cfg)
     runner.train()
     train_s = time.time() - start
-    metrics = runner.test()
+    metrics = runner.test()  # the val split: for choosing settings
     result = dict(
         variant=variant,
         seed=seed,
@@ -200,36 +233,65 @@ def run_one(variant: str, seed: int, out_dir: str, data_root: str, iters: int,
     model = runner.model
     if getattr(model, 'learner', None) is not None:
         result['proto_branch_metrics'] = _test_proto_branch(runner)
+    # the test split: for reporting only (tables show it with --split test)
+    _use_split(runner, cfg, 'test')
+    result['test_metrics'] = _strip(runner.test())
     curve = read_curve(out_dir)
     result['losses'] = summarise_curve(curve)
     result['curve'] = curve
     return result
 
 
+def _use_split(runner, cfg, split: str) -> None:
+    """Point the runner's test loop at another split of the canvases."""
+    import copy
+    loader = copy.deepcopy(cfg.test_dataloader)
+    loader.dataset.ann_file = f'annotations/instances_{split}.json'
+    loader.dataset.data_prefix = dict(img=f'{split}/images/')
+    evaluator = copy.deepcopy(cfg.test_evaluator)
+    evaluator.ann_file = (
+        loader.dataset.data_root + f'annotations/instances_{split}.json')
+    runner._test_dataloader = loader
+    runner._test_evaluator = evaluator
+    runner._test_loop = dict(type='TestLoop')
+
+
 def _test_proto_branch(runner) -> Dict[str, float]:
-    """CocoMetric of the student's head on the prototype branch (teacher ->
-    learner -> augment): how well the teacher side alone detects."""
+    """CocoMetric of the prototype branch (teacher -> learner -> augment ->
+    the branch's head: the student's, or its own copy with
+    ``branch_head='own'``): how well the teacher side alone detects."""
     model = runner.model
     student = model.student
+    heads = model.branch_student or student
     own = student.extract_feat
 
     def branch_feat(inputs):
         feats = own(inputs)
         return model.prototype_branch(model._teacher_features(inputs), feats)
 
-    student.extract_feat = branch_feat
+    heads.extract_feat = branch_feat
+    model._modules['student'] = heads
     try:
         metrics = runner.test()
     finally:
-        student.extract_feat = own
+        model._modules['student'] = student
+        del heads.extract_feat
     return _strip(metrics)
 
 
 # --------------------------------------------------------- aggregation
+def _metrics_of(result: dict, split: str) -> Dict[str, float]:
+    return result.get('metrics' if split == 'val' else 'test_metrics', {})
+
+
 def aggregate(results: Sequence[dict],
-              metrics: Sequence[str] = METRICS) -> Dict[str, dict]:
+              metrics: Sequence[str] = METRICS,
+              split: str = 'val',
+              baseline: str = 'student') -> Dict[str, dict]:
     """Mean and sample std (0 for one seed) of each metric per variant, in
-    the order of ``VARIANTS`` (unknown variants last)."""
+    the order of ``VARIANTS`` (unknown variants last), on one split; and
+    the paired gain over ``baseline``: per seed that both ran, the
+    variant's metric minus the baseline's, then mean and std."""
     by_var: Dict[str, List[dict]] = {}
     for r in results:
         by_var.setdefault(r['variant'], []).append(r)
@@ -239,22 +301,49 @@ def aggregate(results: Sequence[dict],
     for v in order:
         rows = sorted(by_var[v], key=lambda r: r['seed'])
         entry = dict(seeds=[r['seed'] for r in rows])
+        entry['train_s'] = statistics.fmean(r['train_s'] for r in rows)
         for m in metrics:
-            vals = [r['metrics'][m] for r in rows if m in r['metrics']]
+            vals = [
+                _metrics_of(r, split)[m] for r in rows
+                if m in _metrics_of(r, split)
+            ]
             if not vals:
                 continue
             entry[m] = dict(
                 mean=statistics.fmean(vals),
                 std=statistics.stdev(vals) if len(vals) > 1 else 0.0,
                 values=vals)
+            base = {
+                r['seed']: _metrics_of(r, split).get(m)
+                for r in by_var.get(baseline, [])
+            }
+            gains = [
+                _metrics_of(r, split)[m] - base[r['seed']] for r in rows if
+                base.get(r['seed']) is not None and m in _metrics_of(r, split)
+            ]
+            if gains and v != baseline:
+                entry[m]['gain'] = dict(
+                    mean=statistics.fmean(gains),
+                    std=statistics.stdev(gains) if len(gains) > 1 else 0.0,
+                    n=len(gains))
+        branch = [
+            r['proto_branch_metrics'][metrics[0]] for r in rows
+            if metrics[0] in r.get('proto_branch_metrics', {})
+        ]
+        if branch:
+            entry['branch'] = statistics.fmean(branch)
         table[v] = entry
     return table
 
 
 def format_table(table: Dict[str, dict],
                  metrics: Sequence[str] = METRICS) -> str:
-    """Markdown table; metrics in percent as ``mean ± std``."""
-    head = ['variant', 'group', 'what differs', 'seeds'] + list(metrics)
+    """Markdown table; metrics in percent as ``mean ± std``, the paired
+    gain over the student alone (``+mean ± std``) beside the first one,
+    the mean training time and the prototype branch's val metric."""
+    head = [
+        'variant', 'group', 'what differs', 'seeds', metrics[0], 'paired gain'
+    ] + list(metrics[1:]) + ['train s', 'branch (val)']
     lines = [
         '| ' + ' | '.join(head) + ' |',
         '|' + '---|' * len(head),
@@ -262,12 +351,19 @@ def format_table(table: Dict[str, dict],
     for v, entry in table.items():
         group, _, _, desc = VARIANTS.get(v, ('?', None, None, v))
         cells = [v, group, desc, str(len(entry['seeds']))]
-        for m in metrics:
+        for i, m in enumerate(metrics):
             if m in entry:
                 cells.append(f'{100 * entry[m]["mean"]:.1f} ± '
                              f'{100 * entry[m]["std"]:.1f}')
             else:
                 cells.append('-')
+            if i == 0:
+                gain = entry.get(m, {}).get('gain')
+                cells.append(f'{100 * gain["mean"]:+.1f} ± '
+                             f'{100 * gain["std"]:.1f}' if gain else '-')
+        cells.append(f'{entry["train_s"]:.0f}')
+        cells.append(f'{100 * entry["branch"]:.1f}' if 'branch' in
+                     entry else '-')
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
@@ -301,6 +397,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--iters', type=int, help='default: preset')
     parser.add_argument('--jobs', type=int, help='parallel runs')
     parser.add_argument(
+        '--split',
+        choices=['val', 'test'],
+        default='val',
+        help='the split the table shows: val for choosing settings, test '
+        'for reporting (every run evaluates both)')
+    parser.add_argument(
+        '--report',
+        action='store_true',
+        help='print the table of the finished runs, train nothing')
+    parser.add_argument(
         '--worker',
         nargs=2,
         metavar=('VARIANT', 'SEED'),
@@ -322,7 +428,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def _ensure_data(args: argparse.Namespace) -> None:
-    ann = osp.join(args.data_root, 'annotations', 'instances_val.json')
+    ann = osp.join(args.data_root, 'annotations', 'instances_test.json')
     if osp.isfile(ann):
         return
     if not args.fmnist:
@@ -336,19 +442,43 @@ def _ensure_data(args: argparse.Namespace) -> None:
     build(args.fmnist, args.data_root, **size['build'])
 
 
-def _worker_cmd(args: argparse.Namespace, variant: str, seed: int):
+def _worker_cmd(args: argparse.Namespace,
+                variant: str,
+                seed: int,
+                iters: Optional[int] = None):
     cmd = [
         sys.executable,
         osp.abspath(__file__), '--worker', variant,
         str(seed), '--work-dir', args.work_dir, '--data-root', args.data_root,
         '--iters',
-        str(args.iters)
+        str(iters or args.iters)
     ]
     if args.full:
         cmd.append('--full')
     if args.smoke:
         cmd.append('--smoke')
     return cmd
+
+
+def equal_time_iters(args: argparse.Namespace) -> int:
+    """Iterations that give the student alone the training time of
+    ``EQUAL_TIME_REF``: ``iters`` times the ratio of their mean training
+    times over the finished runs of this work dir (same machine, same
+    load: they run side by side)."""
+    done = load_results(args.work_dir)
+
+    def mean_s(variant):
+        times = [
+            r['train_s'] for r in done
+            if r['variant'] == variant and r['iters'] == args.iters
+        ]
+        if not times:
+            raise RuntimeError(
+                f'proxy_benchmark: {EQUAL_TIME} needs finished runs of '
+                f'{variant} at {args.iters} iterations; run them first')
+        return statistics.fmean(times)
+
+    return round(args.iters * mean_s(EQUAL_TIME_REF) / mean_s('student'))
 
 
 def run_all(args: argparse.Namespace) -> List[dict]:
@@ -358,23 +488,37 @@ def run_all(args: argparse.Namespace) -> List[dict]:
         (v, s) for s in args.seeds for v in args.variants if
         not osp.isfile(osp.join(args.work_dir, v, f'seed{s}', 'result.json'))
     ]
+    # the equal-time runs last: their budget is measured on the others
+    todo.sort(key=lambda vs: vs[0] == EQUAL_TIME)
+    budget: Dict[str, int] = {}
     env = dict(os.environ)
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     env.setdefault('OMP_NUM_THREADS', str(threads))
     running: List[tuple] = []
     while todo or running:
         while todo and len(running) < args.jobs:
+            if todo[0][0] == EQUAL_TIME and any(
+                    r[2] in (EQUAL_TIME_REF, 'student') for r in running):
+                break  # its budget needs the finished runs it matches
             v, s = todo.pop(0)
+            iters = None
+            if v == EQUAL_TIME:
+                if 'iters' not in budget:
+                    budget['iters'] = equal_time_iters(args)
+                iters = budget['iters']
             run_dir = osp.join(args.work_dir, v, f'seed{s}')
             os.makedirs(run_dir, exist_ok=True)
             log = open(osp.join(run_dir, 'stdout.log'), 'w')
             proc = subprocess.Popen(
-                _worker_cmd(args, v, s),
+                _worker_cmd(args, v, s, iters),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env)
             running.append((proc, log, v, s, time.time()))
-            print(f'[start] {v} seed {s}', flush=True)
+            print(
+                f'[start] {v} seed {s}' +
+                (f' ({iters} iterations)' if iters else ''),
+                flush=True)
         time.sleep(1)
         for item in list(running):
             proc, log, v, s, t0 = item
@@ -400,22 +544,37 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, dict]:
         out_dir = osp.join(args.work_dir, variant, f'seed{seed}')
         result = run_one(variant, seed, out_dir, args.data_root, args.iters,
                          args.batch, args.canvas, args.val_subset)
-        with open(osp.join(out_dir, 'result.json'), 'w') as f:
-            json.dump(result, f)
+        atomic_write_text(json.dumps(result), osp.join(out_dir, 'result.json'))
         return {}
     start = time.time()
-    _ensure_data(args)
-    results = run_all(args)
-    table = aggregate(results)
+    if args.report:
+        results = [
+            r for r in load_results(args.work_dir)
+            if r['variant'] in args.variants and r['seed'] in args.seeds
+        ]
+    else:
+        _ensure_data(args)
+        results = run_all(args)
+    table = aggregate(results, split=args.split)
     text = format_table(table)
+    print(f'split: {args.split}')
     print(text)
     print(f'wall time {time.time() - start:.0f}s')
     os.makedirs(args.work_dir, exist_ok=True)
-    with open(osp.join(args.work_dir, 'table.md'), 'w') as f:
-        f.write(text + '\n')
-    with open(osp.join(args.work_dir, 'summary.json'), 'w') as f:
-        json.dump(table, f, indent=1)
+    atomic_write_text(text + '\n',
+                      osp.join(args.work_dir, f'table_{args.split}.md'))
+    atomic_write_text(
+        json.dumps(table, indent=1),
+        osp.join(args.work_dir, f'summary_{args.split}.json'))
     return table
+
+
+def atomic_write_text(text: str, path: str) -> None:
+    """Write through a temporary file and a rename."""
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'w') as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 if __name__ == '__main__':

@@ -26,11 +26,13 @@ Debian package::
     python tools/dataset_converters/build_fmnist_canvas.py \
         /tmp/fmnist/usr/share/datasets/fashion-mnist data/fmnist_canvas/reduced
 
-Output layout (``train`` from the IDX train split, ``val`` from t10k)::
+Output layout: ``train`` from the IDX train split; ``val`` (for choosing
+settings) from the first half of t10k and ``test`` (for reporting, never
+for choosing) from its second half, so no item is in both::
 
-    <out>/annotations/instances_{train,val}.json
-    <out>/{train,val}/images/000000.png   RGB canvases
-    <out>/{train,val}/masks/000000.png    uint8 label maps (0 = background)
+    <out>/annotations/instances_{train,val,test}.json
+    <out>/{train,val,test}/images/000000.png   RGB canvases
+    <out>/{train,val,test}/masks/000000.png    uint8 label maps (0 = bg)
 """
 import argparse
 import gzip
@@ -45,7 +47,12 @@ from PIL import Image
 
 CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal',
            'Shirt', 'Sneaker', 'Bag', 'Ankle boot')
-SPLITS = {'train': 'train', 'val': 't10k'}
+# split -> (IDX file prefix, the part of that file's items it draws from)
+SPLITS = {
+    'train': ('train', (0.0, 1.0)),
+    'val': ('t10k', (0.0, 0.5)),
+    'test': ('t10k', (0.5, 1.0)),
+}
 
 
 def read_idx(path: str) -> np.ndarray:
@@ -219,18 +226,21 @@ def build(src: str,
           max_items: int = 3,
           min_size: int = 24,
           max_size: int = 48,
-          seed: int = 0) -> Dict[str, Dict]:
-    """Build both splits; returns ``{'train': coco, 'val': coco}``."""
+          seed: int = 0,
+          num_test: int = 400) -> Dict[str, Dict]:
+    """Build the three splits; returns ``{'train': coco, 'val': coco,
+    'test': coco}``."""
     if not min_size <= max_size <= canvas:
         raise ValueError('build_fmnist_canvas: need min_size <= max_size <= '
                          f'canvas, got {min_size}, {max_size}, {canvas}')
+    sizes = dict(train=num_train, val=num_val, test=num_test)
     out = {}
-    for k, (split, prefix) in enumerate(SPLITS.items()):
-        num = num_train if split == 'train' else num_val
+    for k, (split, (prefix, (lo, hi))) in enumerate(SPLITS.items()):
         images, labels = load_split(src, prefix)
-        out[split] = build_split(images, labels, out_dir, split, num,
-                                 seed * 1000 + k, canvas, max_items, min_size,
-                                 max_size)
+        items = slice(round(lo * len(images)), round(hi * len(images)))
+        out[split] = build_split(images[items], labels[items], out_dir, split,
+                                 sizes[split], seed * 1000 + k, canvas,
+                                 max_items, min_size, max_size)
     return out
 
 
@@ -240,6 +250,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('out', help='output directory')
     parser.add_argument('--num-train', type=int, default=1000)
     parser.add_argument('--num-val', type=int, default=200)
+    parser.add_argument('--num-test', type=int, default=400)
     parser.add_argument('--canvas', type=int, default=96)
     parser.add_argument('--max-items', type=int, default=3)
     parser.add_argument('--min-size', type=int, default=24)
@@ -251,7 +262,8 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     out = build(args.src, args.out, args.num_train, args.num_val, args.canvas,
-                args.max_items, args.min_size, args.max_size, args.seed)
+                args.max_items, args.min_size, args.max_size, args.seed,
+                args.num_test)
     for split, coco in out.items():
         print(f'{split}: {len(coco["images"])} images, '
               f'{len(coco["annotations"])} boxes -> {args.out}')

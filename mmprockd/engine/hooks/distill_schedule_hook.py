@@ -17,16 +17,29 @@ class DistillScheduleHook(Hook):
         warmup (int): length of the linear warm-up. Defaults to 0.
         stop (int, optional): from this iteration/epoch on, no distillation.
         by_epoch (bool): count ``warmup`` and ``stop`` in epochs.
+        kl_start (int): [ours] a curriculum for the consistency KL alone:
+            it is off before this iteration/epoch, so the prototype branch
+            learns the task first, then ramps in linearly over
+            ``kl_warmup``. Its factor multiplies the common one. Defaults to
+            0 (the KL follows the common schedule).
+        kl_warmup (int): length of the KL's own ramp. Defaults to 0.
     """
     priority = 'NORMAL'
 
     def __init__(self,
                  warmup: int = 0,
                  stop: Optional[int] = None,
-                 by_epoch: bool = False) -> None:
+                 by_epoch: bool = False,
+                 kl_start: int = 0,
+                 kl_warmup: int = 0) -> None:
         if warmup < 0 or (stop is not None and stop < 0):
             raise ValueError('DistillScheduleHook: warmup and stop must be '
                              f'>= 0, got {warmup}, {stop}')
+        if kl_start < 0 or kl_warmup < 0:
+            raise ValueError('DistillScheduleHook: kl_start and kl_warmup '
+                             f'must be >= 0, got {kl_start}, {kl_warmup}')
+        self.kl_start = kl_start
+        self.kl_warmup = kl_warmup
         self.warmup = warmup
         self.stop = stop
         self.by_epoch = by_epoch
@@ -46,6 +59,23 @@ class DistillScheduleHook(Hook):
             return 1.0
         return min(1.0, (pos + (0 if self.by_epoch else 1)) / self.warmup)
 
+    def kl_scale_at(self, iteration: int, epoch: int,
+                    iters_per_epoch: int) -> float:
+        """The KL's own factor at a 0-based iteration / epoch: 0 before
+        ``kl_start``, then a linear ramp over ``kl_warmup``."""
+        if self.by_epoch:
+            per = max(iters_per_epoch, 1)
+            started = epoch >= self.kl_start
+            since = epoch + (iteration % per) / per - self.kl_start
+        else:
+            started = iteration >= self.kl_start
+            since = iteration - self.kl_start + 1
+        if not started:
+            return 0.0
+        if self.kl_warmup == 0:
+            return 1.0
+        return min(1.0, since / self.kl_warmup)
+
     def before_train_iter(self,
                           runner,
                           batch_idx: int,
@@ -59,3 +89,7 @@ class DistillScheduleHook(Hook):
         scale = self.scale_at(runner.iter, runner.epoch, per_epoch)
         model.distill_scale = scale
         runner.message_hub.update_scalar('train/distill_scale', scale)
+        if self.kl_start or self.kl_warmup:
+            kl = self.kl_scale_at(runner.iter, runner.epoch, per_epoch)
+            model.kl_scale = kl
+            runner.message_hub.update_scalar('train/kl_scale', kl)

@@ -20,6 +20,11 @@ class LevelAdapter(BaseModule):
     Args:
         in_channels (int): channels of the prototype space ``D``.
         out_channels (Sequence[int]): channels of each student level.
+        out_kernel (int): [ours] 0 keeps the 1x1 conv / identity above; a
+            positive k puts a k x k conv (no activation) at every level, so
+            that the branch ends, like an FPN output, in a conv whose values
+            are signed (the learner and augment end in a ReLU). Defaults
+            to 0.
         init_cfg (dict, optional): initialisation config. Defaults to None.
 
     Example:
@@ -32,13 +37,22 @@ class LevelAdapter(BaseModule):
     def __init__(self,
                  in_channels: int,
                  out_channels: Sequence[int],
+                 out_kernel: int = 0,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if out_kernel < 0 or (out_kernel and out_kernel % 2 == 0):
+            raise ValueError('LevelAdapter: out_kernel must be 0 or a '
+                             f'positive odd int, got {out_kernel}')
         self.in_channels = in_channels
         self.out_channels = list(out_channels)
-        self.convs = nn.ModuleList(nn.Identity() if c == in_channels else nn.
-                                   Conv2d(in_channels, c, 1)
-                                   for c in self.out_channels)
+        if out_kernel:
+            self.convs = nn.ModuleList(
+                nn.Conv2d(in_channels, c, out_kernel, padding=out_kernel // 2)
+                for c in self.out_channels)
+        else:
+            self.convs = nn.ModuleList(nn.Identity(
+            ) if c == in_channels else nn.Conv2d(in_channels, c, 1)
+                                       for c in self.out_channels)
 
     def forward(self, feats: Sequence[Tensor]) -> List[Tensor]:
         """Map each ``(N, D, H_l, W_l)`` to ``(N, C_l, H_l, W_l)``."""

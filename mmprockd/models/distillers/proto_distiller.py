@@ -70,6 +70,16 @@ class ProtoDistiller(BaseModel):
             prototype branch produces; the others keep the student's own
             (detached) features. Defaults to all levels.
         proto_weight (float): weight of the prototype-branch task loss.
+        level_adapter (dict, optional): extra arguments of the
+            :class:`LevelAdapter` that ends the branch (e.g.
+            ``out_kernel=3``, [ours]).
+        branch_head (str): ``'shared'`` (the authors' recipe): the branch
+            runs the student's own heads. ``'own'`` [ours]: the branch runs
+            a copy of the student's heads with its own weights (and its own
+            norm statistics), so the branch is a detector / segmenter /
+            classifier on teacher features that never burdens the student's
+            head; the student then learns from it through the KL only.
+            Defaults to ``'shared'``.
         proto_head_grad (bool): whether the prototype-branch task loss also
             trains the student's head (the authors' shared head, default).
             False sends it only into the prototypes, learner, augment and
@@ -115,6 +125,8 @@ class ProtoDistiller(BaseModel):
                  augment: Optional[dict] = None,
                  proto_levels: Optional[Sequence[int]] = None,
                  proto_weight: float = 1.0,
+                 level_adapter: Optional[dict] = None,
+                 branch_head: str = 'shared',
                  proto_head_grad: bool = True,
                  kl_loss: Optional[dict] = None,
                  feat_loss: Optional[dict] = None,
@@ -150,6 +162,11 @@ class ProtoDistiller(BaseModel):
             raise ValueError(f'ProtoDistiller: proto_levels {bad} outside '
                              f'the {n_levels} student levels')
         self.proto_weight = proto_weight
+        if branch_head not in ('shared', 'own'):
+            raise ValueError("ProtoDistiller: branch_head must be 'shared' "
+                             f"or 'own', got {branch_head!r}")
+        self.branch_head = branch_head
+        self.kl_scale = 1.0  # set by DistillScheduleHook(kl_start=...)
         self.proto_head_grad = proto_head_grad
         self.student_ckpt = student_ckpt
         self.sync_student_prototypes = sync_student_prototypes
@@ -161,7 +178,7 @@ class ProtoDistiller(BaseModel):
         self.distill_scale = 1.0  # set by DistillScheduleHook
         teacher_channels = self._probe_teacher_channels()
         self._build_branches(learner, augment, kl_loss, feat_loss,
-                             teacher_channels)
+                             teacher_channels, level_adapter or {})
         self._check_student_plugins()
 
     # ------------------------------------------------------------- building
@@ -178,8 +195,11 @@ class ProtoDistiller(BaseModel):
         return [f.shape[1] for f in feats]
 
     def _build_branches(self, learner, augment, kl_loss, feat_loss,
-                        teacher_channels: List[int]) -> None:
+                        teacher_channels: List[int],
+                        level_adapter: dict) -> None:
         self.learner = self.augment = self.level_adapter = None
+        self.branch_student = None
+        self.branch_iface = self.iface
         self.kl_loss = self.feat_loss = None
         if learner is not None:
             learner = dict(learner)
@@ -203,7 +223,12 @@ class ProtoDistiller(BaseModel):
                     in_channels=self.learner.channels,
                     out_channels=[
                         self.student_channels[i] for i in self.proto_levels
-                    ]))
+                    ],
+                    **level_adapter))
+            if self.branch_head == 'own':
+                self.branch_student = self._copy_heads()
+                self.branch_iface = StudentInterface.from_model(
+                    self.branch_student)
             if kl_loss is not None:
                 kl_loss = dict(kl_loss)
                 kl_loss.setdefault('kind', self.iface.kl_kind)
@@ -216,6 +241,19 @@ class ProtoDistiller(BaseModel):
             feat_loss.setdefault('student_channels', self.student_channels)
             feat_loss.setdefault('teacher_channels', sum(teacher_channels))
             self.feat_loss = MODELS.build(feat_loss)
+
+    def _copy_heads(self) -> torch.nn.Module:
+        """The student with its own weights for the heads, and no backbone
+        (the branch gives the features). Detectors and segmentors lose
+        their neck too (``extract_feat`` is replaced as a whole);
+        classifiers keep it (it pools the given maps)."""
+        import copy
+        branch = copy.deepcopy(self.student)
+        branch.backbone = torch.nn.Identity()
+        if self.iface.family != 'cls' and getattr(branch, 'neck',
+                                                  None) is not None:
+            branch.neck = torch.nn.Identity()
+        return branch
 
     def _student_plugins(self) -> List[TaskAdaptiveAugment]:
         return [
@@ -287,7 +325,10 @@ class ProtoDistiller(BaseModel):
     def _touch_distill_params(self) -> Tensor:
         """Zero that depends on every distillation parameter, so DDP sees a
         gradient for each of them on steps that skip distillation."""
-        mods = [self.learner, self.augment, self.level_adapter, self.feat_loss]
+        mods = [
+            self.learner, self.augment, self.level_adapter, self.feat_loss,
+            self.branch_student
+        ]
         params = [p for m in mods if m is not None for p in m.parameters()]
         if not params:
             return None
@@ -352,20 +393,22 @@ class ProtoDistiller(BaseModel):
             teacher_feats = self._teacher_features(inputs, data_samples)
             if self.learner is not None:
                 proto_feats = self.prototype_branch(teacher_feats, feats)
-                proto_losses, proto_logits = self.iface.loss(
+                own = self.branch_student is not None
+                proto_losses, proto_logits = self.branch_iface.loss(
                     inputs,
                     proto_feats,
                     data_samples,
-                    param_grad=self.proto_head_grad,
-                    update_stats=False)
+                    param_grad=own or self.proto_head_grad,
+                    update_stats=own)
                 for k, v in proto_losses.items():
                     distill[f'distill.proto.{k}'] = _scale(
                         v, self.proto_weight * scale) if 'loss' in k else v
-                if self.kl_loss is not None:
+                kl_scale = float(self.kl_scale)
+                if self.kl_loss is not None and kl_scale > 0:
                     valid = self.iface.ignore_masks(data_samples,
                                                     student_logits)
-                    distill['distill.loss_kl'] = scale * self.kl_loss(
-                        student_logits, proto_logits, valid)
+                    distill['distill.loss_kl'] = scale * kl_scale * \
+                        self.kl_loss(student_logits, proto_logits, valid)
             if self.feat_loss is not None:
                 distill['distill.loss_feat'] = scale * self.feat_loss(
                     feats, teacher_feats)

@@ -57,6 +57,14 @@ class PrototypeLearner(BaseModule):
             is always per level. Defaults to True.
         align_corners (bool): ``align_corners`` of the bilinear resize.
             Defaults to False.
+        input_norm (bool): [ours] standardise every teacher map per channel
+            (``BatchNorm2d`` without affine) before the fusion, so that no
+            layer dominates by its scale (MobileNetV2's layer3 is ~8x
+            layer7). Defaults to False (the authors' fusion).
+        fusion_convs (int): [ours] number of 3x3 conv + BN + ReLU blocks
+            after the fusion (one stack per level), which give the branch
+            the spatial context of an FPN's output convs; the authors' fusion
+            is 1x1 only. Defaults to 0.
         init_cfg (dict or list[dict], optional): Initialisation config.
             Defaults to None.
 
@@ -84,6 +92,8 @@ class PrototypeLearner(BaseModule):
                  num_levels: int = 1,
                  share_prototypes: bool = True,
                  align_corners: bool = False,
+                 input_norm: bool = False,
+                 fusion_convs: int = 0,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         name = self.__class__.__name__
@@ -94,6 +104,9 @@ class PrototypeLearner(BaseModule):
             channels=channels,
             num_prototypes=num_prototypes,
             num_levels=num_levels)
+        if fusion_convs < 0:
+            raise ValueError(f'{name}: fusion_convs must be >= 0, '
+                             f'got {fusion_convs}')
         for key, value in positive.items():
             if value <= 0:
                 raise ValueError(f'{name}: {key} must be positive, '
@@ -111,6 +124,16 @@ class PrototypeLearner(BaseModule):
             F.normalize(
                 torch.randn(num_banks, num_prototypes, channels), dim=-1))
 
+        self.input_norms = nn.ModuleList(
+            nn.BatchNorm2d(c, affine=False)
+            for c in self.in_channels) if input_norm else None
+        self.context = nn.ModuleList([
+            nn.Sequential(*[
+                m for _ in range(fusion_convs) for m in (
+                    nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
+            ]) for _ in range(num_levels)
+        ]) if fusion_convs else None
         fused_channels = sum(self.in_channels)
         self.fusions = nn.ModuleList([
             nn.Sequential(
@@ -227,6 +250,8 @@ class PrototypeLearner(BaseModule):
         bank = self._bank(level)
         prototypes = self.prototypes[bank]  # (K, D)
         fused = self._fuse(feats, size, level)  # F_t: (N, D, H, W)
+        if self.context is not None:
+            fused = self.context[level](fused)  # (N, D, H, W)
         n, d, h, w = fused.shape
         tokens = F.normalize(fused, dim=1, eps=self.eps)  # f^: (N, D, H, W)
         # soft assignment over the K prototypes: (N, K, H, W)
@@ -269,6 +294,8 @@ class PrototypeLearner(BaseModule):
             assignment maps of shape (N, K, H_l, W_l), which sum to 1 over K.
         """
         self._check_inputs(feats, out_sizes)
+        if self.input_norms is not None:
+            feats = [norm(f) for norm, f in zip(self.input_norms, feats)]
         outs, assigns = [], []
         for level, size in enumerate(out_sizes):
             size = (int(size[0]), int(size[1]))

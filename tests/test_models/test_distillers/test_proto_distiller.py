@@ -610,3 +610,47 @@ def test_softmax_head_without_anchor_count_is_refused_at_build():
     del model.bbox_head.num_base_priors  # a head that does not say it
     with pytest.raises(ValueError, match='kl_loss=None'):
         StudentInterface(model, 'det')
+
+
+def test_own_branch_head_trains_its_copy_never_the_students_head():
+    """[ours] branch_head='own': the branch runs a copy of the student's
+    heads with its own weights. Its task loss trains that copy and the
+    branch modules; the student's head learns only from its own loss and
+    the KL, and the student-only checkpoint holds no branch weights."""
+    model = build(branch_head='own')
+    branch = model.branch_student
+    assert branch is not None and branch.bbox_head is not \
+        model.student.bbox_head
+    assert isinstance(branch.backbone, torch.nn.Identity)
+    assert isinstance(branch.neck, torch.nn.Identity)
+    losses = loss_step(model)
+    losses['distill.proto.loss_cls'][0].backward(retain_graph=True)
+    assert all(p.grad is None for p in model.student.parameters())
+    assert any(g is not None and g.abs().sum() > 0
+               for g in grads_of(branch.bbox_head))
+    assert model.learner.prototypes.grad.abs().sum() > 0
+    model.zero_grad(set_to_none=True)
+    # the KL trains the student's head and not the branch (target detached)
+    losses['distill.loss_kl'].backward()
+    assert any(g is not None and g.abs().sum() > 0
+               for g in grads_of(model.student.bbox_head))
+    assert all(g is None for g in grads_of(branch.bbox_head))
+    keys = model.state_dict().keys()
+    assert any(k.startswith('branch_student.bbox_head.') for k in keys)
+    assert not any(k.startswith('student.') and 'branch' in k for k in keys)
+
+
+def test_kl_scale_zero_skips_the_kl():
+    model = build()
+    model.kl_scale = 0.0
+    assert 'distill.loss_kl' not in loss_step(model)
+    model.kl_scale = 0.5
+    half = loss_step(model)['distill.loss_kl']
+    model.kl_scale = 1.0
+    assert loss_step(model)['distill.loss_kl'].item() == pytest.approx(
+        2 * half.item(), rel=1e-5)
+
+
+def test_bad_branch_head_is_refused():
+    with pytest.raises(ValueError, match="branch_head.*'copy'"):
+        build(branch_head='copy')

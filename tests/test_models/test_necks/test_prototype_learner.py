@@ -372,3 +372,59 @@ def test_errors():
         PrototypeLearner(in_channels=[4], num_prototypes=0)
     with pytest.raises(ValueError, match=f'{name}: in_channels'):
         PrototypeLearner(in_channels=[])
+
+
+def test_input_norm_makes_the_fusion_scale_free():
+    """[ours] input_norm standardises each teacher map per channel (batch
+    statistics in train mode): scaling one teacher layer by 100 and shifting
+    it changes nothing."""
+    torch.manual_seed(0)
+    learner = PrototypeLearner([4, 6],
+                               channels=8,
+                               num_prototypes=5,
+                               input_norm=True).train()
+    a, b = torch.randn(3, 4, 6, 6), torch.randn(3, 6, 3, 3)
+    out = learner([a, b], [(6, 6)])[0]
+    scaled = learner([100 * a + 7, b], [(6, 6)])[0]
+    assert torch.allclose(out, scaled, atol=1e-4)
+    plain = PrototypeLearner([4, 6], channels=8, num_prototypes=5)
+    assert plain.input_norms is None
+    assert len(learner.input_norms) == 2
+    assert not learner.input_norms[0].affine
+
+
+def test_fusion_convs_add_3x3_context_per_level():
+    learner = PrototypeLearner([4],
+                               channels=8,
+                               num_prototypes=5,
+                               num_levels=2,
+                               fusion_convs=2)
+    assert len(learner.context) == 2
+    convs = [m for m in learner.context[0] if isinstance(m, nn.Conv2d)]
+    assert [c.kernel_size for c in convs] == [(3, 3), (3, 3)]
+    outs = learner([torch.randn(2, 4, 8, 8)], [(8, 8), (4, 4)])
+    assert [tuple(o.shape) for o in outs] == [(2, 8, 8, 8), (2, 8, 4, 4)]
+
+    # a token's output now depends on its neighbours. The global descriptor
+    # mixes every token into every output, so zero it to see the local path
+    # alone; eval mode, so that BN uses running statistics.
+
+    def changed_by_one_pixel(m):
+        nn.init.zeros_(m.descriptors[0].weight)
+        nn.init.zeros_(m.descriptors[0].bias)
+        m.eval()
+        x = torch.randn(1, 4, 8, 8)
+        x2 = x.clone()
+        x2[:, :, 0, 0] += 5.0
+        y0, y1 = m([x], [(8, 8)])[0], m([x2], [(8, 8)])[0]
+        return (y0 - y1).abs().sum(1)[0] > 1e-6
+
+    torch.manual_seed(0)
+    local = changed_by_one_pixel(
+        PrototypeLearner([4], channels=8, num_prototypes=5))
+    context = changed_by_one_pixel(
+        PrototypeLearner([4], channels=8, num_prototypes=5, fusion_convs=1))
+    assert local[0, 0] and not local[1, 1]
+    assert context[1, 1] and not context[4, 4]
+    with pytest.raises(ValueError, match='fusion_convs'):
+        PrototypeLearner([4], fusion_convs=-1)

@@ -1,0 +1,43 @@
+# Classification accuracy proxy, ProC-KD: torchvision's ImageNet-1k
+# MobileNetV2 (frozen, never fine-tuned; 1000 ImageNet classes) teaches the
+# tiny classifier of cls_tiny_fmnist_student.py the 10 Fashion-MNIST
+# classes, with the authors' classification recipe (K = 72, KL weight 10).
+# Same student, data and schedule as the plain student.
+_base_ = [
+    './cls_tiny_fmnist_student.py',
+    '../_base_/teachers/mobilenetv2_in1k.py',
+]
+
+model = dict(
+    _delete_=True,
+    type='mmprockd.ProtoDistiller',
+    # carries its own data_preprocessor (ImageNet mean/std, to_rgb): the
+    # teacher sees the same normalised input, so it needs no mean/std
+    student={{_base_.model}},
+    # layer3/5/7 are 8x8, 4x4 and 2x2 cells on a 64 px image (strides
+    # 8/16/32); the learner resizes them to the student's 2x2 level
+    teacher={{_base_.mobilenetv2_in1k_teacher}},
+    # one level: the 128-channel 2x2 map of stage 4, before the neck's
+    # global average pooling
+    student_channels=[128],
+    learner=dict(
+        type='mmprockd.PrototypeLearner',
+        channels=128,  # = the student's: the level adapter is identity
+        num_prototypes=72,  # authors' code
+        share_prototypes=True),
+    augment=dict(type='mmprockd.TaskAdaptiveAugment', temperature=1.0),
+    proto_weight=1.0,
+    kl_loss=dict(
+        type='mmprockd.ConsistencyKLLoss',
+        kind='softmax',  # over the 10 classes of each image
+        temperature=1.0,
+        detach_target=True,
+        # the authors' code hints "ratio10" for classification
+        loss_weight=10.0))
+
+custom_imports = dict(imports=['mmprockd'], allow_failed_imports=False)
+custom_hooks = [
+    # 1000 iterations: ramp the distillation in over the first 100, with
+    # the LR warm-up, instead of the 500 of full-size runs
+    dict(type='mmprockd.DistillScheduleHook', warmup=100, by_epoch=False),
+]
