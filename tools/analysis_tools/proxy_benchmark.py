@@ -112,6 +112,55 @@ DEFAULT_VARIANTS = [
 ]
 METRICS = ('bbox_mAP', 'bbox_mAP_50')
 
+# ---------------------------------------------- the classification proxy
+CLS_STUDENT = 'cls_tiny_fmnist_student.py'
+CLS_PROCKD = 'prockd_mobilenetv2_cls_tiny_fmnist.py'
+CLS_FEAT = 'featmimic_mobilenetv2_cls_tiny_fmnist.py'
+CLS_EQUAL_TIME_REF = 'prockd_own'
+CLS_VARIANTS: Dict[str, tuple] = {
+    'student': ('method', CLS_STUDENT, {}, 'student alone'),
+    EQUAL_TIME: ('method', CLS_STUDENT, {},
+                 f'student alone, wall-clock time of {CLS_EQUAL_TIME_REF}'),
+    'feat_mimic': ('method', CLS_FEAT, {}, 'feature mimic (PKD)'),
+    'inv_proj': ('method', CLS_FEAT, {
+        'model.feat_loss.projector': 'teacher'
+    }, 'inverted projection (Auty et al. 2024) + PKD'),
+    'prockd': ('method', CLS_PROCKD, {},
+               'ProC-KD paper recipe (K=72, KL 10, shared head)'),
+    'prockd_kl0': ('KL weight', CLS_PROCKD, {
+        'model.kl_loss': None
+    }, 'KL weight 0 (no consistency)'),
+    'prockd_own': ('recipe [ours]', CLS_PROCKD, {
+        'model.branch_head': 'own'
+    }, 'branch has its own copy of the head'),
+    'prockd_own_strong': ('recipe [ours]', CLS_PROCKD, OWN,
+                          'own head + normalised inputs, 3x3 context'),
+    'prockd_own_area': ('recipe [ours]', CLS_PROCKD, {
+        'model.branch_head': 'own',
+        'model.learner.downsample': 'area',
+        'model.learner.input_norm': True,
+    }, 'own head, normalised inputs, area downsampling'),
+}
+CLS_METRICS = ('top1', )
+
+# task -> what differs between the proxies
+TASKS = {
+    'det':
+    dict(
+        variants=VARIANTS,
+        metrics=METRICS,
+        scale=100.0,  # CocoMetric gives fractions
+        equal_time_ref=EQUAL_TIME_REF,
+        work_dir='work_dirs/proxy_benchmark'),
+    'cls':
+    dict(
+        variants=CLS_VARIANTS,
+        metrics=CLS_METRICS,
+        scale=1.0,  # mmpretrain's Accuracy gives percent
+        equal_time_ref=CLS_EQUAL_TIME_REF,
+        work_dir='work_dirs/proxy_cls'),
+}
+
 
 def _strip(metrics: dict) -> Dict[str, float]:
     """``coco/bbox_mAP`` -> ``bbox_mAP``."""
@@ -140,6 +189,17 @@ SIZES = {
         jobs=4),
 }
 
+CLS_SIZES = {
+    'reduced':
+    dict(
+        data='data/fmnist_cls/',
+        build=dict(
+            num_train=2000, num_val=1000, num_test=2000, size=64, seed=0),
+        iters=1000,
+        batch=32,
+        jobs=2),
+}
+
 
 # ------------------------------------------------------------- one run
 def _set_iters(cfg, iters: int) -> None:
@@ -152,13 +212,31 @@ def _set_iters(cfg, iters: int) -> None:
         if sched.type == 'LinearLR':
             sched.end = warm
         else:
-            sched.end = sched.T_max = iters
+            sched.begin = min(sched.get('begin', 0), warm)
+            sched.end = iters
+            sched.T_max = iters - sched.begin
     for hook in cfg.get('custom_hooks', []):
         if hook.type == 'mmprockd.DistillScheduleHook':
             hook.warmup = warm
             for key in ('kl_start', 'kl_warmup'):
                 if hook.get(key):
                     hook[key] = round(hook[key] * ratio)
+
+
+def _set_cls_data(cfg, data_root: str, batch: int,
+                  val_subset: Optional[int]) -> None:
+    """Point a classification config at its data; test on val first."""
+    if not data_root.endswith('/'):
+        data_root += '/'
+    cfg.train_dataloader.batch_size = batch
+    cfg.test_dataloader = cfg.val_dataloader
+    for loader in (cfg.train_dataloader, cfg.test_dataloader):
+        loader.dataset.data_root = data_root
+    if val_subset:
+        cfg.test_dataloader.dataset.indices = val_subset
+    cfg.test_evaluator = cfg.val_evaluator
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.train_cfg.val_interval = 10**9
 
 
 def _set_data(cfg, data_root: str, batch: int, canvas: int,
@@ -204,17 +282,27 @@ def summarise_curve(curve: List[dict], last: int = 3) -> Dict[str, float]:
     return out
 
 
-def run_one(variant: str, seed: int, out_dir: str, data_root: str, iters: int,
-            batch: int, canvas: int, val_subset: Optional[int]) -> dict:
+def run_one(variant: str,
+            seed: int,
+            out_dir: str,
+            data_root: str,
+            iters: int,
+            batch: int,
+            canvas: int,
+            val_subset: Optional[int],
+            task: str = 'det') -> dict:
     """Train and test one variant with one seed; returns its result."""
     from mmengine.config import Config
     from mmengine.runner import Runner
-    _, cfg_file, overrides, _ = VARIANTS[variant]
+    _, cfg_file, overrides, _ = TASKS[task]['variants'][variant]
     cfg = Config.fromfile(osp.join(CFG_DIR, cfg_file))
     if overrides:
         cfg.merge_from_dict(overrides)
     _set_iters(cfg, iters)
-    _set_data(cfg, data_root, batch, canvas, val_subset)
+    if task == 'cls':
+        _set_cls_data(cfg, data_root, batch, val_subset)
+    else:
+        _set_data(cfg, data_root, batch, canvas, val_subset)
     cfg.work_dir = out_dir
     cfg.randomness = dict(seed=seed, deterministic=False)
     cfg.experiment_name = f'{variant}_seed{seed}'
@@ -243,14 +331,18 @@ def run_one(variant: str, seed: int, out_dir: str, data_root: str, iters: int,
 
 
 def _use_split(runner, cfg, split: str) -> None:
-    """Point the runner's test loop at another split of the canvases."""
+    """Point the runner's test loop at another split of the data."""
     import copy
     loader = copy.deepcopy(cfg.test_dataloader)
-    loader.dataset.ann_file = f'annotations/instances_{split}.json'
-    loader.dataset.data_prefix = dict(img=f'{split}/images/')
     evaluator = copy.deepcopy(cfg.test_evaluator)
-    evaluator.ann_file = (
-        loader.dataset.data_root + f'annotations/instances_{split}.json')
+    if 'ann_file' in evaluator:  # detection: COCO json per split
+        loader.dataset.ann_file = f'annotations/instances_{split}.json'
+        loader.dataset.data_prefix = dict(img=f'{split}/images/')
+        evaluator.ann_file = (
+            loader.dataset.data_root + f'annotations/instances_{split}.json')
+    else:  # classification: a list file per split
+        loader.dataset.ann_file = f'meta/{split}.txt'
+        loader.dataset.pop('indices', None)
     runner._test_dataloader = loader
     runner._test_evaluator = evaluator
     runner._test_loop = dict(type='TestLoop')
@@ -264,10 +356,16 @@ def _test_proto_branch(runner) -> Dict[str, float]:
     student = model.student
     heads = model.branch_student or student
     own = student.extract_feat
+    cls = model.iface.family == 'cls'
 
-    def branch_feat(inputs):
-        feats = own(inputs)
-        return model.prototype_branch(model._teacher_features(inputs), feats)
+    def branch_feat(inputs, *args, **kwargs):
+        # the maps the branch replaces: FPN levels, or a classifier's
+        # backbone maps (then the heads' own neck pools the branch's)
+        feats = tuple(student.backbone(inputs)) if cls else own(inputs)
+        feats = model.prototype_branch(model._teacher_features(inputs), feats)
+        if cls and heads.with_neck:
+            return heads.neck(feats)
+        return feats
 
     heads.extract_feat = branch_feat
     model._modules['student'] = heads
@@ -287,7 +385,8 @@ def _metrics_of(result: dict, split: str) -> Dict[str, float]:
 def aggregate(results: Sequence[dict],
               metrics: Sequence[str] = METRICS,
               split: str = 'val',
-              baseline: str = 'student') -> Dict[str, dict]:
+              baseline: str = 'student',
+              variants: Optional[Dict[str, tuple]] = None) -> Dict[str, dict]:
     """Mean and sample std (0 for one seed) of each metric per variant, in
     the order of ``VARIANTS`` (unknown variants last), on one split; and
     the paired gain over ``baseline``: per seed that both ran, the
@@ -295,8 +394,9 @@ def aggregate(results: Sequence[dict],
     by_var: Dict[str, List[dict]] = {}
     for r in results:
         by_var.setdefault(r['variant'], []).append(r)
-    order = [v for v in VARIANTS if v in by_var]
-    order += sorted(v for v in by_var if v not in VARIANTS)
+    variants = VARIANTS if variants is None else variants
+    order = [v for v in variants if v in by_var]
+    order += sorted(v for v in by_var if v not in variants)
     table = {}
     for v in order:
         rows = sorted(by_var[v], key=lambda r: r['seed'])
@@ -337,7 +437,9 @@ def aggregate(results: Sequence[dict],
 
 
 def format_table(table: Dict[str, dict],
-                 metrics: Sequence[str] = METRICS) -> str:
+                 metrics: Sequence[str] = METRICS,
+                 variants: Optional[Dict[str, tuple]] = None,
+                 scale: float = 100.0) -> str:
     """Markdown table; metrics in percent as ``mean ± std``, the paired
     gain over the student alone (``+mean ± std``) beside the first one,
     the mean training time and the prototype branch's val metric."""
@@ -349,20 +451,21 @@ def format_table(table: Dict[str, dict],
         '|' + '---|' * len(head),
     ]
     for v, entry in table.items():
-        group, _, _, desc = VARIANTS.get(v, ('?', None, None, v))
+        group, _, _, desc = (VARIANTS if variants is None else variants).get(
+            v, ('?', None, None, v))
         cells = [v, group, desc, str(len(entry['seeds']))]
         for i, m in enumerate(metrics):
             if m in entry:
-                cells.append(f'{100 * entry[m]["mean"]:.1f} ± '
-                             f'{100 * entry[m]["std"]:.1f}')
+                cells.append(f'{scale * entry[m]["mean"]:.1f} ± '
+                             f'{scale * entry[m]["std"]:.1f}')
             else:
                 cells.append('-')
             if i == 0:
                 gain = entry.get(m, {}).get('gain')
-                cells.append(f'{100 * gain["mean"]:+.1f} ± '
-                             f'{100 * gain["std"]:.1f}' if gain else '-')
+                cells.append(f'{scale * gain["mean"]:+.1f} ± '
+                             f'{scale * gain["std"]:.1f}' if gain else '-')
         cells.append(f'{entry["train_s"]:.0f}')
-        cells.append(f'{100 * entry["branch"]:.1f}' if 'branch' in
+        cells.append(f'{scale * entry["branch"]:.1f}' if 'branch' in
                      entry else '-')
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
@@ -386,13 +489,22 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='directory of the Fashion-MNIST IDX files; the canvases are '
         'built when the data directory has no annotations')
     parser.add_argument('--data-root', help='canvas data (default: preset)')
-    parser.add_argument('--work-dir', default='work_dirs/proxy_benchmark')
+    parser.add_argument(
+        '--task',
+        choices=list(TASKS),
+        default='det',
+        help='det: the canvases and a tiny RetinaNet; cls: 64 px '
+        'Fashion-MNIST images and a tiny ResNet classifier')
+    parser.add_argument('--work-dir', help='default: the task\'s')
     parser.add_argument('--full', action='store_true', help='GPU size')
     parser.add_argument(
         '--smoke',
         action='store_true',
         help='2 iterations, seed 0, prockd only, 16 val images')
-    parser.add_argument('--variants', nargs='+', choices=list(VARIANTS))
+    parser.add_argument(
+        '--variants',
+        nargs='+',
+        choices=sorted(set(VARIANTS) | set(CLS_VARIANTS)))
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--iters', type=int, help='default: preset')
     parser.add_argument('--jobs', type=int, help='parallel runs')
@@ -413,22 +525,36 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help=argparse.SUPPRESS)
     parser.add_argument('--val-subset', type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    size = SIZES['full' if args.full else 'reduced']
+    task = TASKS[args.task]
+    if args.full and args.task != 'det':
+        parser.error('--full exists for --task det only')
+    size = (SIZES if args.task == 'det' else
+            CLS_SIZES)['full' if args.full else 'reduced']
+    args.size = size
+    args.work_dir = args.work_dir or task['work_dir']
     args.data_root = args.data_root or size['data']
     args.batch = size['batch']
-    args.canvas = size['build']['canvas']
+    args.canvas = size['build'].get('canvas')
+    unknown = set(args.variants or []) - set(task['variants'])
+    if unknown:
+        parser.error(f'variants {sorted(unknown)} do not exist for --task '
+                     f'{args.task}; choose from {list(task["variants"])}')
     if args.smoke:
         args.iters, args.seeds = 2, [0]
         args.variants = args.variants or ['prockd']
         args.val_subset, args.batch = 16, 2
     args.iters = args.iters or size['iters']
     args.jobs = args.jobs or (1 if args.smoke else size['jobs'])
-    args.variants = args.variants or list(DEFAULT_VARIANTS)
+    args.variants = args.variants or [
+        v for v, spec in task['variants'].items() if spec[0] != 'diagnostic'
+    ]
     return args
 
 
 def _ensure_data(args: argparse.Namespace) -> None:
     ann = osp.join(args.data_root, 'annotations', 'instances_test.json')
+    if args.task == 'cls':
+        ann = osp.join(args.data_root, 'meta', 'test.txt')
     if osp.isfile(ann):
         return
     if not args.fmnist:
@@ -437,9 +563,11 @@ def _ensure_data(args: argparse.Namespace) -> None:
             '--fmnist <dir of the Fashion-MNIST IDX files>')
     sys.path.insert(
         0, osp.join(osp.dirname(osp.dirname(__file__)), 'dataset_converters'))
-    from build_fmnist_canvas import build
-    size = SIZES['full' if args.full else 'reduced']
-    build(args.fmnist, args.data_root, **size['build'])
+    if args.task == 'cls':
+        from build_fmnist_cls import build
+    else:
+        from build_fmnist_canvas import build
+    build(args.fmnist, args.data_root, **args.size['build'])
 
 
 def _worker_cmd(args: argparse.Namespace,
@@ -451,7 +579,7 @@ def _worker_cmd(args: argparse.Namespace,
         osp.abspath(__file__), '--worker', variant,
         str(seed), '--work-dir', args.work_dir, '--data-root', args.data_root,
         '--iters',
-        str(iters or args.iters)
+        str(iters or args.iters), '--task', args.task
     ]
     if args.full:
         cmd.append('--full')
@@ -478,7 +606,8 @@ def equal_time_iters(args: argparse.Namespace) -> int:
                 f'{variant} at {args.iters} iterations; run them first')
         return statistics.fmean(times)
 
-    return round(args.iters * mean_s(EQUAL_TIME_REF) / mean_s('student'))
+    ref = TASKS[args.task]['equal_time_ref']
+    return round(args.iters * mean_s(ref) / mean_s('student'))
 
 
 def run_all(args: argparse.Namespace) -> List[dict]:
@@ -498,7 +627,8 @@ def run_all(args: argparse.Namespace) -> List[dict]:
     while todo or running:
         while todo and len(running) < args.jobs:
             if todo[0][0] == EQUAL_TIME and any(
-                    r[2] in (EQUAL_TIME_REF, 'student') for r in running):
+                    r[2] in (TASKS[args.task]['equal_time_ref'], 'student')
+                    for r in running):
                 break  # its budget needs the finished runs it matches
             v, s = todo.pop(0)
             iters = None
@@ -543,7 +673,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, dict]:
         variant, seed = args.worker[0], int(args.worker[1])
         out_dir = osp.join(args.work_dir, variant, f'seed{seed}')
         result = run_one(variant, seed, out_dir, args.data_root, args.iters,
-                         args.batch, args.canvas, args.val_subset)
+                         args.batch, args.canvas, args.val_subset, args.task)
         atomic_write_text(json.dumps(result), osp.join(out_dir, 'result.json'))
         return {}
     start = time.time()
@@ -555,8 +685,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, dict]:
     else:
         _ensure_data(args)
         results = run_all(args)
-    table = aggregate(results, split=args.split)
-    text = format_table(table)
+    task = TASKS[args.task]
+    table = aggregate(
+        results, task['metrics'], split=args.split, variants=task['variants'])
+    text = format_table(table, task['metrics'], task['variants'],
+                        task['scale'])
     print(f'split: {args.split}')
     print(text)
     print(f'wall time {time.time() - start:.0f}s')

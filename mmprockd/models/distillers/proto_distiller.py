@@ -303,17 +303,22 @@ class ProtoDistiller(BaseModel):
     def _teacher_features(self,
                           inputs: Tensor,
                           data_samples: Optional[list] = None) -> List[Tensor]:
-        keys = None
-        if self.teacher_cache is not None and data_samples:
-            keys = [sample_key(s, inputs.shape[-2:]) for s in data_samples]
-            cached = self.teacher_cache.get(keys, inputs.device)
-            if cached is not None:
-                return cached
-        feats = self._teacher.from_student_input(
-            inputs, self.student.data_preprocessor)
-        if keys is not None:
-            self.teacher_cache.put(keys, feats)
-        return feats
+        if self.teacher_cache is None or not data_samples:
+            return self._teacher.from_student_input(
+                inputs, self.student.data_preprocessor)
+        # the teacher runs only on the images the cache does not hold
+        keys = [sample_key(s, inputs.shape[-2:]) for s in data_samples]
+        cached = self.teacher_cache.get_each(keys, inputs.device)
+        missing = [i for i, c in enumerate(cached) if c is None]
+        if missing:
+            idx = torch.tensor(missing, device=inputs.device)
+            fresh = self._teacher.from_student_input(
+                inputs.index_select(0, idx), self.student.data_preprocessor)
+            self.teacher_cache.put([keys[i] for i in missing], fresh)
+            for j, i in enumerate(missing):
+                cached[i] = [f[j].float() for f in fresh]
+        # per sample, per level -> per level (N, C, H, W)
+        return [torch.stack(level) for level in zip(*cached)]
 
     def _sync_prototypes(self) -> None:
         if not self.sync_student_prototypes or self.learner is None:

@@ -85,6 +85,25 @@ class TeacherFeatureCache:
             for maps in levels
         ]
 
+    def get_each(self, keys: Sequence[Optional[Hashable]],
+                 device: torch.device) -> List[Optional[List[Tensor]]]:
+        """Per sample: its stored maps (float32 on ``device``, one per
+        level, without the batch axis) or None; hits and misses are counted
+        per sample."""
+        out: List[Optional[List[Tensor]]] = []
+        for k in keys:
+            if k is None or k not in self._store:
+                self.misses += 1
+                out.append(None)
+                continue
+            self.hits += 1
+            self._store.move_to_end(k)
+            out.append([
+                m.to(device=device, dtype=torch.float32)
+                for m in self._store[k]
+            ])
+        return out
+
     def put(self, keys: Sequence[Optional[Hashable]],
             feats: Sequence[Tensor]) -> None:
         """Store sample ``i`` of every level under ``keys[i]``."""

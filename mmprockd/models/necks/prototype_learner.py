@@ -61,6 +61,11 @@ class PrototypeLearner(BaseModule):
             (``BatchNorm2d`` without affine) before the fusion, so that no
             layer dominates by its scale (MobileNetV2's layer3 is ~8x
             layer7). Defaults to False (the authors' fusion).
+        downsample (str): how a teacher map larger than the output grid is
+            brought to it: ``'bilinear'`` (the default, as upsampling) or
+            ``'area'`` [ours]: the mean over each output cell's input
+            pixels (``adaptive_avg_pool2d``). A bilinear 4x downsample (an
+            8x8 layer to a 2x2 level) reads only 4 of every 16 pixels.
         fusion_convs (int): [ours] number of 3x3 conv + BN + ReLU blocks
             after the fusion (one stack per level), which give the branch
             the spatial context of an FPN's output convs; the authors' fusion
@@ -93,6 +98,7 @@ class PrototypeLearner(BaseModule):
                  share_prototypes: bool = True,
                  align_corners: bool = False,
                  input_norm: bool = False,
+                 downsample: str = 'bilinear',
                  fusion_convs: int = 0,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -104,6 +110,10 @@ class PrototypeLearner(BaseModule):
             channels=channels,
             num_prototypes=num_prototypes,
             num_levels=num_levels)
+        if downsample not in ('bilinear', 'area'):
+            raise ValueError(f"{name}: downsample must be 'bilinear' or "
+                             f"'area', got {downsample!r}")
+        self.downsample = downsample
         if fusion_convs < 0:
             raise ValueError(f'{name}: fusion_convs must be >= 0, '
                              f'got {fusion_convs}')
@@ -194,6 +204,9 @@ class PrototypeLearner(BaseModule):
         is."""
         if tuple(feat.shape[-2:]) == size:
             return feat
+        h, w = feat.shape[-2:]
+        if self.downsample == 'area' and h >= size[0] and w >= size[1]:
+            return F.adaptive_avg_pool2d(feat, size)
         return F.interpolate(
             feat, size=size, mode='bilinear', align_corners=self.align_corners)
 
@@ -206,10 +219,11 @@ class PrototypeLearner(BaseModule):
         (N, sum C_i, H, W) concatenation. Splitting ``W`` on its input
         channels into the blocks ``W_i`` of each map gives
         ``conv(cat_i resize(f_i)) = sum_i W_i resize(f_i) + b``. ``W_i`` mixes
-        channels only and the bilinear resize (no antialias, either
-        ``align_corners``) mixes pixels only, with the same weights for every
-        channel, so the two commute: ``W_i resize(f_i) = resize(W_i f_i)``.
-        Each map therefore takes the cheaper order:
+        channels only and the resize (bilinear without antialias, either
+        ``align_corners``, or the area mean) mixes pixels only, with the same
+        weights for every channel, so the two commute:
+        ``W_i resize(f_i) = resize(W_i f_i)``. Each map therefore takes the
+        cheaper order:
 
         - more pixels than ``size``: resize its C_i channels, then apply
           ``W_i`` on the output grid;

@@ -50,3 +50,26 @@ def test_distiller_skips_the_teacher_on_a_cache_hit():
     second = model._teacher_features(data['inputs'], data['data_samples'])
     assert len(calls) == 1
     assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+
+def test_teacher_runs_only_on_the_images_the_cache_lacks():
+    """A batch with one cached and one new image runs the teacher on the
+    new one alone, and returns the same maps as an uncached teacher."""
+    model = build(teacher_cache=dict(max_items=10, dtype='fp32'))
+    seen = []
+    model.teacher.model.conv1.register_forward_hook(
+        lambda m, i, o: seen.append(i[0].shape[0]))
+    raw = det_batch(2, (64, 96))
+    for i, s in enumerate(raw['data_samples']):
+        s.set_metainfo(dict(img_path=f'img{i}.jpg', flip=False))
+    data = model.data_preprocessor(raw, True)
+    inputs, samples = data['inputs'], data['data_samples']
+    model._teacher_features(inputs[1:], samples[1:])  # caches img1
+    assert seen == [1]
+    got = model._teacher_features(inputs, samples)
+    assert seen == [1, 1]  # only img0 ran
+    want = model.teacher.from_student_input(inputs,
+                                            model.student.data_preprocessor)
+    assert [g.shape for g in got] == [w.shape for w in want]
+    assert all(torch.allclose(g, w, atol=1e-5) for g, w in zip(got, want))
+    assert (model.teacher_cache.hits, model.teacher_cache.misses) == (1, 2)

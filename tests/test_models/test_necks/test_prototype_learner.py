@@ -428,3 +428,35 @@ def test_fusion_convs_add_3x3_context_per_level():
     assert context[1, 1] and not context[4, 4]
     with pytest.raises(ValueError, match='fusion_convs'):
         PrototypeLearner([4], fusion_convs=-1)
+
+
+def test_area_downsample_averages_every_pixel():
+    """[ours] downsample='area': an 8x8 map to 2x2 is the mean of each 4x4
+    block, and the fused form stays equal to the concatenated one."""
+    learner = PrototypeLearner([1],
+                               channels=2,
+                               num_prototypes=3,
+                               downsample='area')
+    x = torch.arange(64.).view(1, 1, 8, 8)
+    down = learner._resize(x, (2, 2))
+    by_hand = torch.tensor([[x[0, 0, :4, :4].mean(), x[0, 0, :4, 4:].mean()],
+                            [x[0, 0, 4:, :4].mean(), x[0, 0, 4:, 4:].mean()]])
+    assert torch.allclose(down[0, 0], by_hand)
+    # upsampling stays bilinear
+    up = learner._resize(x[:, :, :2, :2], (4, 4))
+    assert torch.allclose(
+        up, F.interpolate(x[:, :, :2, :2], size=(4, 4), mode='bilinear'))
+    big, small = torch.randn(2, 1, 8, 8), torch.randn(2, 1, 1, 1)
+    learner2 = PrototypeLearner([1, 1],
+                                channels=2,
+                                num_prototypes=3,
+                                downsample='area')
+    fused = learner2._fuse([big, small], (2, 2), 0)
+    conv = learner2.fusions[0][0]
+    cat = torch.cat([
+        F.adaptive_avg_pool2d(big, (2, 2)),
+        F.interpolate(small, size=(2, 2), mode='bilinear')
+    ], 1)
+    assert torch.allclose(fused, torch.relu(conv(cat)), atol=1e-6)
+    with pytest.raises(ValueError, match='downsample'):
+        PrototypeLearner([1], downsample='nearest')
