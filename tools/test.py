@@ -59,7 +59,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--show', action='store_true', help='show the predictions')
     parser.add_argument(
-        '--show-dir', help='save images with the predictions drawn here')
+        '--show-dir',
+        help='save images with the predictions drawn here; a relative path '
+        'is taken inside the work dir (--show-dir vis/ writes '
+        'WORK_DIR/vis/), an absolute one as is')
     parser.add_argument(
         '--wait-time',
         type=float,
@@ -96,10 +99,14 @@ def enable_visualization(cfg: Config, show: bool, show_dir: Optional[str],
     draw with ``draw=True``, mmpretrain's with ``enable=True``; mmdet saves
     to ``test_out_dir``, mmpretrain to ``out_dir``, mmseg through the
     visualizer's ``save_dir``. The hook's signature tells which applies.
-    ``show_dir`` is made absolute, so images land there for all three.
+    A relative ``show_dir`` is taken inside ``cfg.work_dir`` and the path
+    made absolute, so images land in the same place for all three (mmdet
+    would join a relative one to ``work_dir/<timestamp>``, mmseg and
+    mmpretrain to the current directory).
 
     Args:
-        cfg (Config): The merged config, changed in place.
+        cfg (Config): The merged config, changed in place; its
+            ``work_dir`` is set.
         show (bool): Show each image in a window.
         show_dir (str, optional): Folder for the drawn images.
         wait_time (float): Seconds each image is shown.
@@ -125,7 +132,7 @@ def enable_visualization(cfg: Config, show: bool, show_dir: Optional[str],
         if 'wait_time' in params or takes_kwargs:
             hook['wait_time'] = wait_time
     if show_dir:
-        show_dir = osp.abspath(show_dir)
+        show_dir = osp.abspath(osp.join(cfg.get('work_dir') or '', show_dir))
         if 'test_out_dir' in params:
             hook['test_out_dir'] = show_dir
         elif 'out_dir' in params:

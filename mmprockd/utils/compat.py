@@ -9,7 +9,8 @@ OpenMMLab model package is imported:
   for its transforms, so ``import mmpretrain.models`` dies with it. We declare
   the two operator schemas torchvision registers unconditionally; the
   pure-Python parts (transforms, box maths) then import, and calling a
-  compiled op raises torch's "no kernel" error.
+  compiled op raises torch's "no kernel" error. A one-line warning says so,
+  once per command (not again in child processes or ranks > 0).
 * :func:`patch_mmpretrain_multimodal`: with ``transformers>=5`` installed,
   mmpretrain imports its multimodal models, which fail against it; mmdet
   imports mmpretrain, so ``import mmdet.models`` fails. We load mmpretrain's
@@ -21,6 +22,7 @@ OpenMMLab model package is imported:
   resuming works while arbitrary pickled objects are still refused.
 """
 import importlib.util
+import os
 import sys
 import warnings
 from importlib import metadata
@@ -54,7 +56,6 @@ def torchvision_ops_loadable() -> bool:
     if spec is None or not spec.submodule_search_locations:
         return True  # not installed: nothing to patch
     import glob
-    import os
 
     import torch
     for path in spec.submodule_search_locations:
@@ -67,8 +68,71 @@ def torchvision_ops_loadable() -> bool:
     return False
 
 
+class TorchvisionOpsWarning(UserWarning):
+    """torchvision's compiled ops do not load with the installed torch."""
+
+
+# set once the torchvision warning was printed, to ``torch/torchvision``
+# versions: child processes (tools that start tools, torchrun ranks started
+# from one) inherit it and stay quiet
+TV_WARNED_ENV = 'MMPROCKD_TORCHVISION_WARNED'
+_TV_WARN_REGISTRY: dict = {}
+
+
+def _torchvision_schemas_declared() -> bool:
+    """Whether ``torchvision::nms`` has a schema (declared by torchvision or
+    by another copy of this module in the same interpreter)."""
+    import torch
+    try:
+        torch.ops.torchvision.nms
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
+def warn_torchvision_ops_once() -> bool:
+    """Print the one-line torchvision warning once per command.
+
+    Once per interpreter (the warnings registry) and once per process tree:
+    the versions are exported in ``MMPROCKD_TORCHVISION_WARNED``, so child
+    processes with the same torch/torchvision stay quiet, as do the
+    ranks > 0 of a distributed run. It is a
+    :class:`TorchvisionOpsWarning` (a ``UserWarning``): ``-W ignore`` or
+    ``PYTHONWARNINGS=ignore`` silence it like any other.
+
+    Returns:
+        bool: True if this call emitted it (subject to warning filters).
+    """
+    import torch
+    versions = (f'{torch.__version__}/'
+                f'{_dist_version("torchvision") or "?"}')
+    if os.environ.get(TV_WARNED_ENV) == versions:
+        return False
+    if os.environ.get('RANK', '0') not in ('', '0'):
+        return False
+    os.environ[TV_WARNED_ENV] = versions
+    tv_version = versions.split('/', 1)[1]
+    # warn_explicit with no source line: the warning is one line (plain
+    # warnings.warn adds the calling source line under it)
+    warnings.warn_explicit(
+        f'torchvision {tv_version} cannot load its compiled ops with torch '
+        f'{torch.__version__} (a CUDA build beside a CPU torch?): its Python '
+        'parts work, torchvision.ops.nms does not. Install the torchvision '
+        'build that matches torch to silence this.',
+        TorchvisionOpsWarning,
+        filename='mmprockd',
+        lineno=0,
+        module='mmprockd',
+        registry=_TV_WARN_REGISTRY)
+    return True
+
+
 def patch_torchvision_ops() -> bool:
     """Declare torchvision's operator schemas when its ops cannot load.
+
+    Idempotent, also when this file is loaded twice in one interpreter (the
+    second copy finds the schemas declared); the warning is printed once,
+    see :func:`warn_torchvision_ops_once`.
 
     Returns:
         bool: True if the schemas were declared by this call.
@@ -76,18 +140,14 @@ def patch_torchvision_ops() -> bool:
     global _TV_LIBRARY
     if _TV_LIBRARY is not None or 'torchvision' in sys.modules:
         return False
-    if torchvision_ops_loadable():
+    if torchvision_ops_loadable() or _torchvision_schemas_declared():
         return False
     import torch
     lib = torch.library.Library('torchvision', 'FRAGMENT')
     for schema in _TV_SCHEMAS:
         lib.define(schema)
     _TV_LIBRARY = lib
-    warnings.warn(
-        'mmprockd: torchvision is installed but its compiled ops do not load '
-        'with this torch (a CUDA torchvision next to a CPU torch?). Its '
-        'Python parts are usable; torchvision.ops.nms is not. Install the '
-        'torchvision build that matches your torch to silence this.')
+    warn_torchvision_ops_once()
     return True
 
 
@@ -109,7 +169,6 @@ def patch_mmpretrain_multimodal() -> bool:
         spec = importlib.util.find_spec('mmpretrain')
         if spec is None or not spec.submodule_search_locations:
             return False
-        import os
         path = os.path.join(spec.submodule_search_locations[0], 'utils',
                             'dependency.py')
         dep_spec = importlib.util.spec_from_file_location(name, path)

@@ -112,19 +112,22 @@ def test_student_checkpoint_is_a_plain_detector(demo_run):
 def test_prototype_viewer_writes_png(demo_run, tmp_path):
     from PIL import Image
     _, work_dir = demo_run
-    out = tmp_path / 'protos.png'
     image = osp.join(ROOT, 'data', 'prockd_demo', 'images',
                      'skimage_chelsea.jpg')
     cmd = [
         sys.executable, VIEWER, CONFIG,
-        osp.join(work_dir, f'epoch_{EPOCHS}.pth'), image, '--out',
-        str(out), '--num', '7'
+        osp.join(work_dir, f'epoch_{EPOCHS}.pth'), image, '--num', '7'
     ]
-    subprocess.run(cmd, check=True, cwd=ROOT)
-    # 8 cells, 4 columns of 3 inches at 100 dpi; chelsea is 451x300
+    # no --out: into the work dir (the checkpoint's folder), not the cwd
+    subprocess.run(cmd, check=True, cwd=str(tmp_path))
+    out = osp.join(work_dir, 'prototypes', 'skimage_chelsea_level0.png')
+    assert not list(tmp_path.iterdir())
+    # 8 cells, 4 columns of 3 inches and the 1-inch colour bar column at
+    # 100 dpi; chelsea is 451x300
     width, height = Image.open(out).size
-    assert width == 1200
+    assert width == 1300
     assert abs(height - round(2 * (3.0 * 213 / 320 + 0.35) * 100)) <= 1
+    out = tmp_path / 'protos.png'
     missing = subprocess.run(
         cmd[:4] +
         [image + '.nope', '--out', str(out)],

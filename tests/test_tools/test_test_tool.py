@@ -86,11 +86,11 @@ def _test(toy_run,
 
 @pytest.fixture(scope='module')
 def plain_results(toy_run, tmp_path_factory):
-    """test.py with --out and --show-dir: (process, dumped predictions)."""
+    """test.py with --out and a relative --show-dir: (process, dumped
+    predictions, the folder it ran in)."""
     tmp_path = tmp_path_factory.mktemp('test_tool')
     out = str(tmp_path / 'preds.pkl')
-    proc = _test(toy_run, tmp_path, '--out', out, '--show-dir',
-                 str(tmp_path / 'vis'))
+    proc = _test(toy_run, tmp_path, '--out', out, '--show-dir', 'vis/')
     assert proc.returncode == 0, proc.output[-3000:]
     with open(out, 'rb') as f:
         preds = pickle.load(f)
@@ -109,9 +109,11 @@ def test_metric_and_out_file(plain_results):
             for p in preds} == {'dark', 'bright'}
 
 
-def test_show_dir_saves_drawn_images(plain_results):
+def test_show_dir_saves_drawn_images_in_the_work_dir(plain_results):
     _, _, tmp_path = plain_results
-    assert glob.glob(str(tmp_path / 'vis' / '*.png'))
+    # the work dir is tmp_path/work; test.py ran in tmp_path
+    assert glob.glob(str(tmp_path / 'work' / 'vis' / '*.png'))
+    assert not osp.exists(tmp_path / 'vis')
 
 
 def test_plain_checkpoint_loads_into_student(toy_run, plain_results, tmp_path):
@@ -178,10 +180,17 @@ def test_flags_set_the_config(tmp_path, monkeypatch):
                  '--local-rank', '1')
     hook = cfg.default_hooks.visualization
     assert hook.enable is True  # mmpretrain's VisualizationHook
-    assert hook.out_dir == str(tmp_path / 'vis')
+    # a relative --show-dir is inside the work dir (here the default one)
+    assert hook.out_dir == str(tmp_path / 'work_dirs' / 'toy_cls' / 'vis')
     assert cfg.test_evaluator[-1] == dict(
         type='mmengine.DumpResults', out_file_path='p.pkl')
     assert cfg.load_from == 'x.pth'
+    cfg = _build(tmp_path, monkeypatch, '--show-dir', 'vis', '--work-dir',
+                 'run')
+    assert cfg.default_hooks.visualization.out_dir == str(tmp_path / 'run' /
+                                                          'vis')
+    cfg = _build(tmp_path, monkeypatch, '--show-dir', str(tmp_path / 'vis'))
+    assert cfg.default_hooks.visualization.out_dir == str(tmp_path / 'vis')
     with pytest.raises(InputCheckError, match='tta_model'):
         _build(tmp_path, monkeypatch, '--tta')
     with pytest.raises(InputCheckError, match='.pkl'):
@@ -199,11 +208,15 @@ def test_visualization_of_each_library(hook_type, flag, out_key, tmp_path):
             default_scope=hook_type.split('.')[0],
             default_hooks=dict(
                 visualization=dict(type=hook_type.split('.')[1])),
-            visualizer=dict(type='Visualizer')))
-    test_tool.enable_visualization(cfg, True, str(tmp_path), 0.5)
+            visualizer=dict(type='Visualizer'),
+            work_dir=str(tmp_path / 'work')))
+    test_tool.enable_visualization(cfg, True, 'vis', 0.5)
     hook = cfg.default_hooks.visualization
     assert hook[flag] is True and hook.show is True and hook.wait_time == 0.5
+    # absolute: mmdet would put a relative one under work_dir/<timestamp>,
+    # mmseg under the current directory
+    expected = str(tmp_path / 'work' / 'vis')
     if out_key:
-        assert hook[out_key] == str(tmp_path)
+        assert hook[out_key] == expected
     else:  # mmseg draws through the visualizer's save_dir
-        assert cfg.visualizer.save_dir == str(tmp_path)
+        assert cfg.visualizer.save_dir == expected

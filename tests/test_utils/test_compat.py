@@ -217,6 +217,41 @@ def test_torchvision_fix_matches_this_machine(tmp_path):
     assert fixed.stdout.strip() == str(round(1 / 7, 4))  # pure-Python op
 
 
+def test_torchvision_warning_is_one_line_printed_once(tmp_path):
+    """The shim run twice (two copies of compat.py, then apply_all again)
+    and a child process: the warning is printed once, on one line, where
+    the ops do not load, and never where they do."""
+    env = dict(os.environ)
+    for name in ('PYTHONWARNINGS', 'RANK', compat.TV_WARNED_ENV):
+        env.pop(name, None)  # pytest's own import of mmprockd set the last
+    code = LOAD_COMPAT_ONLY + textwrap.dedent('''
+        compat_only.patch_torchvision_ops()
+        compat_only.patch_torchvision_ops()
+        import mmprockd
+        mmprockd.utils.compat.apply_all()
+        import subprocess
+        import sys
+        subprocess.run([sys.executable, '-c', 'import mmprockd'], check=True)
+        import torchvision.transforms
+        ''')
+    proc = subprocess.run([sys.executable, '-c', code],
+                          cwd=str(tmp_path),
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    lines = [line for line in output.splitlines() if 'torchvision' in line]
+    if compat.torchvision_ops_loadable():
+        assert lines == []
+        return
+    assert len(lines) == 1, output
+    assert 'TorchvisionOpsWarning' in lines[0]
+    assert 'Install the torchvision build' in lines[0]  # the whole text
+    assert 'warnings.warn' not in output  # no source line under it
+
+
 # (d) both local-rank spellings of tools/train.py --------------------------
 
 

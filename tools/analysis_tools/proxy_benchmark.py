@@ -135,6 +135,13 @@ CLS_VARIANTS: Dict[str, tuple] = {
     }, 'branch has its own copy of the head'),
     'prockd_own_strong': ('recipe [ours]', CLS_PROCKD, OWN,
                           'own head + normalised inputs, 3x3 context'),
+    'prockd_area': ('recipe [ours]', CLS_PROCKD, {
+        'model.learner.downsample': 'area',
+        'model.learner.input_norm': True,
+    }, 'shared head, normalised inputs, area downsampling'),
+    'prockd_t4': ('recipe [ours]', CLS_PROCKD, {
+        'model.kl_loss.temperature': 4.0
+    }, 'paper recipe with KL temperature 4'),
     'prockd_own_area': ('recipe [ours]', CLS_PROCKD, {
         'model.branch_head': 'own',
         'model.learner.downsample': 'area',

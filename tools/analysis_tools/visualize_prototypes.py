@@ -6,13 +6,22 @@ each prototype's assignment map is drawn as a heat map over the photo, the
 ``--num`` prototypes with the most assignment mass first. Prototypes that
 learned parts (heads, legs, wheels) light up on those parts.
 
+All maps of a figure share one colour scale, the assignment probability
+from 0 to the largest value among the maps shown, and a colour bar gives it
+(a white line marks the uniform assignment 1/K): the same colour means the
+same probability in every map.
+
 Usage::
 
     python tools/analysis_tools/visualize_prototypes.py CONFIG CHECKPOINT \
-        IMAGE --out prototypes.png [--level 0] [--num 12] [--size 320]
+        IMAGE [--out FILE.png] [--work-dir DIR] [--level 0] [--num 12] \
+        [--size 320]
 
 ``CHECKPOINT`` is a full training checkpoint (``epoch_N.pth``: student and
-learner weights; the teacher is never saved and comes from the config).
+learner weights; the teacher is never saved and comes from the config). The
+PNG goes into the work dir (the checkpoint's folder unless ``--work-dir``):
+``WORK_DIR/prototypes/<image>_level<L>.png`` by default, and a relative
+``--out`` is taken inside the work dir too.
 """
 import argparse
 import math
@@ -34,7 +43,9 @@ from mmengine.config import Config, DictAction
 from PIL import Image
 
 CELL_INCH = 3.0  # width of one grid cell
+CBAR_INCH = 1.0  # width of the colour bar column, right of the grid
 DPI = 100
+CMAP = 'jet'
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -45,7 +56,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         'checkpoint', help='full training checkpoint (epoch_N.pth / iter_N)')
     parser.add_argument('image', help='photo to look at')
-    parser.add_argument('--out', required=True, help='PNG file to write')
+    parser.add_argument(
+        '--out',
+        help='PNG file to write; a relative path is taken inside the work '
+        'dir. Default: WORK_DIR/prototypes/<image name>_level<L>.png')
+    parser.add_argument(
+        '--work-dir',
+        help='where relative and default outputs go; default: the '
+        'checkpoint\'s folder (the work dir of the run that wrote it)')
     parser.add_argument(
         '--level',
         type=int,
@@ -67,6 +85,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if args.num <= 0 or args.size <= 0:
         parser.error('--num and --size must be positive')
     return args
+
+
+def output_path(args: argparse.Namespace) -> str:
+    """The absolute PNG path: ``--out``, or the default name, inside the
+    work dir unless it is absolute."""
+    work_dir = args.work_dir or osp.dirname(osp.abspath(args.checkpoint))
+    out = args.out
+    if not out:
+        stem = osp.splitext(osp.basename(args.image))[0]
+        out = osp.join('prototypes', f'{stem}_level{args.level}.png')
+    return osp.abspath(osp.join(work_dir, out))
 
 
 def load_state_dict(checkpoint: str) -> dict:
@@ -157,9 +186,21 @@ def prototype_maps(model: torch.nn.Module, rgb: torch.Tensor,
     return assigns[level][0]
 
 
+def common_norm(maps: torch.Tensor):
+    """The one colour scale of a figure: assignment probability from 0 to
+    the largest value of ``maps`` (the maps shown).
+
+    Returns:
+        matplotlib.colors.Normalize: shared by every heat map and the bar.
+    """
+    from matplotlib.colors import Normalize
+    return Normalize(vmin=0.0, vmax=max(float(maps.max()), 1e-6))
+
+
 def draw_grid(photo: np.ndarray, maps: torch.Tensor, num: int,
               title: str) -> 'matplotlib.figure.Figure':  # noqa: F821
-    """The photo followed by the ``num`` heaviest prototype maps over it."""
+    """The photo followed by the ``num`` heaviest prototype maps over it,
+    all on :func:`common_norm`'s scale, and a colour bar right of them."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -167,17 +208,20 @@ def draw_grid(photo: np.ndarray, maps: torch.Tensor, num: int,
     mass = maps.flatten(1).sum(1)
     share = mass / mass.sum()
     order = torch.argsort(mass, descending=True)[:num].tolist()
-    # (K, h', w') -> (K, H, W)
+    norm = common_norm(maps[order])
+    # (K, h', w') -> (K, H, W); bilinear stays within the maps' range
     up = F.interpolate(
         maps[None], size=(h, w), mode='bilinear', align_corners=False)[0]
     cells = len(order) + 1
     cols = min(4, cells)
     rows = math.ceil(cells / cols)
     cell_h = CELL_INCH * h / w
+    grid_w = cols * CELL_INCH
+    fig_w = grid_w + CBAR_INCH
     fig, axes = plt.subplots(
         rows,
         cols,
-        figsize=(cols * CELL_INCH, rows * (cell_h + 0.35)),
+        figsize=(fig_w, rows * (cell_h + 0.35)),
         dpi=DPI,
         squeeze=False)
     for ax in axes.flat:
@@ -185,25 +229,31 @@ def draw_grid(photo: np.ndarray, maps: torch.Tensor, num: int,
     axes.flat[0].imshow(photo)
     axes.flat[0].set_title('photo', fontsize=9)
     uniform = 1.0 / maps.shape[0]
+    heat_image = None
     for ax, k in zip(axes.flat[1:], order):
-        heat = up[k].numpy()
         ax.imshow(photo)
-        # each map is stretched to its own range; the title says how far
-        # its peak is above a uniform assignment (1 / K)
-        ax.imshow(
-            heat,
-            cmap='jet',
-            alpha=0.5,
-            vmin=heat.min(),
-            vmax=max(heat.max(),
-                     heat.min() + 1e-6))
+        heat_image = ax.imshow(up[k].numpy(), cmap=CMAP, alpha=0.5, norm=norm)
+        # the title says how far the peak is above a uniform assignment
         ax.set_title(
             f'#{k}: {100 * float(share[k]):.1f}% of mass, peak '
             f'{float(maps[k].max()) / uniform:.1f}x uniform',
             fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.subplots_adjust(
-        left=0.01, right=0.99, bottom=0.01, top=0.9, wspace=0.03)
+        left=0.01 * CELL_INCH / fig_w,
+        right=(grid_w - 0.01 * CELL_INCH) / fig_w,
+        bottom=0.01,
+        top=0.9,
+        wspace=0.03)
+    # the colour bar: 0.18 in wide, 0.12 in right of the grid; its ticks and
+    # label fill the rest of the column
+    cax = fig.add_axes([(grid_w + 0.12) / fig_w, 0.06, 0.18 / fig_w, 0.8])
+    bar = fig.colorbar(heat_image, cax=cax)
+    bar.ax.axhline(uniform, color='white', linewidth=1.5)
+    bar.ax.tick_params(labelsize=7)
+    bar.set_label(
+        f'assignment probability (one scale; white: uniform 1/{len(maps)})',
+        fontsize=8)
     return fig
 
 
@@ -238,9 +288,10 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
              f'of {len(maps)} prototypes, level {args.level} '
              f'({maps.shape[-2]}x{maps.shape[-1]} grid)')
     fig = draw_grid(photo, maps, args.num, title)
-    save_atomic(fig, args.out)
-    print(f'wrote {args.out}')
-    return args.out
+    out = output_path(args)
+    save_atomic(fig, out)
+    print(f'wrote {out}')
+    return out
 
 
 if __name__ == '__main__':
