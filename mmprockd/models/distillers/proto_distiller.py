@@ -148,6 +148,12 @@ class ProtoDistiller(BaseModel):
         self.student = MODELS.build(student)
         self.data_preprocessor = self.student.data_preprocessor
         self.iface = StudentInterface.from_model(self.student)
+        # The teacher and the branch draw their random init from the RNG, and
+        # put it back as it was after the student was built: the student's
+        # init_weights (the first child's) then draws exactly what it draws
+        # in a student-alone run with the same seed, so paired comparisons
+        # (docs/benchmark.md) start from the same student.
+        rng_after_student = torch.get_rng_state()
         # outside the module tree: not saved, not in DDP, not in optimizer
         object.__setattr__(self, '_teacher', MODELS.build(teacher))
         if not isinstance(self._teacher, FrozenTeacher):
@@ -180,6 +186,7 @@ class ProtoDistiller(BaseModel):
         self._build_branches(learner, augment, kl_loss, feat_loss,
                              teacher_channels, level_adapter or {})
         self._check_student_plugins()
+        torch.set_rng_state(rng_after_student)
 
     # ------------------------------------------------------------- building
     @property

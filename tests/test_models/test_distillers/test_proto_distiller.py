@@ -654,3 +654,24 @@ def test_kl_scale_zero_skips_the_kl():
 def test_bad_branch_head_is_refused():
     with pytest.raises(ValueError, match="branch_head.*'copy'"):
         build(branch_head='copy')
+
+
+def test_student_init_is_the_student_alone_init_for_the_same_seed():
+    """Paired comparisons need the same student init: building the teacher
+    and the branch must not shift the RNG the student's init draws from."""
+    init_default_scope('mmdet')
+    torch.manual_seed(3)
+    alone = MODELS.build(tiny_student())
+    alone.init_weights()
+    for kwargs in (dict(), dict(branch_head='own')):
+        torch.manual_seed(3)
+        model = MODELS.build(Config(dict(model=tiny_cfg(**kwargs))).model)
+        model.init_weights()
+        want = alone.state_dict()
+        got = model.student.state_dict()
+        assert got.keys() == want.keys()
+        assert all(torch.equal(got[k], want[k]) for k in want), kwargs
+    # and the branch is still randomly initialised, from its own draws
+    torch.manual_seed(4)
+    other = MODELS.build(Config(dict(model=tiny_cfg())).model)
+    assert not torch.equal(other.learner.prototypes, model.learner.prototypes)
