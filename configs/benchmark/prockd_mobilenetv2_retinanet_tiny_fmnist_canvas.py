@@ -13,6 +13,9 @@ model = dict(
     student={{_base_.model}},
     # layer3/5/7 are 12/6/3 cells on a 96 px canvas
     teacher={{_base_.mobilenetv2_in1k_teacher}},
+    # the pipeline is a fixed resize and a random flip, and the flip is in
+    # the cache key: the frozen teacher runs once per canvas and flip
+    teacher_cache=dict(max_items=2000, dtype='fp32'),
     student_channels=[32, 32, 32, 32, 32],
     learner=dict(
         type='mmprockd.PrototypeLearner',

@@ -75,6 +75,9 @@ VARIANTS: Dict[str, tuple] = {
         'model.teacher.layers': ['layer7'],
         'model.teacher.backbone.out_indices': (6, )
     }, 'teacher layer7 only'),
+    'prockd_loc': ('KL reduction', PROCKD, {
+        'model.kl_loss.reduction': 'location'
+    }, 'KL averaged over all locations, not per level'),
     'prockd_ownhead': ('head sharing', PROCKD, {
         'model.proto_head_grad': False
     }, "prototype-branch loss kept out of the student's head"),
