@@ -1,7 +1,9 @@
 # Classification accuracy proxy, plain student (issue 10, section 3: the
 # authors' own setting): a tiny mmpretrain classifier, trained from scratch,
 # classifies the 10 Fashion-MNIST classes at 64 px in a low-data regime
-# (2000 training images), data built by
+# (2000 training images here; tools/analysis_tools/proxy_benchmark.py
+# --task cls trains on 500 images for 500 iterations, the regime chosen on
+# val, see docs/benchmark.md), data built by
 # tools/dataset_converters/build_fmnist_cls.py. Settings are chosen on
 # meta/val.txt (1000 other train-split items); results are reported on
 # meta/test.txt (2000 t10k items). Every method of this proxy shares this
