@@ -9,6 +9,7 @@ from mmengine.model import is_model_wrapper
 from mmprockd.registry import HOOKS
 from mmprockd.version import __version__
 from ..student_export import export_student
+from .finite_checkpoint_hook import check_finite_state_dict
 
 DATA_BATCH = Optional[dict]
 
@@ -20,7 +21,8 @@ class StudentCheckpointHook(Hook):
     mmdet/mmseg/mmpretrain ``tools/test.py`` loads the pair directly.
 
     Files are written atomically; ``student_latest.pth`` always points at
-    the newest one (a copy, so it survives ``max_keep_ckpts``).
+    the newest one (a copy, so it survives ``max_keep_ckpts``). Weights that
+    are not finite are never written: the run stops with an error instead.
 
     Args:
         interval (int): save every ``interval`` epochs or iterations.
@@ -72,6 +74,13 @@ class StudentCheckpointHook(Hook):
         if not hasattr(model, 'student'):
             raise TypeError('StudentCheckpointHook needs a model with a '
                             f'`student`, got {type(model).__name__}')
+        state = {
+            'student.' + k: v
+            for k, v in model.student.state_dict().items()
+        }
+        path = osp.join(self.out_dir, name)
+        # on every rank (the weights are the same), so that all stop
+        check_finite_state_dict(state, path)
         if not self._is_main():
             return
         meta = dict(
@@ -81,11 +90,6 @@ class StudentCheckpointHook(Hook):
             dataset_meta=getattr(runner.train_dataloader.dataset, 'metainfo',
                                  None),
             source='mmprockd.StudentCheckpointHook')
-        state = {
-            'student.' + k: v
-            for k, v in model.student.state_dict().items()
-        }
-        path = osp.join(self.out_dir, name)
         export_student(state, path, meta=meta, cfg=runner.cfg)
         export_student(
             state, osp.join(self.out_dir, 'student_latest.pth'), meta=meta)
