@@ -1,5 +1,6 @@
 """Checkpoint hooks: no checkpoint with non-finite weights is written
-(``FiniteCheckpointHook``, ``StudentCheckpointHook``).
+(``FiniteCheckpointHook``, ``StudentCheckpointHook``), and
+``StudentCheckpointHook(max_keep_ckpts)`` after a resume.
 
 Run: ``pytest tests/test_engine/test_checkpoint_hooks.py``
 """
@@ -96,3 +97,67 @@ def test_student_hook_refuses_non_finite_weights(tmp_path):
             match=rf"refusing to save {path}: .*\['student.bias'\]"):
         hook.after_train_epoch(runner)
     assert os.listdir(tmp_path) == []  # nothing written, not even latest
+
+
+def _touch(tmp_path, *epochs):
+    for epoch in epochs:
+        (tmp_path / f'student_epoch_{epoch}.pth').write_bytes(b'old')
+
+
+def test_max_keep_ckpts_counts_the_files_of_a_resumed_run(tmp_path):
+    _touch(tmp_path, 1, 2, 3)
+    hook = StudentCheckpointHook(by_epoch=True, max_keep_ckpts=2)
+    runner = _runner(tmp_path, epoch=3)  # resumed after epoch 3
+    hook.before_train(runner)
+    hook.after_train_epoch(runner)  # saves epoch 4
+    assert _numbered(tmp_path) == [
+        'student_epoch_3.pth', 'student_epoch_4.pth'
+    ]
+    runner.epoch = 4
+    hook.after_train_epoch(runner)
+    assert _numbered(tmp_path) == [
+        'student_epoch_4.pth', 'student_epoch_5.pth'
+    ]
+
+
+def test_a_resume_leaves_files_of_later_epochs_to_be_rewritten(tmp_path):
+    # a longer earlier run in the same folder, resumed from epoch 2
+    _touch(tmp_path, 1, 2, 3, 4)
+    hook = StudentCheckpointHook(by_epoch=True, max_keep_ckpts=2)
+    runner = _runner(tmp_path, epoch=2)
+    hook.before_train(runner)
+    hook.after_train_epoch(runner)  # writes epoch 3 again
+    assert _numbered(tmp_path) == [
+        'student_epoch_2.pth', 'student_epoch_3.pth', 'student_epoch_4.pth'
+    ]
+    assert (tmp_path / 'student_epoch_3.pth').read_bytes() != b'old'
+    runner.epoch = 3
+    hook.after_train_epoch(runner)  # writes epoch 4 again, drops 2
+    assert _numbered(tmp_path) == [
+        'student_epoch_3.pth', 'student_epoch_4.pth'
+    ]
+
+
+def test_a_fresh_run_never_deletes_files_it_did_not_write(tmp_path):
+    _touch(tmp_path, 1, 2, 3)
+    hook = StudentCheckpointHook(by_epoch=True, max_keep_ckpts=1)
+    runner = _runner(tmp_path, epoch=0, it=0)  # not resumed
+    hook.before_train(runner)
+    hook.after_train_epoch(runner)  # overwrites epoch 1
+    assert _numbered(tmp_path) == [
+        'student_epoch_1.pth', 'student_epoch_2.pth', 'student_epoch_3.pth'
+    ]
+
+
+def test_iteration_files_after_a_resume(tmp_path):
+    for it in (100, 200, 300):
+        (tmp_path / f'student_iter_{it}.pth').write_bytes(b'old')
+    _touch(tmp_path, 1)  # epoch files are not counted by iteration
+    hook = StudentCheckpointHook(
+        interval=100, by_epoch=False, max_keep_ckpts=2)
+    runner = _runner(tmp_path, epoch=0, it=399)
+    hook.before_train(runner)
+    hook.after_train_iter(runner, batch_idx=0)  # saves iteration 400
+    names = sorted(n for n in os.listdir(tmp_path) if '_iter_' in n)
+    assert names == ['student_iter_300.pth', 'student_iter_400.pth']
+    assert _numbered(tmp_path) == ['student_epoch_1.pth']
