@@ -3,7 +3,15 @@
 The config's ``default_scope`` picks the library. Inputs are checked before
 anything is built (see :mod:`mmprockd.utils.checks`). A plain student
 checkpoint (keys without a ``student.`` prefix, e.g. one exported for
-deployment) given with a distiller config is loaded into ``model.student``.
+deployment) given with a distiller config is loaded into ``model.student``;
+a ProtoDistiller checkpoint given with a plain student config gives its
+``student.*`` weights, prefix stripped. A checkpoint that fits the model in
+none of these ways (most of its weights missing) is an error.
+
+The tool never writes over its inputs: the config is dumped into the run's
+timestamped folder (``WORK_DIR/TIMESTAMP/``), not into the work dir where a
+training run's ``student_config.py`` lies, and ``--out`` may not be the
+config or the checkpoint.
 
 Usage::
 
@@ -16,17 +24,20 @@ import inspect
 import os
 import os.path as osp
 import sys
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 # isort: off
 # first: its compat fixes must precede any OpenMMLab import
 import mmprockd  # noqa: F401
 # isort: on
 from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.dist import master_only
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import Runner
+from torch import nn
 
+from mmprockd.engine.student_export import student_state_dict
 from mmprockd.utils.checks import (InputCheckError, check_cfg_options,
                                    check_checkpoint, check_config_file,
                                    check_data_paths, check_mmcv,
@@ -141,6 +152,29 @@ def enable_visualization(cfg: Config, show: bool, show_dir: Optional[str],
             cfg.visualizer['save_dir'] = show_dir
 
 
+def check_not_an_input(path: str, inputs: Dict[str, Optional[str]],
+                       what: str) -> None:
+    """Refuse to write ``path`` when it is one of the run's input files.
+
+    Args:
+        path (str): The file about to be written.
+        inputs (dict): What each input was given as (``config``,
+            ``checkpoint``) to its path; None or a missing path is skipped.
+        what (str): What ``path`` is, for the message (``--out``).
+
+    Raises:
+        InputCheckError: ``path`` is an input (the same file, through any
+            link or relative path).
+    """
+    if not osp.exists(path):
+        return
+    for name, source in inputs.items():
+        if source and osp.exists(source) and osp.samefile(path, source):
+            raise InputCheckError(
+                f'{what} {path} is the {name} given to test.py, which would '
+                'be overwritten: choose another file')
+
+
 def add_dump_results(cfg: Config, out: str) -> None:
     """Append mmengine's ``DumpResults`` metric to ``test_evaluator``.
 
@@ -194,6 +228,9 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.show or args.show_dir:
         enable_visualization(cfg, args.show, args.show_dir, args.wait_time)
     if args.out:
+        check_not_an_input(
+            args.out, dict(config=args.config, checkpoint=args.checkpoint),
+            '--out')
         add_dump_results(cfg, args.out)
     if args.tta:
         if 'tta_model' not in cfg:
@@ -204,6 +241,33 @@ def build_config(args: argparse.Namespace) -> Config:
     check_data_paths(cfg, ['test_dataloader'])
     cfg.load_from = args.checkpoint
     return cfg
+
+
+class InputSafeRunner(Runner):
+    """mmengine's Runner, dumping the config beside the run's log.
+
+    mmengine writes ``WORK_DIR/<config file name>``. When the config is a
+    training run's ``student_config.py`` and the work dir that run's, the
+    dump (with ``load_from`` and the visualization keys added) would replace
+    the input. Here it goes into ``WORK_DIR/TIMESTAMP/``, which this run
+    creates.
+    """
+
+    @master_only
+    def dump_config(self) -> None:
+        """Dump the config into :attr:`log_dir`, never over an input.
+
+        Raises:
+            InputCheckError: the file would replace the config or the
+                checkpoint.
+        """
+        filename = self.cfg.filename
+        name = osp.basename(filename) if filename else f'{self.timestamp}.py'
+        path = osp.join(self.log_dir, name)
+        check_not_an_input(
+            path, dict(config=filename, checkpoint=self.cfg.get('load_from')),
+            'the config dump')
+        self.cfg.dump(path)
 
 
 class LoadStudentCheckpoint(Hook):
@@ -227,17 +291,75 @@ class LoadStudentCheckpoint(Hook):
             revise_keys=[(r'^module\.', ''), (r'^', STUDENT_PREFIX)])
 
 
-def is_plain_student_checkpoint(runner: Runner, keys: List[str]) -> bool:
-    """Whether the model wraps a student and the keys lack its prefix.
+class StudentFromDistillerCheckpoint(Hook):
+    """Keep only the ``student.*`` weights of a ProtoDistiller checkpoint,
+    prefix stripped, when the runner loads it into a plain student.
+
+    It rewrites the checkpoint in ``after_load_checkpoint``, which
+    ``Runner.load_checkpoint`` calls before it loads the weights, so the
+    learner, augment and adapter weights are dropped, not reported as
+    unexpected.
+    """
+    priority = 'HIGHEST'
+
+    def after_load_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
+        """Replace the state dict by the student's."""
+        if 'state_dict' in checkpoint:
+            checkpoint['state_dict'] = student_state_dict(
+                checkpoint['state_dict'])
+        else:  # a bare state dict
+            state = student_state_dict(checkpoint)
+            checkpoint.clear()
+            checkpoint.update(state)
+
+
+def checkpoint_layout(model: nn.Module, keys: List[str], filename: str) -> str:
+    """How the checkpoint's weights go into the model.
 
     Args:
-        runner (Runner): The built runner.
-        keys (list[str]): Parameter names in the checkpoint.
+        model (nn.Module): The built model (unwrapped).
+        keys (list[str]): Parameter names in the checkpoint, ``module.``
+            removed.
+        filename (str): The checkpoint, for the message.
+
+    Returns:
+        str: ``'as_is'``; ``'into_student'``: a plain checkpoint for a model
+        that wraps a ``student`` (every key gets ``student.``);
+        ``'from_distiller'``: a ProtoDistiller checkpoint (``student.*``
+        keys) for a model without a ``student``: only those keys, prefix
+        stripped.
+
+    Raises:
+        InputCheckError: more than half of the weights the model takes from
+            the checkpoint are not in it; names the file and a few missing
+            keys.
     """
-    model = getattr(runner.model, 'module', runner.model)
-    if not hasattr(model, 'student'):
-        return False
-    return not any(k.startswith(STUDENT_PREFIX) for k in keys)
+    model_keys = list(model.state_dict())
+    wraps_student = hasattr(model, 'student')
+    has_student = any(k.startswith(STUDENT_PREFIX) for k in keys)
+    if wraps_student and not has_student:
+        layout = 'into_student'
+        given = {STUDENT_PREFIX + k for k in keys}
+        model_keys = [k for k in model_keys if k.startswith(STUDENT_PREFIX)]
+    elif has_student and not wraps_student:
+        layout = 'from_distiller'
+        given = {
+            k[len(STUDENT_PREFIX):]
+            for k in keys if k.startswith(STUDENT_PREFIX)
+        }
+    else:
+        layout, given = 'as_is', set(keys)
+    missing = [k for k in model_keys if k not in given]
+    if len(missing) > len(model_keys) / 2:
+        raise InputCheckError(
+            f'checkpoint {filename} does not fit the model '
+            f'({type(model).__name__}): {len(missing)} of its '
+            f'{len(model_keys)} weights are not in it, e.g. {missing[:3]}; '
+            f'it holds {len(keys)} keys, e.g. {keys[:3]}. Expected a '
+            'checkpoint of this config, a plain student checkpoint for a '
+            'distiller config, or a ProtoDistiller checkpoint (student.* '
+            'keys) for a student config')
+    return layout
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -248,15 +370,32 @@ def main(argv: Optional[List[str]] = None) -> None:
         checkpoint = check_checkpoint(args.checkpoint, 'checkpoint')
     except InputCheckError as err:
         sys.exit(f'test.py: error: {err}')
-    keys = state_dict_keys(checkpoint) if checkpoint is not None else []
+    keys = None if checkpoint is None else state_dict_keys(checkpoint)
     del checkpoint
     setup_cpu_distributed(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg)
-    if is_plain_student_checkpoint(runner, keys):
+    runner = InputSafeRunner.from_cfg(cfg)
+    model = getattr(runner.model, 'module', runner.model)
+    try:  # a URL (keys None) is left to mmengine
+        layout = 'as_is' if keys is None else checkpoint_layout(
+            model, keys, args.checkpoint)
+    except InputCheckError as err:
+        teardown_distributed()
+        sys.exit(f'test.py: error: {err}')
+    if layout == 'into_student':
         runner.logger.info(f'{args.checkpoint} holds a plain model: it is '
                            'loaded into model.student')
         runner.register_hook(
             LoadStudentCheckpoint(args.checkpoint), priority='LOWEST')
+    elif layout == 'from_distiller':
+        others = sorted({
+            k.split('.')[0]
+            for k in keys if not k.startswith(STUDENT_PREFIX)
+        })
+        runner.logger.info(
+            f'{args.checkpoint} is a ProtoDistiller checkpoint: its '
+            f'{STUDENT_PREFIX}* weights are loaded, prefix stripped; the '
+            f'others ({", ".join(others) or "none"}) are left out')
+        runner.register_hook(StudentFromDistillerCheckpoint())
     runner.test()
     teardown_distributed()
 

@@ -4,6 +4,8 @@ The config's ``default_scope`` picks the library; ``runner_type`` the
 runner. Inputs are checked before anything is built (see
 :mod:`mmprockd.utils.checks`): a missing config, dataset or checkpoint, or a
 misspelt ``--cfg-options`` key stops the run with a message naming it.
+``mmprockd.FiniteCheckpointHook`` is added to every run: a checkpoint whose
+weights are not finite stops the run instead of being written.
 
 Usage::
 
@@ -99,6 +101,22 @@ def _enable_amp(cfg: Config) -> None:
     cfg.optim_wrapper.loss_scale = 'dynamic'
 
 
+FINITE_HOOK = 'mmprockd.FiniteCheckpointHook'
+
+
+def add_finite_checkpoint_hook(cfg: Config) -> None:
+    """Append :class:`FiniteCheckpointHook` to ``custom_hooks`` unless the
+    config has it already.
+
+    Args:
+        cfg (Config): The merged config, changed in place.
+    """
+    hooks = list(cfg.get('custom_hooks') or [])
+    types = {h.get('type') for h in hooks if isinstance(h, dict)}
+    if not types & {FINITE_HOOK, 'FiniteCheckpointHook'}:
+        cfg.custom_hooks = hooks + [dict(type=FINITE_HOOK)]
+
+
 def build_config(args: argparse.Namespace) -> Config:
     """Check the inputs and build the training config.
 
@@ -126,6 +144,7 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
 
+    add_finite_checkpoint_hook(cfg)
     if args.amp:
         _enable_amp(cfg)
     if args.auto_scale_lr:

@@ -15,9 +15,10 @@ import torch
 from mmengine.config import Config
 
 PREFIX = 'student.'
-# ProtoDistiller-only config entries that a plain student must not carry
+# mmprockd's training hooks, which a plain student's config must not carry
 _DISTILL_HOOKS = ('mmprockd.StudentCheckpointHook',
-                  'mmprockd.DistillScheduleHook')
+                  'mmprockd.DistillScheduleHook',
+                  'mmprockd.FiniteCheckpointHook')
 
 
 def student_state_dict(state_dict: Dict[str, torch.Tensor]) -> OrderedDict:
@@ -46,7 +47,7 @@ def student_config(cfg: Config) -> Config:
     """The training config with ``model`` replaced by the student.
 
     ``custom_imports`` of mmprockd is kept only when the student itself uses
-    mmprockd modules (the augment plugin); distillation hooks are dropped.
+    mmprockd modules (the augment plugin); mmprockd's hooks are dropped.
     """
     cfg = copy.deepcopy(cfg)
     model = cfg.model

@@ -1,5 +1,6 @@
 """``tools/test.py`` on the toy checkpoint: metrics, ``--out``,
-``--show-dir``, loading a plain checkpoint into a distiller's student, and
+``--show-dir``, loading a plain checkpoint into a distiller's student and a
+distiller's checkpoint into a plain student, inputs never overwritten, and
 the input checks.
 
 Run: ``pytest tests/test_tools/test_test_tool.py``
@@ -9,6 +10,7 @@ import os
 import os.path as osp
 import pickle
 import re
+import shutil
 
 import pytest
 import torch
@@ -137,6 +139,138 @@ def test_plain_checkpoint_loads_into_student(toy_run, plain_results, tmp_path):
     for plain, wrapped in zip(plain_preds, preds):
         assert plain['img_path'] == wrapped['img_path']
         torch.testing.assert_close(plain['pred_score'], wrapped['pred_score'])
+
+
+def test_distiller_checkpoint_gives_its_student_to_a_plain_config(
+        toy_run, plain_results, tmp_path):
+    """A ProtoDistiller-like checkpoint (``student.*`` plus learner, augment
+    and adapter weights) with the plain student config: the student's
+    weights are loaded, and the scores are the plain checkpoint's."""
+    _, plain_preds, _ = plain_results
+    plain = torch.load(
+        osp.join(toy_run.work_dir, 'epoch_2.pth'), map_location='cpu')
+    state = {'student.' + k: v for k, v in plain['state_dict'].items()}
+    state.update({
+        'learner.prototypes': torch.randn(6, 16),
+        'augment.proj.weight': torch.randn(4, 4),
+        'level_adapters.0.conv.weight': torch.randn(4, 4, 1, 1),
+    })
+    ckpt = tmp_path / 'prockd_epoch_2.pth'
+    torch.save(dict(state_dict=state, meta=dict(epoch=2)), ckpt)
+    out = str(tmp_path / 'preds.pkl')
+    proc = _test(toy_run, tmp_path, '--out', out, ckpt=str(ckpt))
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert (f'{ckpt} is a ProtoDistiller checkpoint: its student.* weights '
+            'are loaded, prefix stripped; the others (augment, learner, '
+            'level_adapters) are left out') in proc.output
+    assert 'unexpected key' not in proc.output
+    assert 'missing keys' not in proc.output
+    with open(out, 'rb') as f:
+        preds = pickle.load(f)
+    for plain_pred, pred in zip(plain_preds, preds):
+        torch.testing.assert_close(plain_pred['pred_score'],
+                                   pred['pred_score'])
+
+
+def test_checkpoint_of_another_model_is_an_error(toy_run, tmp_path):
+    ckpt = tmp_path / 'other.pth'
+    torch.save(
+        dict(
+            state_dict={
+                'student.neck.weight': torch.ones(2),
+                'learner.prototypes': torch.ones(2)
+            }), ckpt)
+    proc = _test(toy_run, tmp_path, ckpt=str(ckpt))
+    assert proc.returncode == 1
+    assert (
+        f'test.py: error: checkpoint {ckpt} does not fit the model '
+        '(ImageClassifier): 10 of its 10 weights are not in it, e.g. '
+        "['backbone.features.0.weight'") in proc.stderr, proc.output[-3000:]
+    assert 'Epoch(test)' not in proc.output
+
+
+class _Wrapper(torch.nn.Module):
+
+    def __init__(self, **children):
+        super().__init__()
+        for name, child in children.items():
+            setattr(self, name, child)
+
+
+def _net():
+    return _Wrapper(backbone=torch.nn.Linear(2, 2), head=torch.nn.Linear(2, 1))
+
+
+@pytest.mark.parametrize('wrapped,keys,layout', [
+    (False, ['backbone.weight', 'backbone.bias', 'head.weight'], 'as_is'),
+    (False, [
+        'student.backbone.weight', 'student.backbone.bias',
+        'student.head.weight', 'learner.p'
+    ], 'from_distiller'),
+    (True, ['backbone.weight', 'backbone.bias', 'head.weight'
+            ], 'into_student'),
+    (True, [
+        'student.backbone.weight', 'student.backbone.bias',
+        'student.head.weight', 'learner.p'
+    ], 'as_is'),
+])
+def test_checkpoint_layouts(wrapped, keys, layout):
+    model = _Wrapper(student=_net(), learner=torch.nn.Linear(1, 1)) \
+        if wrapped else _net()
+    assert test_tool.checkpoint_layout(model, keys, 'c.pth') == layout
+
+
+@pytest.mark.parametrize(
+    'wrapped,keys',
+    [
+        (False, ['student.backbone.weight', 'learner.p']),  # 3 of 4 missing
+        (False, ['neck.weight']),
+        (True, ['neck.weight', 'neck.bias']),
+        (False, []),
+    ])
+def test_mostly_missing_weights_are_an_error(wrapped, keys):
+    model = _Wrapper(student=_net()) if wrapped else _net()
+    with pytest.raises(InputCheckError, match='checkpoint c.pth does not fit'):
+        test_tool.checkpoint_layout(model, keys, 'c.pth')
+
+
+def test_inputs_in_the_work_dir_are_never_overwritten(toy_run, tmp_path):
+    """A training run's ``student_config.py`` and checkpoint, tested in
+    their own work dir: the config dump goes into the run's timestamped
+    folder."""
+    work = tmp_path / 'train_work'
+    work.mkdir()
+    config = work / 'student_config.py'
+    with open(toy.TOY_CLS) as f:
+        config.write_text(f.read() + f'work_dir = {str(work)!r}\n')
+    ckpt = work / 'student_epoch_2.pth'
+    shutil.copy(osp.join(toy_run.work_dir, 'epoch_2.pth'), ckpt)
+    before = {path: path.read_bytes() for path in (config, ckpt)}
+    proc = run_tool(
+        ['test.py', str(config),
+         str(ckpt), '--cfg-options'] +
+        toy.data_root_options(toy_run.data_root),
+        cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.output[-3000:]
+    _accuracy(proc.output)
+    for path, data in before.items():
+        assert path.read_bytes() == data, path
+    dumped = glob.glob(str(work / '*' / 'student_config.py'))
+    assert len(dumped) == 1, os.listdir(work)
+    assert 'load_from' in open(dumped[0]).read()
+
+
+def test_out_file_may_not_be_an_input(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    ckpt = tmp_path / 'model.pkl'
+    ckpt.write_bytes(b'weights')
+    args = test_tool.parse_args([toy.TOY_CLS, str(ckpt), '--out', 'model.pkl'])
+    with pytest.raises(
+            InputCheckError,
+            match='--out model.pkl is the checkpoint given to test.py'):
+        test_tool.build_config(args)
+    assert ckpt.read_bytes() == b'weights'
 
 
 def test_text_file_as_checkpoint_stops_before_testing(toy_run, tmp_path):

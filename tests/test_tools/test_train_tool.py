@@ -179,3 +179,32 @@ def test_auto_scale_lr_needs_base_batch_size(monkeypatch, tmp_path,
                                              toy_data_root):
     with pytest.raises(InputCheckError, match='base_batch_size'):
         _build(['--auto-scale-lr'], monkeypatch, tmp_path, toy_data_root)
+
+
+def test_finite_checkpoint_hook_is_added_once(monkeypatch, tmp_path,
+                                              toy_data_root):
+    cfg = _build([], monkeypatch, tmp_path, toy_data_root)
+    assert cfg.custom_hooks == [dict(type='mmprockd.FiniteCheckpointHook')]
+    train_tool.add_finite_checkpoint_hook(cfg)
+    assert len(cfg.custom_hooks) == 1
+    cfg.custom_hooks = [dict(type='FiniteCheckpointHook')]
+    train_tool.add_finite_checkpoint_hook(cfg)
+    assert cfg.custom_hooks == [dict(type='FiniteCheckpointHook')]
+
+
+def test_a_diverged_run_writes_no_checkpoint(toy_data_root, tmp_path):
+    """An infinite learning rate makes the weights NaN at the first step:
+    the run stops at the first save, and no checkpoint is written."""
+    work_dir = tmp_path / 'work'
+    proc = run_tool(
+        [
+            'train.py', toy.TOY_CLS, '--work-dir',
+            str(work_dir), '--cfg-options', 'optim_wrapper.optimizer.lr=inf'
+        ] + toy.data_root_options(toy_data_root),
+        cwd=str(tmp_path))
+    assert proc.returncode != 0, proc.output[-3000:]
+    assert ('RuntimeError: refusing to save the checkpoint of epoch 1, '
+            f'iteration 2 in {work_dir}') in proc.stderr, proc.output[-3000:]
+    assert 'are not finite (NaN or inf)' in proc.stderr
+    assert not glob.glob(str(work_dir / '**' / '*.pth'), recursive=True)
+    assert not osp.exists(work_dir / 'last_checkpoint')

@@ -1,6 +1,7 @@
 """Save student-only checkpoints while a ProtoDistiller trains."""
 import os
 import os.path as osp
+import re
 from typing import List, Optional
 
 from mmengine.hooks import Hook
@@ -9,6 +10,7 @@ from mmengine.model import is_model_wrapper
 from mmprockd.registry import HOOKS
 from mmprockd.version import __version__
 from ..student_export import export_student
+from .finite_checkpoint_hook import check_finite_state_dict
 
 DATA_BATCH = Optional[dict]
 
@@ -20,7 +22,10 @@ class StudentCheckpointHook(Hook):
     mmdet/mmseg/mmpretrain ``tools/test.py`` loads the pair directly.
 
     Files are written atomically; ``student_latest.pth`` always points at
-    the newest one (a copy, so it survives ``max_keep_ckpts``).
+    the newest one (a copy, so it survives ``max_keep_ckpts``). Weights that
+    are not finite are never written: the run stops with an error instead.
+    On a resumed run, the numbered files already in ``out_dir`` up to the
+    resumed epoch or iteration count towards ``max_keep_ckpts``.
 
     Args:
         interval (int): save every ``interval`` epochs or iterations.
@@ -52,6 +57,33 @@ class StudentCheckpointHook(Hook):
         if self.by_epoch is None:
             from mmengine.runner import EpochBasedTrainLoop
             self.by_epoch = isinstance(runner.train_loop, EpochBasedTrainLoop)
+        if runner.iter > 0:  # resumed (load_from alone leaves iter at 0)
+            self.saved = self._saved_before(
+                runner.epoch if self.by_epoch else runner.iter)
+
+    def _saved_before(self, done: int) -> List[str]:
+        """The numbered files in ``out_dir`` of the steps a resumed run has
+        done, oldest first.
+
+        Files numbered after ``done`` (from a longer run in the same
+        folder) are left out: this run writes them again.
+
+        Args:
+            done (int): Epochs (``by_epoch``) or iterations done.
+
+        Returns:
+            list[str]: their paths, by number.
+        """
+        unit = 'epoch' if self.by_epoch else 'iter'
+        pattern = re.compile(rf'^student_{unit}_(\d+)\.pth$')
+        if not osp.isdir(self.out_dir):
+            return []
+        found = []
+        for name in os.listdir(self.out_dir):
+            match = pattern.match(name)
+            if match and int(match.group(1)) <= done:
+                found.append((int(match.group(1)), name))
+        return [osp.join(self.out_dir, name) for _, name in sorted(found)]
 
     def after_train_epoch(self, runner) -> None:
         if self.by_epoch and self.every_n_epochs(runner, self.interval):
@@ -72,6 +104,13 @@ class StudentCheckpointHook(Hook):
         if not hasattr(model, 'student'):
             raise TypeError('StudentCheckpointHook needs a model with a '
                             f'`student`, got {type(model).__name__}')
+        state = {
+            'student.' + k: v
+            for k, v in model.student.state_dict().items()
+        }
+        path = osp.join(self.out_dir, name)
+        # on every rank (the weights are the same), so that all stop
+        check_finite_state_dict(state, path)
         if not self._is_main():
             return
         meta = dict(
@@ -81,15 +120,12 @@ class StudentCheckpointHook(Hook):
             dataset_meta=getattr(runner.train_dataloader.dataset, 'metainfo',
                                  None),
             source='mmprockd.StudentCheckpointHook')
-        state = {
-            'student.' + k: v
-            for k, v in model.student.state_dict().items()
-        }
-        path = osp.join(self.out_dir, name)
         export_student(state, path, meta=meta, cfg=runner.cfg)
         export_student(
             state, osp.join(self.out_dir, 'student_latest.pth'), meta=meta)
         runner.logger.info(f'StudentCheckpointHook: saved {path}')
+        if path in self.saved:
+            self.saved.remove(path)
         self.saved.append(path)
         if self.max_keep_ckpts > 0:
             while len(self.saved) > self.max_keep_ckpts:

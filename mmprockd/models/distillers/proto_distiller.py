@@ -96,6 +96,13 @@ class ProtoDistiller(BaseModel):
             step, so a deployed student carries them. Defaults to True.
         nan_guard (bool): drop the distillation losses of a step whose value
             is not finite (logged), instead of poisoning the student.
+        max_nan_steps (int, optional): stop with a RuntimeError after this
+            many consecutive steps whose distillation loss was not finite
+            (a step with a finite one resets the count; a step without
+            distillation leaves it as is), whether ``nan_guard`` dropped
+            them or not: a permanently broken distillation must not turn
+            into plain student training. None disables the check. Defaults
+            to 50.
         distill_fraction (float): expected fraction of each batch's images
             that the teacher, the prototype branch, the KL and the feature
             mimic use; the student's own loss uses them all. 1.0 (default)
@@ -133,6 +140,7 @@ class ProtoDistiller(BaseModel):
                  student_ckpt: Optional[str] = None,
                  sync_student_prototypes: bool = True,
                  nan_guard: bool = True,
+                 max_nan_steps: Optional[int] = 50,
                  distill_fraction: float = 1.0,
                  teacher_cache: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
@@ -177,7 +185,12 @@ class ProtoDistiller(BaseModel):
         self.student_ckpt = student_ckpt
         self.sync_student_prototypes = sync_student_prototypes
         self.nan_guard = nan_guard
-        self.nan_skips = 0
+        if max_nan_steps is not None and max_nan_steps < 1:
+            raise ValueError('ProtoDistiller: max_nan_steps must be >= 1 or '
+                             f'None, got {max_nan_steps}')
+        self.max_nan_steps = max_nan_steps
+        self.nan_skips = 0  # steps whose distillation losses were dropped
+        self.nan_streak = 0  # consecutive steps with a non-finite one
         self.sampler = DistillSampler(distill_fraction)
         self.teacher_cache = None if teacher_cache is None else \
             TeacherFeatureCache(**teacher_cache)
@@ -424,19 +437,43 @@ class ProtoDistiller(BaseModel):
             if self.feat_loss is not None:
                 distill['distill.loss_feat'] = scale * self.feat_loss(
                     feats, teacher_feats)
-        if self.nan_guard and distill and not all(
-                _finite(v) for k, v in distill.items() if 'loss' in k):
-            self.nan_skips += 1
-            MMLogger.get_current_instance().warning(
-                'ProtoDistiller: non-finite distillation loss, dropped for '
-                f'this step ({self.nan_skips} so far)')
-            distill = {}
+        if distill and (self.nan_guard or self.max_nan_steps is not None):
+            bad = [
+                k for k, v in distill.items() if 'loss' in k and not _finite(v)
+            ]
+            self._count_nan_steps(bad)
+            if bad and self.nan_guard:
+                self.nan_skips += 1
+                MMLogger.get_current_instance().warning(
+                    f'ProtoDistiller: non-finite distillation loss {bad}, '
+                    f'dropped for this step ({self.nan_skips} so far)')
+                distill = {}
         if not any('loss' in k for k in distill):
             zero = self._touch_distill_params()
             if zero is not None:
                 distill['distill.loss_zero'] = zero
         losses.update(distill)
         return losses
+
+    def _count_nan_steps(self, bad: List[str]) -> None:
+        """Count consecutive steps with a non-finite distillation loss.
+
+        Args:
+            bad (list[str]): The loss keys that are not finite this step;
+                empty for a finite step, which resets the count.
+
+        Raises:
+            RuntimeError: at the ``max_nan_steps``-th consecutive step.
+        """
+        self.nan_streak = self.nan_streak + 1 if bad else 0
+        if self.max_nan_steps is not None and \
+                self.nan_streak >= self.max_nan_steps:
+            raise RuntimeError(
+                f'ProtoDistiller: the distillation loss {bad} was not finite '
+                f'for {self.nan_streak} consecutive steps (max_nan_steps='
+                f'{self.max_nan_steps}); stopping rather than training the '
+                'student without distillation; check the teacher checkpoint, '
+                'the learning rate and the distillation loss weights')
 
     def extra_repr(self) -> str:
         return (f'teacher={type(self._teacher.model).__name__} '

@@ -453,6 +453,55 @@ def test_nan_guard_drops_distill_losses(monkeypatch):
     assert torch.isfinite(total)
 
 
+def _kl_from(monkeypatch, model, finite):
+    """Make the KL loss NaN or finite, step by step, as ``finite`` says."""
+    flags = iter(finite)
+    monkeypatch.setattr(
+        model.kl_loss, 'forward',
+        lambda *a, **k: torch.tensor(0.5 if next(flags) else float('nan')))
+
+
+@pytest.mark.parametrize('nan_guard', [True, False])
+def test_max_nan_steps_stops_at_the_nth_consecutive_step(
+        monkeypatch, nan_guard):
+    model = build(max_nan_steps=3, nan_guard=nan_guard)
+    # NaN, NaN, finite (the count resets), NaN, NaN, NaN (the 3rd in a row)
+    _kl_from(monkeypatch, model, [False, False, True, False, False, False])
+    streaks = []
+    for _ in range(5):
+        losses = loss_step(model)
+        streaks.append(model.nan_streak)
+        assert ('distill.loss_kl' in losses) == (not nan_guard
+                                                 or streaks[-1] == 0)
+    assert streaks == [1, 2, 0, 1, 2]
+    assert model.nan_skips == (4 if nan_guard else 0)
+    with pytest.raises(RuntimeError) as info:
+        loss_step(model)
+    assert model.nan_streak == 3
+    message = str(info.value)
+    assert "distillation loss ['distill.loss_kl'] was not finite" in message
+    assert 'for 3 consecutive steps (max_nan_steps=3)' in message
+
+
+def test_steps_without_distillation_leave_the_nan_count_alone(monkeypatch):
+    model = build(max_nan_steps=2)
+    _kl_from(monkeypatch, model, [False])
+    loss_step(model)
+    model.distill_scale = 0.0  # no teacher, no distillation loss
+    loss_step(model)
+    assert model.nan_streak == 1
+
+
+def test_max_nan_steps_none_never_stops(monkeypatch):
+    model = build(max_nan_steps=None)
+    _kl_from(monkeypatch, model, [False] * 3)
+    for _ in range(3):
+        loss_step(model)
+    assert model.nan_skips == 3
+    with pytest.raises(ValueError, match='>= 1 or None, got 0'):
+        build(max_nan_steps=0)
+
+
 def test_student_only_checkpoint_loads_strictly_into_plain_student(tmp_path):
     model = build()
     out = tmp_path / 'student.pth'
