@@ -10,6 +10,36 @@ from mmprockd.utils.offline import make_offline
 
 warnings.filterwarnings('ignore', message='mmprockd: torchvision')
 
+# End-to-end tests: real training runs, subprocesses, installs. Each took
+# over 10 s on a 2-core machine (pytest --durations, 2026-11-29). They are
+# marked ``slow``; `python -m pytest tests` (the README's command, and CI)
+# runs them, `python -m pytest tests -m "not slow"` is the quick loop.
+SLOW = (
+    'tests/test_configs/test_seg_cls_end_to_end.py',
+    'tests/test_demo/test_demo_detection.py',
+    'tests/test_tools/test_dist_train.py',
+    'tests/test_tools/test_test_tool.py',
+    'tests/test_tools/test_train_tool.py',
+    'tests/test_utils/test_compat.py',
+    'tests/test_tools/test_benchmark_cost.py::'
+    'test_gpu_cost_script_runs_every_row_on_cpu',
+    'tests/test_utils/test_config_path.py::'
+    'test_non_editable_install_finds_configs',
+    'tests/test_benchmark/test_proxy_benchmark.py::test_smoke_run',
+)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'slow: an end-to-end test (training runs, subprocesses, '
+        'installs); deselect with -m "not slow"')
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.startswith(SLOW):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture
 def offline():
