@@ -19,10 +19,9 @@ warmup_iters = 100  # 10 % of the run, as the distillation ramp
 
 model = dict(
     type='ImageClassifier',
-    # torchvision's ImageNet mean/std in RGB, the frozen MobileNetV2
-    # teacher's own, so the FrozenTeacher needs no mean/std of its own;
-    # the PNGs are grey copied into 3 channels, so the order only has to
-    # match the teacher's (LoadImageFromFile gives BGR: to_rgb)
+    # torchvision's ImageNet mean/std in RGB (LoadImageFromFile gives BGR:
+    # to_rgb), the frozen MobileNetV2 teacher's own convention, so the
+    # teacher takes the student's input as it is (no conversion)
     data_preprocessor=dict(
         type='ClsDataPreprocessor',
         num_classes=10,

@@ -25,10 +25,14 @@ model = dict(
         # mmpretrain's ImageNet-1k DeiT-B (81.76 top-1); keys under backbone.
         ckpt={{_base_.deit_b_ckpt}},
         ckpt_prefix='backbone.',
-        # the student normalises with CIFAR-100 statistics; the teacher gets
-        # its own ImageNet ones (RGB, the channel order of CIFAR images)
+        # the teacher's own input convention (ImageNet statistics, RGB);
+        # the student's (CIFAR-100 statistics, no channel swap) is undone
+        # exactly. mmpretrain's CIFAR dataset gives RGB arrays, not the BGR
+        # of LoadImageFromFile: say so
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
+        channel_order='rgb',
+        source_channel_order='rgb',
         dtype='bf16'),
     # one level: the student's (N, 768, 14, 14) patch-token map, before the
     # neck's global average pooling

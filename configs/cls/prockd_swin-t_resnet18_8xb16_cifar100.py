@@ -25,10 +25,14 @@ model = dict(
         'swin-transformer/swin_tiny_224_b16x64_300e_imagenet_20210616_'
         '090925-66df6be6.pth',
         ckpt_prefix='backbone.',
-        # the student normalises with CIFAR-100 statistics; the teacher gets
-        # its own ImageNet ones (RGB, the channel order of CIFAR images)
+        # the teacher's own input convention (ImageNet statistics, RGB);
+        # the student's (CIFAR-100 statistics, no channel swap) is undone
+        # exactly. mmpretrain's CIFAR dataset gives RGB arrays, not the BGR
+        # of LoadImageFromFile: say so
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
+        channel_order='rgb',
+        source_channel_order='rgb',
         # the teacher sees the 32x32 images upsampled to its 224x224 (7x),
         # the student keeps its 32x32 inputs
         input_scale=7.0,

@@ -123,6 +123,7 @@ CLS_EQUAL_TIME_REF = 'prockd_own_area'
 # [ours] the classification recipe: the branch has its own head, and the
 # teacher layers are standardised and averaged (not sampled) down to the
 # student's 2x2 grid
+PKD = dict(type='mmprockd.FeatureMimicLoss', loss_weight=6.0)
 OWN_AREA = {
     'model.branch_head': 'own',
     'model.learner.downsample': 'area',
@@ -163,6 +164,19 @@ CLS_VARIANTS: Dict[str, tuple] = {
                             dict(OWN_AREA,
                                  **{'model.kl_loss':
                                     None}), 'prockd_own_area without the KL'),
+    # [ours] the prototype branch on top of PKD: does the branch add
+    # anything to what the feature loss alone gives?
+    'prockd_pkd': ('recipe [ours]', CLS_PROCKD, {
+        'model.feat_loss': PKD
+    }, 'paper recipe + PKD (weight 6)'),
+    'prockd_own_pkd': ('recipe [ours]', CLS_PROCKD,
+                       dict({'model.branch_head': 'own'},
+                            **{'model.feat_loss':
+                               PKD}), 'own head + PKD (weight 6)'),
+    'prockd_own_area_pkd': ('recipe [ours]', CLS_PROCKD,
+                            dict(OWN_AREA,
+                                 **{'model.feat_loss':
+                                    PKD}), 'prockd_own_area + PKD (weight 6)'),
 }
 CLS_METRICS = ('top1', )
 
@@ -465,12 +479,14 @@ def aggregate(results: Sequence[dict],
 def format_table(table: Dict[str, dict],
                  metrics: Sequence[str] = METRICS,
                  variants: Optional[Dict[str, tuple]] = None,
-                 scale: float = 100.0) -> str:
+                 scale: float = 100.0,
+                 baseline: str = 'student') -> str:
     """Markdown table; metrics in percent as ``mean ± std``, the paired
     gain over the student alone (``+mean ± std``) beside the first one,
     the mean training time and the prototype branch's val metric."""
     head = [
-        'variant', 'group', 'what differs', 'seeds', metrics[0], 'paired gain'
+        'variant', 'group', 'what differs', 'seeds', metrics[0],
+        'paired gain' if baseline == 'student' else f'gain over {baseline}'
     ] + list(metrics[1:]) + ['train s', 'branch (val)']
     lines = [
         '| ' + ' | '.join(head) + ' |',
@@ -540,6 +556,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default='val',
         help='the split the table shows: val for choosing settings, test '
         'for reporting (every run evaluates both)')
+    parser.add_argument(
+        '--baseline',
+        default='student',
+        help='the variant the paired gains are taken over (e.g. feat_mimic '
+        'to ask whether a recipe beats PKD)')
     parser.add_argument(
         '--report',
         action='store_true',
@@ -713,9 +734,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, dict]:
         results = run_all(args)
     task = TASKS[args.task]
     table = aggregate(
-        results, task['metrics'], split=args.split, variants=task['variants'])
+        results,
+        task['metrics'],
+        split=args.split,
+        baseline=args.baseline,
+        variants=task['variants'])
     text = format_table(table, task['metrics'], task['variants'],
-                        task['scale'])
+                        task['scale'], args.baseline)
     print(f'split: {args.split}')
     print(text)
     print(f'wall time {time.time() - start:.0f}s')

@@ -13,6 +13,9 @@ mobilenetv2_in1k_teacher = dict(
     layers=['layer3', 'layer5', 'layer7'],
     ckpt='mmprockd://mobilenet_v2_in1k',
     ckpt_prefix='backbone.',
-    # torchvision's ImageNet mean/std in RGB = the students': no change
-    mean=None,
-    std=None)
+    # the input convention it was trained with (torchvision's ImageNet
+    # mean/std on 0-255 RGB): whatever the student's preprocessor does is
+    # undone and this applied; a student with the same one costs nothing
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    channel_order='rgb')

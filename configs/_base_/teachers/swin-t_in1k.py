@@ -21,8 +21,11 @@ swin_t_in1k_teacher = dict(
     'swin-transformer/swin_tiny_224_b16x64_300e_imagenet_20210616_'
     '090925-66df6be6.pth',
     ckpt_prefix='backbone.',
-    # the students use the same ImageNet RGB normalisation: nothing to convert
-    mean=None,
-    std=None,
+    # the input convention it was trained with (ImageNet mean/std on 0-255
+    # RGB): whatever the student's preprocessor does is undone and this
+    # applied; a student with the same one costs nothing
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    channel_order='rgb',
     # the teacher only gives features: bf16 halves its cost on GPUs
     dtype='bf16')

@@ -21,6 +21,48 @@ from mmprockd.registry import MODELS
 from ..adapters.tokens_to_map import tokens_to_map
 
 _DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+# ImageNet statistics on 0-255 RGB images: the convention of the ImageNet
+# weights of mmpretrain, torchvision and timm
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+_ORDERS = ('rgb', 'bgr')
+
+Convention = Tuple[Optional[Tensor], Optional[Tensor], bool]
+
+
+def student_input_convention(preprocessor) -> Convention:
+    """What a student's data preprocessor does to the loaded image.
+
+    Returns ``(mean, std, flips)``: the mean and std it subtracts and
+    divides by, in the channel order *after* its conversion (None when it
+    does not normalise), and whether it reverses the channel order
+    (``bgr_to_rgb``/``rgb_to_bgr`` of mmengine, mmdet and mmseg,
+    ``to_rgb`` of mmpretrain). Raises ``TypeError`` for a preprocessor
+    that states neither, naming it.
+    """
+    name = type(preprocessor).__name__
+    flips = None
+    # mmseg: channel_conversion; mmpretrain's classifier: to_rgb; mmengine,
+    # mmdet and mmpretrain's self-supervised ones: _channel_conversion
+    for attr in ('channel_conversion', 'to_rgb', '_channel_conversion'):
+        if hasattr(preprocessor, attr):
+            flips = bool(getattr(preprocessor, attr))
+            break
+    if flips is None:
+        raise TypeError(
+            f'FrozenTeacher: cannot tell what the student\'s data '
+            f'preprocessor {name} does to the image: it has none of '
+            'channel_conversion, to_rgb, _channel_conversion (the flags of '
+            'the mmengine, mmdet, mmseg and mmpretrain preprocessors); use '
+            'one of those or a subclass')
+    mean = getattr(preprocessor, 'mean', None)
+    std = getattr(preprocessor, 'std', None)
+    if not getattr(preprocessor, '_enable_normalize', mean is not None):
+        mean = std = None
+    if mean is not None:
+        mean = mean.detach().float().flatten().cpu()
+        std = std.detach().float().flatten().cpu()
+    return mean, std, flips
 
 
 class _StopForward(Exception):
@@ -61,11 +103,22 @@ class FrozenTeacher(nn.Module):
             strips ``'backbone.'`` when the backbone's own keys are absent.
         strict (bool): every backbone key must be in the checkpoint.
             Defaults to True.
-        mean, std (Sequence[float], optional): the teacher's normalisation,
-            in the channel order of the student's preprocessed input.
-            Defaults to None (same as the student).
-        flip_channels (bool): reverse RGB<->BGR before normalising.
+        mean, std (Sequence[float]): the normalisation the teacher was
+            trained with, on 0-255 images in ``channel_order``. Defaults to
+            the ImageNet statistics in RGB (mmpretrain, torchvision and timm
+            ImageNet weights).
+        channel_order (str): the channel order the teacher was trained on,
+            ``'rgb'`` (default) or ``'bgr'``.
+        source_channel_order (str): the channel order the data pipeline
+            loads images in, before the student's preprocessor:
+            ``'bgr'`` (default; mmcv's ``LoadImageFromFile``) or ``'rgb'``.
         input_scale (float): resize the input by this factor first.
+
+    The teacher always sees its own convention, whatever the student's
+    preprocessor does (:meth:`bind_student`): the student's normalisation
+    is undone exactly, its channel order is brought to the teacher's, and
+    the teacher's ``mean``/``std`` are applied. When both conventions are
+    the same this is the identity and the input is passed on untouched.
         dtype (str): ``'fp32'``, ``'bf16'`` or ``'fp16'`` autocast.
     """
 
@@ -75,9 +128,10 @@ class FrozenTeacher(nn.Module):
                  ckpt: Optional[str] = None,
                  ckpt_prefix: Optional[str] = None,
                  strict: bool = True,
-                 mean: Optional[Sequence[float]] = None,
-                 std: Optional[Sequence[float]] = None,
-                 flip_channels: bool = False,
+                 mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD,
+                 channel_order: str = 'rgb',
+                 source_channel_order: str = 'bgr',
                  input_scale: float = 1.0,
                  dtype: str = 'fp32') -> None:
         super().__init__()
@@ -89,11 +143,27 @@ class FrozenTeacher(nn.Module):
         self.model = MODELS.build(backbone)
         self.layers = list(layers)
         self.dtype = _DTYPES[dtype]
-        self.flip_channels = flip_channels
         self.input_scale = float(input_scale)
-        self.mean = None if mean is None else torch.tensor(mean).view(
-            1, -1, 1, 1)
-        self.std = None if std is None else torch.tensor(std).view(1, -1, 1, 1)
+        if mean is None or std is None:
+            raise ValueError(
+                'FrozenTeacher: mean/std must be the normalisation the '
+                'teacher was trained with (None no longer means "the '
+                'student\'s"); ImageNet weights use the defaults, '
+                f'mean={list(IMAGENET_MEAN)}, std={list(IMAGENET_STD)}')
+        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+            raise ValueError('FrozenTeacher: mean and std need 3 values, std '
+                             f'> 0; got mean={list(mean)}, std={list(std)}')
+        for key, order in (('channel_order', channel_order),
+                           ('source_channel_order', source_channel_order)):
+            if order not in _ORDERS:
+                raise ValueError(f'FrozenTeacher: {key} must be one of '
+                                 f'{list(_ORDERS)}, got {order!r}')
+        self.mean = torch.tensor(mean, dtype=torch.float32)
+        self.std = torch.tensor(std, dtype=torch.float32)
+        self.channel_order = channel_order
+        self.source_channel_order = source_channel_order
+        # student preprocessor -> (channel permutation, scale, shift)
+        self._transforms: Dict[int, tuple] = {}
         modules = dict(self.model.named_modules())
         for name in self.layers:
             if name not in modules:
@@ -152,42 +222,68 @@ class FrozenTeacher(nn.Module):
         """Stay in eval mode: DropPath, dropout and BatchNorm included."""
         return super().train(False)
 
-    def preprocess(self,
-                   inputs: Tensor,
-                   student_mean: Optional[Tensor] = None,
-                   student_std: Optional[Tensor] = None) -> Tensor:
-        """From the student's preprocessed input to the teacher's."""
+    def bind_student(self, student_preprocessor) -> tuple:
+        """The map from the student's preprocessed input to the teacher's.
+
+        With the student's ``x = (flip?(img) - m_s) / s_s`` (``img`` as
+        loaded, in ``source_channel_order``), the teacher's input is
+        ``(P(x * s_s + m_s) - m_t) / s_t``, ``P`` the channel permutation
+        to the teacher's order: per channel ``P(x) * a + b`` with ``a =
+        P(s_s) / s_t`` and ``b = (P(m_s) - m_t) / s_t``. Returns ``(perm,
+        a, b)``; ``perm`` is None for no reordering and ``a``/``b`` are
+        None for the identity. Computed once per preprocessor; an
+        unknown preprocessor is a ``TypeError`` here, at build.
+        """
+        key = id(student_preprocessor)
+        if key in self._transforms:
+            return self._transforms[key]
+        mean, std, flips = student_input_convention(student_preprocessor)
+        if mean is None:  # no normalisation: the raw 0-255 image
+            mean, std = torch.zeros(3), torch.ones(3)
+        if mean.numel() != 3:
+            raise ValueError(
+                'FrozenTeacher: the student normalises '
+                f'{mean.numel()} channels; the teacher takes 3 (RGB/BGR)')
+        student_order = self.source_channel_order
+        if flips:
+            student_order = 'rgb' if student_order == 'bgr' else 'bgr'
+        perm = None if student_order == self.channel_order else [2, 1, 0]
+        if perm is not None:
+            mean, std = mean[perm], std[perm]
+        a, b = std / self.std, (mean - self.mean) / self.std
+        if torch.equal(a, torch.ones(3)) and torch.equal(b, torch.zeros(3)):
+            a = b = None
+        else:
+            a, b = a.view(1, 3, 1, 1), b.view(1, 3, 1, 1)
+        self._transforms[key] = (perm, a, b)
+        return self._transforms[key]
+
+    def preprocess(self, inputs: Tensor, student_preprocessor) -> Tensor:
+        """From the student's preprocessed input to the teacher's: its
+        own normalisation and channel order (:meth:`bind_student`), then
+        ``input_scale``."""
+        perm, a, b = self.bind_student(student_preprocessor)
         x = inputs
+        if perm is not None:
+            x = x[:, perm]
+        if a is not None:
+            x = x * a.to(x) + b.to(x)
         if self.input_scale != 1.0:
             x = F.interpolate(
                 x,
                 scale_factor=self.input_scale,
                 mode='bilinear',
                 align_corners=False)
-        if self.mean is None and not self.flip_channels:
-            return x
-        if student_mean is not None:
-            x = x * student_std.view(1, -1, 1, 1) + student_mean.view(
-                1, -1, 1, 1)
-        if self.flip_channels:
-            x = x.flip(1)
-        if self.mean is not None:
-            x = (x - self.mean.to(x)) / self.std.to(x)
         return x
 
     def from_student_input(self, inputs: Tensor,
                            student_preprocessor) -> List[Tensor]:
         """Teacher maps for a batch preprocessed by the student's data
-        preprocessor: moves the teacher to the batch's device on first use,
-        undoes the student's normalisation and applies its own."""
+        preprocessor (:meth:`preprocess`); moves the teacher to the batch's
+        device on first use."""
         if next(self.parameters()).device != inputs.device:
             self.to(inputs.device)
-        mean = getattr(student_preprocessor, 'mean', None)
-        std = getattr(student_preprocessor, 'std', None)
-        if not getattr(student_preprocessor, '_enable_normalize', mean
-                       is not None):
-            mean = std = None
-        return self(self.preprocess(inputs, mean, std))
+        return self(self.preprocess(inputs, student_preprocessor))
 
     @torch.no_grad()
     def forward(self, inputs: Tensor) -> List[Tensor]:

@@ -167,6 +167,9 @@ class ProtoDistiller(BaseModel):
         if not isinstance(self._teacher, FrozenTeacher):
             raise TypeError('ProtoDistiller: teacher must build a '
                             'mmprockd.FrozenTeacher')
+        # the map from the student's input to the teacher's own convention:
+        # an unknown preprocessor fails here, before any data is loaded
+        self._teacher.bind_student(self.student.data_preprocessor)
         self.student_channels = list(student_channels)
         n_levels = len(self.student_channels)
         self.proto_levels = list(
