@@ -31,3 +31,6 @@ model = dict(
         # stays a few percent of the focal loss at weight 1 (the proxy
         # benchmark's weight ablation is in docs/benchmark.md)
         loss_weight=1.0))
+
+# the shared hooks after any the upstream bases bring
+custom_hooks = [*_base_.get('custom_hooks', []), *_base_.prockd_hooks]

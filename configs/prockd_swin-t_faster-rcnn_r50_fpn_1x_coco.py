@@ -21,3 +21,6 @@ model = dict(
     proto_weight=1.0,
     kl_loss=dict(
         type='mmprockd.ConsistencyKLLoss', temperature=1.0, loss_weight=1.0))
+
+# the shared hooks after any the upstream bases bring
+custom_hooks = [*_base_.get('custom_hooks', []), *_base_.prockd_hooks]

@@ -117,6 +117,29 @@ def add_finite_checkpoint_hook(cfg: Config) -> None:
         cfg.custom_hooks = hooks + [dict(type=FINITE_HOOK)]
 
 
+def add_prockd_hooks(cfg: Config) -> List[str]:
+    """Append the config's ``prockd_hooks`` (``configs/_base_/
+    prockd_runtime.py``) whose type ``custom_hooks`` lacks.
+
+    A config that inherits the runtime base beside an upstream base with
+    its own ``custom_hooks`` should write ``custom_hooks = [*_base_.get(
+    'custom_hooks', []), *_base_.prockd_hooks]``; one that forgot still
+    gets them here (upstream tools/train.py does not do this).
+
+    Returns:
+        list[str]: the types appended.
+    """
+    hooks = list(cfg.get('custom_hooks') or [])
+    have = {h.get('type') for h in hooks if isinstance(h, dict)}
+    added = [
+        h for h in cfg.get('prockd_hooks') or []
+        if isinstance(h, dict) and h.get('type') not in have
+    ]
+    if added:
+        cfg.custom_hooks = hooks + added
+    return [h['type'] for h in added]
+
+
 def build_config(args: argparse.Namespace) -> Config:
     """Check the inputs and build the training config.
 
@@ -144,6 +167,10 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
 
+    added = add_prockd_hooks(cfg)
+    if added:
+        print(f'tools/train.py: added {added} from prockd_hooks to '
+              'custom_hooks (the config did not list them)')
     add_finite_checkpoint_hook(cfg)
     if args.amp:
         _enable_amp(cfg)

@@ -54,7 +54,7 @@ model = dict(
 
 # epoch-based: a student-only checkpoint every 10 epochs, 3 kept (and
 # student_latest.pth)
-custom_hooks = [
+prockd_hooks = [
     dict(
         type='mmprockd.StudentCheckpointHook',
         interval=10,
@@ -62,3 +62,4 @@ custom_hooks = [
         max_keep_ckpts=3),
     dict(type='mmprockd.DistillScheduleHook', warmup=500, by_epoch=False),
 ]
+custom_hooks = [*_base_.get('custom_hooks', []), *prockd_hooks]

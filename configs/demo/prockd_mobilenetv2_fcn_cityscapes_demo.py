@@ -31,7 +31,7 @@ model = dict(
         loss_weight=1.0))
 
 custom_imports = dict(imports=['mmprockd'], allow_failed_imports=False)
-custom_hooks = [
+prockd_hooks = [
     # iteration-based schedule: student_iter_N.pth at the end
     dict(
         type='mmprockd.StudentCheckpointHook',
@@ -39,3 +39,4 @@ custom_hooks = [
         by_epoch=False),
     dict(type='mmprockd.DistillScheduleHook', warmup=20, by_epoch=False),
 ]
+custom_hooks = [*_base_.get('custom_hooks', []), *prockd_hooks]

@@ -30,7 +30,7 @@ model = dict(
         loss_weight=1.0))
 
 custom_imports = dict(imports=['mmprockd'], allow_failed_imports=False)
-custom_hooks = [
+prockd_hooks = [
     dict(
         type='mmprockd.StudentCheckpointHook',
         interval=1,
@@ -40,3 +40,4 @@ custom_hooks = [
     # epochs instead of the 500 iterations of full-size runs
     dict(type='mmprockd.DistillScheduleHook', warmup=21, by_epoch=False),
 ]
+custom_hooks = [*_base_.get('custom_hooks', []), *prockd_hooks]

@@ -38,7 +38,8 @@ model = dict(
 
 # iteration-based schedule: student-only checkpoints at mmseg's checkpoint
 # interval (8k iterations), not per epoch as in the shared runtime
-custom_hooks = [
+prockd_hooks = [
     dict(type='mmprockd.StudentCheckpointHook', interval=8000, by_epoch=False),
     dict(type='mmprockd.DistillScheduleHook', warmup=500, by_epoch=False),
 ]
+custom_hooks = [*_base_.get('custom_hooks', []), *prockd_hooks]

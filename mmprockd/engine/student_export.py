@@ -68,6 +68,7 @@ def student_config(cfg: Config) -> Config:
     ]
     if 'custom_hooks' in cfg:
         cfg.custom_hooks = hooks
+    cfg.pop('prockd_hooks', None)  # configs/_base_/prockd_runtime.py
     cfg.load_from = None
     cfg.resume = False
     return cfg

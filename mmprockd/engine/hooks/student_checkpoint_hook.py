@@ -21,7 +21,9 @@ class StudentCheckpointHook(Hook):
     the student's weights, plus ``student_config.py`` beside them: plain
     mmdet/mmseg/mmpretrain ``tools/test.py`` loads the pair directly.
 
-    Files are written atomically; ``student_latest.pth`` always points at
+    With an ``EMAHook`` the files hold the averaged weights, the ones
+    validation evaluates and ``epoch_N.pth`` holds. Files are written
+    atomically; ``student_latest.pth`` always points at
     the newest one (a copy, so it survives ``max_keep_ckpts``). Weights that
     are not finite are never written: the run stops with an error instead.
     On a resumed run, the numbered files already in ``out_dir`` up to the
@@ -106,7 +108,7 @@ class StudentCheckpointHook(Hook):
                             f'`student`, got {type(model).__name__}')
         state = {
             'student.' + k: v
-            for k, v in model.student.state_dict().items()
+            for k, v in self._evaluated_student(runner, model).items()
         }
         path = osp.join(self.out_dir, name)
         # on every rank (the weights are the same), so that all stop
@@ -132,6 +134,29 @@ class StudentCheckpointHook(Hook):
                 old = self.saved.pop(0)
                 if osp.exists(old):
                     os.remove(old)
+
+    @staticmethod
+    def _evaluated_student(runner, model) -> dict:
+        """The student's weights as validation evaluates them.
+
+        With an ``EMAHook`` (mmengine's, which mmdet's and mmpretrain's
+        recipes use), validation and ``epoch_N.pth`` hold the averaged
+        parameters, and the averaged buffers too when the EMA updates
+        buffers; the rest stays the raw model's. Export exactly that.
+        """
+        state = dict(model.student.state_dict())
+        from mmengine.hooks import EMAHook
+        emas = [h for h in runner.hooks if isinstance(h, EMAHook)] \
+            if hasattr(runner, 'hooks') else []
+        if not emas or not hasattr(emas[0], 'ema_model'):
+            return state
+        ema = emas[0].ema_model
+        ema_student = ema.module.student
+        avg = dict(ema_student.state_dict()) if ema.update_buffers else \
+            dict(ema_student.named_parameters())
+        for key, value in avg.items():
+            state[key] = value.detach()
+        return state
 
     @staticmethod
     def _is_main() -> bool:

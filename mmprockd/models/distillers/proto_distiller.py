@@ -253,6 +253,13 @@ class ProtoDistiller(BaseModel):
                 self.branch_iface = StudentInterface.from_model(
                     self.branch_student)
             if kl_loss is not None:
+                if self.iface.kl_unsupported:
+                    raise ValueError(
+                        'ProtoDistiller: no consistency KL for this student: '
+                        f'{self.iface.kl_unsupported}. Set kl_loss=None: the'
+                        ' prototype branch still trains the learner, the '
+                        'prototypes and the shared head on the student\'s '
+                        'own task loss (distill.proto.*)')
                 kl_loss = dict(kl_loss)
                 kl_loss.setdefault('kind', self.iface.kl_kind)
                 self.kl_loss = MODELS.build(kl_loss)

@@ -92,6 +92,35 @@ def capture_forward(module: nn.Module) -> Iterator[_Recorder]:
         yield rec
 
 
+def _is_query_detector(model: nn.Module, head: nn.Module) -> bool:
+    """DETR family (``DetectionTransformer``: DETR, Deformable DETR,
+    Conditional/DAB-DETR, DINO) and learned-proposal detectors (Sparse
+    R-CNN, QueryInst: ``EmbeddingRPNHead``)."""
+    from mmdet.models.dense_heads import DETRHead, EmbeddingRPNHead
+    from mmdet.models.detectors import DetectionTransformer
+    return isinstance(model, DetectionTransformer) or isinstance(
+        head, (DETRHead, EmbeddingRPNHead))
+
+
+def query_semantic_logits(cls_scores: Tensor,
+                          mask_preds: Tensor,
+                          eps: float = 1e-6) -> Tensor:
+    """The per-pixel class scores of a MaskFormer-style head, as logits.
+
+    ``cls_scores`` ``(N, Q, C + 1)`` (the last class is "no object") and
+    ``mask_preds`` ``(N, Q, H, W)`` of the last decoder layer give the
+    semantic map MaskFormer's inference computes, ``s[c, p] = sum_q
+    softmax(cls_q)[c] * sigmoid(mask_q[p])``, which does not depend on the
+    order of the queries (unlike the raw per-query outputs, whose order is
+    arbitrary). Returns ``log(s + eps)``, ``(N, C, H, W)``: a softmax over
+    axis 1 gives ``s`` normalised per pixel, so the softmax consistency KL
+    compares the two runs' class distributions pixel by pixel.
+    """
+    probs = cls_scores.softmax(-1)[..., :-1]
+    sem = torch.einsum('nqc,nqhw->nchw', probs, mask_preds.sigmoid())
+    return torch.log(sem + eps)
+
+
 class StudentInterface:
     """Task-family glue between :class:`ProtoDistiller` and a student.
 
@@ -105,6 +134,11 @@ class StudentInterface:
         self.model = model
         self.family = family
         self.num_anchors: Optional[int] = None
+        # MaskFormer-style segmentation heads: per-query classes and masks
+        self.query_masks = False
+        # why the consistency KL cannot be computed for this head (None:
+        # it can); the distiller refuses ``kl_loss`` at build with it
+        self.kl_unsupported: Optional[str] = None
         self.logit_head, self.kl_kind = self._find_logit_head()
 
     @classmethod
@@ -128,6 +162,17 @@ class StudentInterface:
         m = self.model
         if self.family == 'det':
             head = getattr(m, 'bbox_head', None) or getattr(m, 'rpn_head')
+            if _is_query_detector(m, head):
+                # each run matches its queries to the boxes on its own (and
+                # two-stage DETRs pick their queries as top-k proposals), so
+                # query i of one run is not query i of the other
+                self.kl_unsupported = (
+                    f'{type(m).__name__} with {type(head).__name__} is a '
+                    'query-based detector: the two runs match their queries '
+                    'to the objects independently, so pairing query i of '
+                    'the student run with query i of the prototype run '
+                    'compares unrelated predictions')
+                return head, 'softmax'
             sigmoid = getattr(head, 'use_sigmoid_cls', True)
             if not sigmoid:
                 # (N, A * (C + 1), H, W): the KL needs the anchors apart
@@ -144,6 +189,8 @@ class StudentInterface:
                         'trains)')
             return head, 'sigmoid' if sigmoid else 'softmax'
         if self.family == 'seg':
+            from mmdet.models.dense_heads import MaskFormerHead
+            self.query_masks = isinstance(m.decode_head, MaskFormerHead)
             return m.decode_head, 'softmax'
         return m.head, 'softmax'
 
@@ -209,6 +256,8 @@ class StudentInterface:
         return losses, self._logits(rec.output)
 
     def _logits(self, output: Any) -> List[Tensor]:
+        if self.kl_unsupported:  # no consistency term for this head
+            return []
         if output is None:
             raise RuntimeError(
                 f'ProtoDistiller: the {type(self.logit_head).__name__} head '
@@ -232,6 +281,8 @@ class StudentInterface:
                     lg.view(n, self.num_anchors, classes, h,
                             w).transpose(1, 2))
             return out
+        if self.query_masks:
+            return [query_semantic_logits(output[0][-1], output[1][-1])]
         if isinstance(output, (tuple, list)):  # heads returning extras
             output = output[0]
         return [output]
