@@ -15,7 +15,7 @@ where the substituted features sit, which head gives the logits, and whether
 they are sigmoid (dense detection) or softmax scores.
 """
 import contextlib
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -133,7 +133,8 @@ class StudentInterface:
     def __init__(self, model: nn.Module, family: str) -> None:
         self.model = model
         self.family = family
-        self.num_anchors: Optional[int] = None
+        # anchors per location: one int, or one per level (SSD)
+        self.num_anchors: Optional[Union[int, List[int]]] = None
         # MaskFormer-style segmentation heads: per-query classes and masks
         self.query_masks = False
         # why the consistency KL cannot be computed for this head (None:
@@ -269,17 +270,18 @@ class StudentInterface:
             # classes on axis 1, where the softmax KL takes its softmax
             classes = self.logit_head.cls_out_channels
             out = []
-            for lg in output[0]:
+            for level, lg in enumerate(output[0]):
+                # one count for all levels, or one per level (SSD)
+                anchors = self.num_anchors[level] if isinstance(
+                    self.num_anchors, (list, tuple)) else self.num_anchors
                 n, ch, h, w = lg.shape
-                if ch != self.num_anchors * classes:
+                if ch != anchors * classes:
                     raise RuntimeError(
                         f'ProtoDistiller: {type(self.logit_head).__name__} '
-                        f'gave {ch} score channels, expected num_base_priors'
-                        f' x cls_out_channels = {self.num_anchors} x '
-                        f'{classes}')
-                out.append(
-                    lg.view(n, self.num_anchors, classes, h,
-                            w).transpose(1, 2))
+                        f'gave {ch} score channels at level {level}, '
+                        'expected num_base_priors x cls_out_channels = '
+                        f'{anchors} x {classes}')
+                out.append(lg.view(n, anchors, classes, h, w).transpose(1, 2))
             return out
         if self.query_masks:
             return [query_semantic_logits(output[0][-1], output[1][-1])]

@@ -200,3 +200,59 @@ def test_distiller_teacher_sees_its_own_normalisation_of_the_image():
     assert torch.isfinite(model.parse_losses(losses)[0])
     assert len(seen) == 1
     assert pixel_of(seen[0]) == pytest.approx(imagenet_rgb(), abs=1e-5)
+
+
+def _upstream_det(name, **head):
+    """An upstream mmdet student config, 4 classes, no pretrained
+    weights, no batch augments (they resize at random)."""
+    from mmengine.hub import get_config
+    cfg = get_config(f'mmdet::{name}').model
+    cfg.backbone.init_cfg = None
+    cfg.data_preprocessor.pop('batch_augments', None)
+    for key in ('bbox_head', 'roi_head'):
+        if key in cfg:
+            node = cfg[key] if key == 'bbox_head' else cfg[key].bbox_head
+            node.num_classes = 4
+    return cfg
+
+
+@pytest.mark.parametrize(
+    'name,want_pre',
+    [
+        # caffe style: BGR, mean only
+        ('faster_rcnn/faster-rcnn_r50-caffe_fpn_1x_coco.py',
+         dict(mean=CAFFE_MEAN_BGR, std=[1.0, 1.0, 1.0], flips=False)),
+        # no normalisation: raw 0-255 BGR
+        ('yolox/yolox_tiny_8xb8-300e_coco.py',
+         dict(mean=None, std=None, flips=False)),
+    ])
+def test_upstream_students_teacher_sees_imagenet_rgb(name, want_pre):
+    init_default_scope('mmdet')
+    student = _upstream_det(name)
+    probe = MODELS.build(student)
+    mean, std, flips = ft.student_input_convention(probe.data_preprocessor)
+    assert flips == want_pre['flips']
+    if want_pre['mean'] is None:
+        assert mean is None and std is None
+    else:
+        assert mean.tolist() == pytest.approx(want_pre['mean'])
+        assert std.tolist() == pytest.approx(want_pre['std'])
+    with torch.no_grad():
+        channels = [
+            f.shape[1] for f in probe.extract_feat(torch.zeros(1, 3, 64, 64))
+        ]
+    cfg = tiny_cfg(student=student, student_channels=channels)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    seen = []
+    model.teacher.model.register_forward_pre_hook(
+        lambda mod, args: seen.append(args[0]))
+    batch = det_batch(2, (64, 64), 4)
+    data = model.data_preprocessor(batch, training=True)
+    losses = model(**data, mode='loss')
+    assert torch.isfinite(model.parse_losses(losses)[0])
+    raw = torch.stack(batch['inputs']).float().flip(1)  # BGR -> RGB
+    want = (raw - torch.tensor(ft.IMAGENET_MEAN).view(1, 3, 1, 1)) / \
+        torch.tensor(ft.IMAGENET_STD).view(1, 3, 1, 1)
+    torch.testing.assert_close(seen[0][..., :64, :64], want)
