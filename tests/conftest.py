@@ -26,6 +26,8 @@ SLOW = (
     'tests/test_utils/test_config_path.py::'
     'test_non_editable_install_finds_configs',
     'tests/test_benchmark/test_proxy_benchmark.py::test_smoke_run',
+    'tests/test_tools/test_train_kill_resume.py::'
+    'test_killed_ten_times_resumes_from_the_newest_complete_checkpoint',
 )
 
 

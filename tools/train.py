@@ -5,7 +5,11 @@ runner. Inputs are checked before anything is built (see
 :mod:`mmprockd.utils.checks`): a missing config, dataset or checkpoint, or a
 misspelt ``--cfg-options`` key stops the run with a message naming it.
 ``mmprockd.FiniteCheckpointHook`` is added to every run: a checkpoint whose
-weights are not finite stops the run instead of being written.
+weights are not finite stops the run instead of being written. mmengine's
+``CheckpointHook`` is replaced by ``mmprockd.AtomicCheckpointHook`` (same
+settings): a kill at any moment leaves a complete checkpoint to resume from,
+and ``--resume`` without a value takes the newest complete one, whatever
+``last_checkpoint`` says.
 
 Usage::
 
@@ -24,9 +28,11 @@ from typing import List, Optional
 import mmprockd  # noqa: F401
 # isort: on
 from mmengine.config import Config, DictAction
+from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
+from mmprockd.engine import find_resumable_checkpoint
 from mmprockd.utils.checks import (InputCheckError, check_cfg_options,
                                    check_checkpoint, check_config_file,
                                    check_data_paths, check_mmcv,
@@ -140,6 +146,47 @@ def add_prockd_hooks(cfg: Config) -> List[str]:
     return [h['type'] for h in added]
 
 
+ATOMIC_HOOK = 'mmprockd.AtomicCheckpointHook'
+_MMENGINE_HOOK = ('CheckpointHook', 'mmengine.CheckpointHook', CheckpointHook)
+
+
+def use_atomic_checkpoint_hook(cfg: Config) -> None:
+    """Make ``default_hooks.checkpoint`` an :class:`AtomicCheckpointHook`
+    when it is mmengine's ``CheckpointHook``, keeping all its settings.
+
+    A config without the entry gets mmengine's default (``interval=1``),
+    atomic; an entry set to None (no checkpoints) or of another type is
+    left as it is.
+
+    Args:
+        cfg (Config): The merged config, changed in place.
+    """
+    if cfg.get('default_hooks') is None:
+        cfg.default_hooks = dict()
+    if 'checkpoint' not in cfg.default_hooks:
+        cfg.default_hooks.checkpoint = dict(type=ATOMIC_HOOK, interval=1)
+        return
+    hook = cfg.default_hooks.checkpoint
+    if isinstance(hook, dict) and hook.get('type') in _MMENGINE_HOOK:
+        hook.type = ATOMIC_HOOK
+
+
+def resume_checkpoint(cfg: Config) -> Optional[str]:
+    """The checkpoint ``--resume`` without a value continues from: the
+    newest complete one of the work dir (see
+    :func:`mmprockd.engine.find_resumable_checkpoint`), None if none.
+
+    Args:
+        cfg (Config): The merged config, ``work_dir`` set.
+    """
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint')
+    hook = hook if isinstance(hook, dict) else {}
+    return find_resumable_checkpoint(
+        cfg.work_dir,
+        out_dir=hook.get('out_dir'),
+        filename_tmpl=hook.get('filename_tmpl'))
+
+
 def build_config(args: argparse.Namespace) -> Config:
     """Check the inputs and build the training config.
 
@@ -172,6 +219,7 @@ def build_config(args: argparse.Namespace) -> Config:
         print(f'tools/train.py: added {added} from prockd_hooks to '
               'custom_hooks (the config did not list them)')
     add_finite_checkpoint_hook(cfg)
+    use_atomic_checkpoint_hook(cfg)
     if args.amp:
         _enable_amp(cfg)
     if args.auto_scale_lr:
@@ -184,8 +232,15 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.auto_scale_lr.enable = True
 
     if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        # not mmengine's own look-up: it trusts last_checkpoint, which a
+        # kill can leave naming a deleted or an older file
+        cfg.load_from = resume_checkpoint(cfg)
+        cfg.resume = cfg.load_from is not None
+        if cfg.load_from is None:
+            print_log(
+                f'--resume: no checkpoint in {cfg.work_dir}, training starts '
+                'from scratch',
+                logger='current')
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume

@@ -19,6 +19,7 @@ PREFIX = 'student.'
 _DISTILL_HOOKS = ('mmprockd.StudentCheckpointHook',
                   'mmprockd.DistillScheduleHook',
                   'mmprockd.FiniteCheckpointHook')
+_ATOMIC = ('mmprockd.AtomicCheckpointHook', 'AtomicCheckpointHook')
 
 
 def student_state_dict(state_dict: Dict[str, torch.Tensor]) -> OrderedDict:
@@ -69,6 +70,10 @@ def student_config(cfg: Config) -> Config:
     if 'custom_hooks' in cfg:
         cfg.custom_hooks = hooks
     cfg.pop('prockd_hooks', None)  # configs/_base_/prockd_runtime.py
+    # tools/train.py's swap: mmengine's own hook writes the same files
+    checkpoint = cfg.get('default_hooks', {}).get('checkpoint')
+    if isinstance(checkpoint, dict) and checkpoint.get('type') in _ATOMIC:
+        checkpoint['type'] = 'CheckpointHook'
     cfg.load_from = None
     cfg.resume = False
     return cfg

@@ -165,7 +165,10 @@ def test_flags_set_the_config(monkeypatch, tmp_path, toy_data_root):
     cfg = _build(['--amp', '--resume'], monkeypatch, tmp_path, toy_data_root)
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     assert cfg.optim_wrapper.loss_scale == 'dynamic'
-    assert cfg.resume is True and cfg.load_from is None
+    # nothing to resume in the new work dir: trains from scratch
+    assert cfg.resume is False and cfg.load_from is None
+    assert cfg.default_hooks.checkpoint == dict(
+        type='mmprockd.AtomicCheckpointHook', interval=1)
 
     # auto_scale_lr is a Runner argument: a valid option key though absent
     cfg = _build(

@@ -1,0 +1,412 @@
+"""Checkpoints that survive a kill at any moment, and a ``--resume`` that
+finds the newest complete one.
+
+mmengine's ``CheckpointHook`` (0.10) deletes the oldest kept checkpoint
+before it writes the new one, writes the new one in place and rewrites
+``last_checkpoint`` in place: with ``max_keep_ckpts=1`` a kill during the
+write leaves a truncated file, no complete one, and a pointer to the
+deleted file. :class:`AtomicCheckpointHook` writes to ``<name>.tmp<pid>``
+and renames, then rewrites ``last_checkpoint`` the same way, then deletes.
+:func:`find_resumable_checkpoint` does not trust ``last_checkpoint`` alone.
+"""
+import os
+import os.path as osp
+import re
+import zipfile
+from typing import Iterable, List, Optional, Tuple
+
+import torch
+from mmengine.dist import is_main_process
+from mmengine.fileio import LocalBackend, get_file_backend, register_backend
+from mmengine.hooks import CheckpointHook
+from mmengine.logging import print_log
+
+from mmprockd.registry import HOOKS
+
+ATOMIC_BACKEND = 'mmprockd_atomic_local'
+POINTER = 'last_checkpoint'  # the file mmengine's auto-resume reads
+DEFAULT_TMPLS = ('epoch_{}.pth', 'iter_{}.pth')
+_TMP = re.compile(r'^(?P<name>.+)\.tmp(?P<pid>\d+)$')
+
+
+def tmp_path(filepath: str) -> str:
+    """Where :class:`AtomicLocalBackend` writes ``filepath`` first."""
+    return f'{filepath}.tmp{os.getpid()}'
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's ``LocalBackend`` whose ``put`` and ``put_text`` never
+    leave a partly written file under the target name.
+
+    The bytes go to ``<filepath>.tmp<pid>`` through ``LocalBackend`` itself,
+    are flushed to disk, and the file is renamed over ``filepath``
+    (``os.replace``: atomic on POSIX and Windows within one file system).
+    On any error the temporary file is removed and the target is untouched.
+    Registered as mmengine file backend ``'mmprockd_atomic_local'``, with no
+    URI prefix: it is used only where asked for by name.
+    """
+
+    def put(self, obj: bytes, filepath) -> None:
+        self._atomic(super().put, obj, str(filepath))
+
+    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+        self._atomic(super().put_text, obj, str(filepath), encoding)
+
+    @staticmethod
+    def _atomic(write, obj, filepath: str, *args) -> None:
+        tmp = tmp_path(filepath)
+        try:
+            write(obj, tmp, *args)
+            _fsync(tmp)  # the rename must not reach the disk before the data
+            os.replace(tmp, filepath)
+        except BaseException:
+            if osp.lexists(tmp):
+                os.remove(tmp)
+            raise
+
+
+register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)
+
+
+class _DeferredRemoval:
+    """A file backend whose ``remove``/``rmtree`` are recorded, not done,
+    so that mmengine's code that deletes before it writes can run
+    unchanged; the caller deletes once the write succeeded."""
+
+    def __init__(self, backend) -> None:
+        self._backend = backend
+        self.pending: List[Tuple[str, str]] = []
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+    def remove(self, filepath) -> None:
+        self.pending.append(('remove', str(filepath)))
+
+    def rmtree(self, dir_path) -> None:
+        self.pending.append(('rmtree', str(dir_path)))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_tmp_files(folder: str, logger='current') -> List[str]:
+    """Delete the ``<name>.tmp<pid>`` files of checkpoints (``*.pth``) and
+    of ``last_checkpoint`` that a killed process left in ``folder``.
+
+    A file whose process is still alive (another run writing into the same
+    folder) is kept.
+
+    Returns:
+        list[str]: the paths removed.
+    """
+    removed = []
+    if not osp.isdir(folder):
+        return removed
+    for entry in sorted(os.listdir(folder)):
+        match = _TMP.match(entry)
+        if not match or not (match['name'].endswith('.pth')
+                             or match['name'] == POINTER):
+            continue
+        if _pid_alive(int(match['pid'])):
+            continue
+        path = osp.join(folder, entry)
+        if osp.isfile(path):
+            os.remove(path)
+            removed.append(path)
+            print_log(
+                f'removed {path}: a write that was killed before it ended',
+                logger=logger)
+    return removed
+
+
+@HOOKS.register_module()
+class AtomicCheckpointHook(CheckpointHook):
+    """mmengine's ``CheckpointHook`` (same arguments, same files) whose
+    checkpoints survive a kill at any moment.
+
+    - every checkpoint (periodic, last, best) is written to
+      ``<name>.tmp<pid>`` and renamed (:class:`AtomicLocalBackend`), so a
+      file under a checkpoint's name is always complete;
+    - ``last_checkpoint`` is rewritten the same way, after the rename;
+    - old checkpoints (``max_keep_ckpts``, the previous best) are deleted
+      only after the new file is complete, so with ``max_keep_ckpts=1``
+      two checkpoints exist on disk for a moment;
+    - a write that fails leaves the files, ``last_checkpoint`` and the
+      hook's bookkeeping (``keep_ckpt_ids``, ``last_ckpt``, the best score
+      and path) as they were;
+    - ``before_train`` removes the temporary files of killed runs.
+
+    ``tools/train.py`` uses it in place of ``default_hooks.checkpoint`` of
+    type ``CheckpointHook``. Object stores (``out_dir='s3://...'``,
+    ``backend_args`` of another backend) are written as mmengine does: an
+    object appears only once uploaded whole. The deprecated
+    ``file_client_args`` keep mmengine's in-place writes (a warning says
+    so), with the deletions still after the write.
+    """
+
+    def before_train(self, runner) -> None:
+        out_dir = self.out_dir or runner.work_dir
+        if self.file_client_args is not None:
+            runner.logger.warning(
+                'AtomicCheckpointHook: with the deprecated file_client_args '
+                'checkpoints are written in place, not atomically; use '
+                'backend_args')
+        elif isinstance(
+                get_file_backend(out_dir, backend_args=self.backend_args),
+                LocalBackend):
+            self.backend_args = dict(backend=ATOMIC_BACKEND)
+        super().before_train(runner)
+        if is_main_process() and isinstance(self.file_backend, LocalBackend):
+            for folder in {self.out_dir, runner.work_dir}:
+                remove_stale_tmp_files(folder, logger=runner.logger)
+
+    def _save_checkpoint_with_step(self, runner, step, meta) -> None:
+        # mmengine's method with its steps reordered; written out because
+        # the deletion, the write and the plain ``open()`` of
+        # last_checkpoint all sit in this one method of mmengine's.
+        hub = runner.message_hub
+        saved_state = (list(getattr(self, 'keep_ckpt_ids', [])),
+                       self.last_ckpt, hub.get_info('keep_ckpt_ids'),
+                       hub.get_info('last_ckpt'))
+        outdated = None
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and
+                                            self.keep_ckpt_ids[-1] == step):
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                outdated = self.keep_ckpt_ids.popleft()
+            self.keep_ckpt_ids.append(step)
+            # saved in the checkpoint: the files on disk when it is complete,
+            # the outdated one included, so that a run resumed from it
+            # deletes that one if a kill came before the deletion
+            # (mmengine's before_train trims the list to max_keep_ckpts)
+            on_disk = [outdated] if outdated is not None else []
+            hub.update_info('keep_ckpt_ids',
+                            on_disk + list(self.keep_ckpt_ids))
+
+        ckpt_filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir,
+                                                     ckpt_filename)
+        hub.update_info('last_ckpt', self.last_ckpt)
+        try:
+            runner.save_checkpoint(
+                self.out_dir,
+                ckpt_filename,
+                self.file_client_args,
+                save_optimizer=self.save_optimizer,
+                save_param_scheduler=self.save_param_scheduler,
+                meta=meta,
+                by_epoch=self.by_epoch,
+                backend_args=self.backend_args,
+                **self.args)
+        except BaseException:
+            self._restore(hub, *saved_state)
+            raise
+
+        if self.max_keep_ckpts > 0:
+            hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+        # sharded (model-parallel) states are pulled from all ranks above;
+        # the files are rank 0's
+        if not is_main_process():
+            return
+        AtomicLocalBackend().put_text(
+            str(self.last_ckpt), osp.join(runner.work_dir, POINTER))
+        if outdated is not None:
+            path = self.file_backend.join_path(
+                self.out_dir, self.filename_tmpl.format(outdated))
+            if path != self.last_ckpt:
+                self._remove(self.file_backend, 'auto', path)
+
+    def _restore(self, hub, keep_ids, last_ckpt, hub_keep_ids,
+                 hub_last_ckpt) -> None:
+        """Undo the bookkeeping of a save that failed."""
+        if self.max_keep_ckpts > 0:
+            self.keep_ckpt_ids.clear()
+            self.keep_ckpt_ids.extend(keep_ids)
+        self.last_ckpt = last_ckpt
+        saved = dict(keep_ckpt_ids=hub_keep_ids, last_ckpt=hub_last_ckpt)
+        for key, value in saved.items():
+            if value is None:
+                hub.runtime_info.pop(key, None)
+            else:
+                hub.update_info(key, value)
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        # mmengine's method deletes the previous best before it writes the
+        # new one; it runs unchanged with its deletions held back
+        hub = runner.message_hub
+        best_infos = {
+            k: v
+            for k, v in hub.runtime_info.items() if k.startswith('best_')
+        }
+        saved_best = (getattr(self, 'best_ckpt_path', None),
+                      dict(getattr(self, 'best_ckpt_path_dict',
+                                   {})), best_infos)
+        backend = self.file_backend
+        self.file_backend = _DeferredRemoval(backend)
+        try:
+            super()._save_best_checkpoint(runner, metrics)
+            pending = self.file_backend.pending
+        except BaseException:
+            self._restore_best(hub, *saved_best)
+            raise
+        finally:
+            self.file_backend = backend
+        written = [self.last_ckpt, getattr(self, 'best_ckpt_path', None)]
+        written += getattr(self, 'best_ckpt_path_dict', {}).values()
+        written = {str(p) for p in written}
+        for how, path in pending:
+            if path not in written:  # never the file just written
+                self._remove(backend, how, path)
+
+    def _restore_best(self, hub, path, path_dict, infos) -> None:
+        """Undo the best-score bookkeeping of a save that failed."""
+        if hasattr(self, 'best_ckpt_path'):
+            self.best_ckpt_path = path
+        if hasattr(self, 'best_ckpt_path_dict'):
+            self.best_ckpt_path_dict = path_dict
+        for key in [k for k in hub.runtime_info if k.startswith('best_')]:
+            hub.runtime_info.pop(key)
+        for key, value in infos.items():
+            hub.update_info(key, value)
+
+    @staticmethod
+    def _remove(backend, how: str, path: str) -> None:
+        if how == 'rmtree' or (how == 'auto' and backend.isdir(path)):
+            backend.rmtree(path)  # checkpoints saved by DeepSpeed are dirs
+        elif backend.isfile(path):
+            backend.remove(path)
+
+
+def is_complete_checkpoint(path: str) -> bool:
+    """Whether ``path`` is a whole ``torch.save`` file.
+
+    ``torch.save`` writes a zip archive whose central directory comes last,
+    so a truncated file has none: reading the directory is enough, the
+    weights are not loaded. A file in torch's legacy (non-zip) format is
+    loaded fully.
+    """
+    if not osp.isfile(path):
+        return False
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return bool(archive.namelist())
+        except (zipfile.BadZipFile, OSError):
+            return False
+    try:
+        torch.load(path, map_location='cpu')
+    except Exception:
+        return False
+    return True
+
+
+def _step_of(name: str, tmpls: Iterable[str]) -> Optional[int]:
+    for tmpl in tmpls:
+        head, _, tail = tmpl.partition('{}')
+        pattern = re.escape(head) + r'(\d+)' + re.escape(tail)
+        match = re.fullmatch(pattern, name)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def find_resumable_checkpoint(work_dir: str,
+                              out_dir: Optional[str] = None,
+                              filename_tmpl: Optional[str] = None,
+                              logger='current') -> Optional[str]:
+    """The newest complete checkpoint of a run, for ``--resume``.
+
+    mmengine's ``find_latest_checkpoint`` returns what ``last_checkpoint``
+    names, which may be missing (deleted), truncated, or older than a
+    checkpoint written just before a kill. Here the candidates are the
+    file ``last_checkpoint`` names and every file named like a checkpoint
+    (``filename_tmpl``; else ``epoch_N.pth`` and ``iter_N.pth``) in the
+    work dir, in the checkpoint hook's folder and in the folder
+    ``last_checkpoint`` points into. The newest by modification time
+    (then by number) that is complete (:func:`is_complete_checkpoint`)
+    wins: files an earlier, longer run left in the same work dir are
+    older than this run's. Every candidate passed over is logged.
+
+    Args:
+        work_dir (str): The run's work dir (where ``last_checkpoint`` is).
+        out_dir (str, optional): ``out_dir`` of the checkpoint hook, as in
+            the config; its checkpoints are in ``out_dir/<work dir name>``.
+        filename_tmpl (str, optional): ``filename_tmpl`` of the hook.
+        logger: Where the messages go.
+
+    Returns:
+        str | None: the path, or None when there is no complete checkpoint
+        (the run starts from scratch). A ``last_checkpoint`` that names an
+        object store URI is returned as it is, as mmengine does.
+    """
+    work_dir = osp.abspath(work_dir)
+    named = None
+    pointer = osp.join(work_dir, POINTER)
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            named = f.read().strip() or None
+    if named and not isinstance(get_file_backend(named), LocalBackend):
+        return named
+    tmpls = (filename_tmpl, ) if filename_tmpl else DEFAULT_TMPLS
+    folders = {work_dir}
+    if out_dir and '://' not in str(out_dir):
+        # as CheckpointHook.before_train: out_dir/<work dir name>, unless
+        # out_dir is the work dir
+        folder = osp.abspath(out_dir)
+        if out_dir != work_dir:
+            folder = osp.join(folder, osp.basename(work_dir))
+        folders.add(folder)
+    if named:
+        folders.add(osp.dirname(osp.abspath(named)))
+    candidates = set()
+    for folder in folders:
+        if osp.isdir(folder):
+            candidates |= {
+                osp.join(folder, name)
+                for name in os.listdir(folder)
+                if _step_of(name, tmpls) is not None
+            }
+    if named and osp.isfile(named):
+        candidates.add(osp.abspath(named))
+    if named and not osp.isfile(named):
+        print_log(
+            f'{pointer} names {named}, which does not exist', logger=logger)
+
+    def newest_first(path):
+        step = _step_of(osp.basename(path), tmpls)
+        return os.stat(path).st_mtime_ns, -1 if step is None else step
+
+    existing = [p for p in candidates if osp.isfile(p)]
+    for path in sorted(existing, key=newest_first, reverse=True):
+        if not is_complete_checkpoint(path):
+            print_log(
+                f'skipping {path}: not a complete checkpoint (truncated)',
+                logger=logger)
+            continue
+        if named and path != osp.abspath(named):
+            print_log(
+                f'{pointer} names {named}, but {path} is the newest '
+                'complete checkpoint: resuming from it',
+                logger=logger)
+        return path
+    if named or candidates:
+        print_log(
+            f'no complete checkpoint in {sorted(folders)}: training starts '
+            'from scratch',
+            logger=logger)
+    return None

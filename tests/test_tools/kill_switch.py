@@ -1,0 +1,81 @@
+"""SIGKILL a training run at a chosen moment, for the kill test
+(``test_train_kill_resume.py``); a config imports it with
+``custom_imports`` and adds ``custom_hooks=[dict(type='KillSwitchHook')]``.
+
+The moment is ``$KILL_AT``, ``KIND:EPOCH[:BATCH]`` (epochs from 1):
+
+- ``iter:E:B``: after batch B of epoch E (the epoch's checkpoint not yet
+  written);
+- ``write:E``: while ``epoch_E.pth`` is written, half of its bytes on disk;
+- ``pointer:E``: after ``epoch_E.pth`` is complete, before
+  ``last_checkpoint`` names it;
+- ``remove:E``: before ``epoch_{E-1}.pth`` is deleted for ``epoch_E.pth``.
+
+The three last ones hook mmengine's ``LocalBackend``, through which both
+mmengine's ``CheckpointHook`` and mmprockd's ``AtomicCheckpointHook`` write.
+The process kills itself with SIGKILL, so nothing after the moment runs: no
+``finally``, no flush, no atexit, as under ``kill -9``.
+"""
+import os
+import os.path as osp
+import signal
+
+from mmengine.fileio import LocalBackend
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+KIND, _, WHERE = os.environ.get('KILL_AT', 'none:0').partition(':')
+EPOCH, _, BATCH = WHERE.partition(':')
+EPOCH = int(EPOCH)
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+_put, _put_text, _remove = (LocalBackend.put, LocalBackend.put_text,
+                            LocalBackend.remove)
+
+
+def put(self, obj, filepath):
+    if KIND == 'write' and osp.basename(
+            str(filepath)).startswith(f'epoch_{EPOCH}.pth'):
+        with open(filepath, 'wb') as f:
+            f.write(obj[:len(obj) // 2])
+            f.flush()
+            os.fsync(f.fileno())
+        _die()
+    _put(self, obj, filepath)
+
+
+def put_text(self, obj, filepath, *args, **kwargs):
+    if (KIND == 'pointer'
+            and osp.basename(str(filepath)).startswith('last_checkpoint')
+            and osp.basename(obj) == f'epoch_{EPOCH}.pth'):
+        _die()
+    _put_text(self, obj, filepath, *args, **kwargs)
+
+
+def remove(self, filepath):
+    if KIND == 'remove' and osp.basename(
+            str(filepath)) == f'epoch_{EPOCH - 1}.pth':
+        _die()
+    _remove(self, filepath)
+
+
+LocalBackend.put, LocalBackend.put_text, LocalBackend.remove = (put, put_text,
+                                                                remove)
+
+
+@HOOKS.register_module()
+class KillSwitchHook(Hook):
+    """Kills in ``after_train_iter`` for ``iter:E:B``."""
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
+                         outputs=None):
+        if (KIND == 'iter' and runner.epoch + 1 == EPOCH
+                and batch_idx + 1 == int(BATCH)):
+            _die()

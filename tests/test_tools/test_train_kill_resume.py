@@ -1,0 +1,201 @@
+"""``tools/train.py`` with ``AtomicCheckpointHook``: a run killed with
+SIGKILL at 10 random moments (seeded), mid-write among them, resumes each
+time from the newest complete checkpoint; and the config changes
+``tools/train.py`` makes for it.
+
+The toy run (``toy_cls.py``, 2 iterations an epoch) keeps one checkpoint
+(``max_keep_ckpts=1``, as the demo configs). ``kill_switch.py`` kills it
+at the drawn moment. Each relaunch uses ``--resume`` without a value, as a
+cluster job that is restarted would.
+
+Run: ``pytest tests/test_tools/test_train_kill_resume.py``
+"""
+import glob
+import os
+import os.path as osp
+import random
+import re
+import signal
+
+import torch
+from mmengine.config import Config
+from tool_runner import REPO, load_module, run_tool, toy
+
+train_tool = load_module(osp.join(REPO, 'tools', 'train.py'), 'train_tool')
+
+HERE = osp.dirname(osp.abspath(__file__))
+KILLS = 10
+MAX_EPOCHS = 3 * KILLS + 2  # each kill is at most 3 epochs on
+
+
+def _config(tmp_path) -> str:
+    path = tmp_path / 'toy_kill.py'
+    path.write_text(f"""_base_ = [{toy.TOY_CLS!r}]
+custom_imports = dict(
+    imports=['mmprockd', 'kill_switch'], allow_failed_imports=False)
+custom_hooks = [dict(type='KillSwitchHook')]
+train_cfg = dict(max_epochs={MAX_EPOCHS}, val_interval={MAX_EPOCHS})
+default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
+""")
+    return str(path)
+
+
+def _moments(seed: int = 11):
+    """``(kill_at, newest complete epoch after the kill)``, in order.
+
+    Each moment is 1 to 3 epochs after the checkpoint the run resumes
+    from; at least one is a kill while a checkpoint is written and one
+    between its rename and ``last_checkpoint``.
+    """
+    rng = random.Random(seed)
+    kinds = ['iter', 'write', 'pointer', 'remove']
+    drawn = [rng.choice(kinds) for _ in range(KILLS)]
+    for kind in ('write', 'pointer'):
+        if kind not in drawn:
+            drawn[rng.randrange(KILLS)] = kind
+    moments, done = [], 0
+    for kind in drawn:
+        epoch = done + rng.randint(1, 3)
+        if kind == 'iter':
+            moments.append((f'iter:{epoch}:{rng.randint(1, 2)}', epoch - 1))
+        elif kind == 'write':
+            moments.append((f'write:{epoch}', epoch - 1))
+        else:  # the new file is complete
+            epoch = max(epoch, 2) if kind == 'remove' else epoch
+            moments.append((f'{kind}:{epoch}', epoch))
+        done = moments[-1][1]
+    return moments
+
+
+def _checkpoints(work_dir):
+    """``{epoch: path}`` of the ``epoch_N.pth`` files; each must load and
+    be the epoch its name says."""
+    found = {}
+    for path in glob.glob(osp.join(work_dir, 'epoch_*.pth')):
+        epoch = int(re.fullmatch(r'epoch_(\d+)\.pth', osp.basename(path))[1])
+        meta = torch.load(path, map_location='cpu')['meta']
+        assert (meta['epoch'], meta['iter']) == (epoch, 2 * epoch), path
+        found[epoch] = path
+    return found
+
+
+def _pointer(work_dir):
+    path = osp.join(work_dir, 'last_checkpoint')
+    if not osp.exists(path):
+        return None
+    with open(path) as f:
+        return f.read()
+
+
+def _train(config, work_dir, cwd, data_root, kill_at='none:0'):
+    return run_tool(
+        [
+            'train.py', config, '--work-dir', work_dir, '--resume',
+            '--cfg-options'
+        ] + toy.data_root_options(data_root),
+        cwd=cwd,
+        KILL_AT=kill_at,
+        PYTHONPATH=os.pathsep.join(
+            [HERE, REPO, os.environ.get('PYTHONPATH', '')]))
+
+
+def _check_start(proc, done, work_dir):
+    """The run started after epoch ``done``, from its checkpoint."""
+    epochs = re.findall(r'Epoch\(train\)\s*\[(\d+)\]', proc.output)
+    assert epochs and int(epochs[0]) == done + 1, (done, epochs[:3])
+    if done == 0:
+        assert 'resumed epoch' not in proc.output
+    else:
+        ckpt = osp.join(work_dir, f'epoch_{done}.pth')
+        assert f'Load checkpoint from {ckpt}' in proc.output
+        assert f'resumed epoch: {done}, iter: {2 * done}' in proc.output
+
+
+def test_killed_ten_times_resumes_from_the_newest_complete_checkpoint(
+        toy_data_root, tmp_path):
+    config = _config(tmp_path)
+    work_dir = str(tmp_path / 'work')
+    moments = _moments()
+    assert {m.split(':')[0] for m, _ in moments} >= {'write', 'pointer'}
+    done = 0
+    for kill_at, expected in moments:
+        proc = _train(config, work_dir, str(tmp_path), toy_data_root, kill_at)
+        assert proc.returncode == -signal.SIGKILL, (kill_at,
+                                                    proc.output[-3000:])
+        _check_start(proc, done, work_dir)
+        kind, epoch = kill_at.split(':')[:2]
+        found = _checkpoints(work_dir)
+        assert max(found, default=0) == expected, (kill_at, sorted(found))
+        assert len(found) <= 2  # max_keep_ckpts=1, and the new one
+        tmp = glob.glob(osp.join(work_dir, '*.tmp*'))
+        if kind == 'write':  # killed mid-write: half a file, not the name
+            assert [osp.basename(p).split('.tmp')[0]
+                    for p in tmp] == [f'epoch_{epoch}.pth']
+        else:
+            assert tmp == [], kill_at
+        if kind == 'pointer':  # stale or absent: resume must not trust it
+            assert _pointer(work_dir) == found.get(expected - 1)
+        done = expected
+    proc = _train(config, work_dir, str(tmp_path), toy_data_root)
+    assert proc.returncode == 0, proc.output[-3000:]
+    _check_start(proc, done, work_dir)
+    last = osp.join(work_dir, f'epoch_{MAX_EPOCHS}.pth')
+    assert _checkpoints(work_dir) == {MAX_EPOCHS: last}
+    assert _pointer(work_dir) == last
+    assert glob.glob(osp.join(work_dir, '*.tmp*')) == []
+
+
+def _cfg(**default_hooks):
+    return Config(dict(default_hooks=default_hooks))
+
+
+def test_train_swaps_in_the_atomic_hook_keeping_its_settings():
+    settings = dict(
+        interval=2,
+        by_epoch=False,
+        max_keep_ckpts=3,
+        save_best='auto',
+        out_dir='/ckpts',
+        filename_tmpl='snap_{}.pth')
+    for name in ('CheckpointHook', 'mmengine.CheckpointHook'):
+        cfg = _cfg(checkpoint=dict(type=name, **settings))
+        train_tool.use_atomic_checkpoint_hook(cfg)
+        assert cfg.default_hooks.checkpoint == dict(
+            type='mmprockd.AtomicCheckpointHook', **settings)
+    cfg = Config(dict(default_hooks=dict(logger=dict(type='LoggerHook'))))
+    train_tool.use_atomic_checkpoint_hook(cfg)  # mmengine's default
+    assert cfg.default_hooks.checkpoint == dict(
+        type='mmprockd.AtomicCheckpointHook', interval=1)
+    assert cfg.default_hooks.logger == dict(type='LoggerHook')
+    for kept in (None, dict(type='MyCheckpointHook', interval=1)):
+        cfg = _cfg(checkpoint=kept)
+        train_tool.use_atomic_checkpoint_hook(cfg)
+        assert cfg.default_hooks.checkpoint == kept
+
+
+def _build(work_dir, data_root, *extra):
+    args = train_tool.parse_args([
+        toy.TOY_CLS, '--work-dir', work_dir, *extra, '--cfg-options',
+        *toy.data_root_options(data_root)
+    ])
+    return train_tool.build_config(args)
+
+
+def test_resume_auto_skips_a_stale_last_checkpoint(toy_data_root, tmp_path):
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    torch.save(dict(meta=dict(epoch=1)), work_dir / 'epoch_1.pth')
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_2.pth'))
+    cfg = _build(str(work_dir), toy_data_root, '--resume')
+    assert cfg.resume is True
+    assert cfg.load_from == str(work_dir / 'epoch_1.pth')
+    assert cfg.default_hooks.checkpoint.type == 'mmprockd.AtomicCheckpointHook'
+
+
+def test_resume_auto_without_a_checkpoint_starts_from_scratch(
+        toy_data_root, tmp_path):
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_2.pth'))
+    cfg = _build(str(work_dir), toy_data_root, '--resume')
+    assert (cfg.resume, cfg.load_from) == (False, None)
