@@ -2,7 +2,7 @@
 # ImageNet-1k MobileNetV2 (71.9% top-1), the only real ImageNet weights a
 # registry package ships; mmprockd.utils.pretrained checks its sha256 and
 # converts it to mmpretrain's layout on first use. Configs use it as
-# ``teacher={{_base_.mobilenetv2_in1k_teacher}}``.
+# ``teacher=_base_.mobilenetv2_in1k_teacher`` (or ``{{_base_...}}``).
 mobilenetv2_in1k_teacher = dict(
     type='mmprockd.FrozenTeacher',
     # out_indices 2/4/6 are layer3/5/7: 32/96/320 channels at strides

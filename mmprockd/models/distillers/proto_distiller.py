@@ -215,6 +215,18 @@ class ProtoDistiller(BaseModel):
         that mismatches fail here and not after the data is loaded."""
         with torch.no_grad():
             feats = self._teacher(torch.zeros(1, 3, 224, 224))
+        pooled = [
+            f'{name} ({f.shape[1]} x 1 x 1)'
+            for name, f in zip(self._teacher.layers, feats)
+            if f.shape[-2:] == (1, 1)
+        ]
+        if pooled:
+            raise ValueError(
+                f'ProtoDistiller: teacher layers {pooled} give 1 x 1 maps on '
+                'a 224 x 224 input: they come after a global pooling, so '
+                'they hold no parts for the prototypes. Name layers before '
+                'the pooling (ConvNeXt: gap_before_final_norm=False for '
+                'norm1..3; ResNet: layer2..4, not the neck)')
         return [f.shape[1] for f in feats]
 
     def _build_branches(self, learner, augment, kl_loss, feat_loss,
