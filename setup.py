@@ -7,6 +7,12 @@ import os.path as osp
 import shutil
 import sys
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+# run by Python at start-up from site-packages: lets mmengine resolve
+# ``mmprockd::`` config bases before any import (see mmprockd_boot.py)
+BOOT_PTH = 'mmprockd_boot.pth'
+BOOT_LINE = 'import mmprockd_boot; mmprockd_boot.install()\n'
 
 HERE = osp.dirname(osp.abspath(__file__))
 MIM_FILES = ('configs', 'tools')
@@ -56,6 +62,21 @@ def add_mim_extension() -> None:
             shutil.copytree(src, dst)
 
 
+class BuildPyWithBoot(build_py):
+    """Also put ``mmprockd_boot.pth`` at the top of the build, so that the
+    wheel installs it into site-packages beside ``mmprockd_boot.py``."""
+
+    def run(self) -> None:
+        super().run()
+        with open(osp.join(self.build_lib, BOOT_PTH), 'w') as f:
+            f.write(BOOT_LINE)
+
+    def get_outputs(self, include_bytecode=True):
+        return super().get_outputs(include_bytecode) + [
+            osp.join(self.build_lib, BOOT_PTH)
+        ]
+
+
 if __name__ == '__main__':
     add_mim_extension()
     setup(
@@ -67,6 +88,8 @@ if __name__ == '__main__':
         long_description_content_type='text/markdown',
         keywords='knowledge distillation, cross-task, prototypes, openmmlab',
         packages=find_packages(exclude=('configs', 'tools', 'tests', 'data')),
+        py_modules=['mmprockd_boot'],
+        cmdclass={'build_py': BuildPyWithBoot},
         include_package_data=True,
         package_data={'mmprockd': ['.mim/**/*', '.mim/**/**/*']},
         python_requires='>=3.8',

@@ -10,6 +10,13 @@ from .utils import compat as _compat
 
 _compat.apply_all()
 
+try:  # ``mmprockd::`` config bases (also started by mmprockd_boot.pth)
+    import mmprockd_boot as _boot
+except ImportError:  # the package folder alone, without the module
+    _boot = None
+else:
+    _boot.install()
+
 from .utils import check_versions, get_config_path  # noqa: E402
 from .version import __version__, version_info  # noqa: E402
 

@@ -25,6 +25,9 @@ SLOW = (
     'test_gpu_cost_script_runs_every_row_on_cpu',
     'tests/test_utils/test_config_path.py::'
     'test_non_editable_install_finds_configs',
+    'tests/test_utils/test_config_path.py::test_boot_file_is_installed',
+    'tests/test_utils/test_config_path.py::test_mmprockd_base_resolves',
+    'tests/test_utils/test_config_path.py::test_downstream_trains',
     'tests/test_benchmark/test_proxy_benchmark.py::test_smoke_run',
     'tests/test_tools/test_train_kill_resume.py::'
     'test_killed_ten_times_resumes_from_the_newest_complete_checkpoint',

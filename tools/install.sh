@@ -27,4 +27,7 @@ if [[ "${1:-}" == "--tests" ]]; then
     pip install -r requirements/tests.txt
 fi
 pip install --no-build-isolation -e .
+# an editable install skips the start-up file that lets mmengine resolve
+# `mmprockd::` config bases in any interpreter (mmprockd_boot.py): add it
+python -m mmprockd_boot
 python -c "import mmprockd, mmcv.ops; print('mmprockd', mmprockd.__version__, 'installed')"

@@ -8,6 +8,7 @@ import os.path as osp
 import shutil
 import subprocess
 import sys
+import sysconfig
 
 import pytest
 
@@ -16,8 +17,9 @@ from mmprockd.utils import get_config_path, list_configs
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # what a wheel is built from (an allow-list: a virtual environment or data
 # inside the checkout must not be copied)
-SOURCE_ENTRIES = ('mmprockd', 'configs', 'tools', 'requirements', 'setup.py',
-                  'setup.cfg', 'README.md', 'MANIFEST.in', 'requirements.txt')
+SOURCE_ENTRIES = ('mmprockd', 'mmprockd_boot.py', 'configs', 'tools',
+                  'requirements', 'setup.py', 'setup.cfg', 'README.md',
+                  'MANIFEST.in', 'requirements.txt')
 COPY_IGNORE = shutil.ignore_patterns('.mim', '__pycache__', '*.pth',
                                      '*.egg-info')
 
@@ -98,3 +100,114 @@ def test_non_editable_install_finds_configs(installed):
     proc = _run(['-m', 'mmprockd.utils.config_path', 'nope.py'], installed)
     assert proc.returncode != 0
     assert "no config 'nope.py'" in proc.stderr
+
+
+# ------------------------------------------------ a downstream project
+# its own config: no absolute path in _base_, the demo data by absolute
+# path (it lives in this checkout), 2 images = 2 iterations, no validation
+DOWNSTREAM_CFG = """
+_base_ = ['mmprockd::demo/prockd_mobilenetv2_retinanet_demo.py']
+data_root = {data!r}
+train_dataloader = dict(
+    batch_size=1, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, indices=2))
+train_cfg = dict(max_epochs=1)
+val_dataloader = None
+val_cfg = None
+val_evaluator = None
+"""
+# Run with ``python -S``: none of this environment's .pth files run (its
+# editable mmprockd and its own mmprockd_boot.pth stay out); its packages
+# are put on the path as plain folders, and the ``--target`` folder is made
+# a site dir, which runs *its* .pth files (the installed mmprockd_boot.pth)
+# as site-packages would. Then the script runs.
+LAUNCH = ('import runpy, site, sys; sys.path.append(sys.argv[1]); '
+          'site.addsitedir(sys.argv[2]); sys.argv = sys.argv[3:]; '
+          'runpy.run_path(sys.argv[0], run_name="__main__")')
+ENV_PACKAGES = sysconfig.get_paths()['purelib']
+
+
+def _downstream(installed, tmp_path, train_script):
+    project = tmp_path / 'project'
+    project.mkdir()
+    data = osp.join(REPO, 'data', 'prockd_demo') + '/'
+    (project / 'my_prockd.py').write_text(DOWNSTREAM_CFG.format(data=data))
+    script = project / 'train.py'
+    shutil.copy(train_script, script)
+    env = dict(
+        os.environ,
+        PYTHONWARNINGS='ignore',
+        OMP_NUM_THREADS='1',
+        PYTHONPATH='')
+    proc = subprocess.run([
+        sys.executable, '-S', '-c', LAUNCH, ENV_PACKAGES, installed,
+        str(script), 'my_prockd.py', '--work-dir', 'work'
+    ],
+                          cwd=project,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    return project, out
+
+
+def _check_trained(project, out, installed):
+    assert 'Epoch(train) [1][2/2]' in out
+    assert 'distill.proto.loss_cls' in out
+    work = project / 'work'
+    assert (work / 'student_epoch_1.pth').is_file()
+    assert (work / 'epoch_1.pth').is_file()
+    # the config resolved from the installed package, not this checkout
+    dumped = (work / 'my_prockd.py').read_text()
+    assert "type='mmprockd.ProtoDistiller'" in dumped
+    assert REPO + '/configs' not in dumped
+
+
+def test_boot_file_is_installed_beside_its_module(installed):
+    pth = osp.join(installed, 'mmprockd_boot.pth')
+    assert open(
+        pth).read() == 'import mmprockd_boot; mmprockd_boot.install()\n'
+    assert osp.isfile(osp.join(installed, 'mmprockd_boot.py'))
+
+
+def test_mmprockd_base_resolves_without_importing_mmprockd(
+        installed, tmp_path):
+    (tmp_path / 'c.py').write_text(
+        "_base_ = ['mmprockd::_base_/teachers/resnet50_in1k.py']\n"
+        "teacher = dict(_base_.resnet50_in1k_teacher, ckpt=None)\n")
+    (tmp_path / 'load.py').write_text(
+        'import sys\nfrom mmengine.config import Config\n'
+        "c = Config.fromfile('c.py')\n"
+        "print(c.teacher.layers, c.teacher.ckpt, '_scope_' in "
+        "c.resnet50_in1k_teacher, 'mmprockd' in sys.modules)\n")
+    proc = subprocess.run([
+        sys.executable, '-S', '-c', LAUNCH, ENV_PACKAGES, installed, 'load.py'
+    ],
+                          cwd=tmp_path,
+                          env=dict(
+                              os.environ,
+                              PYTHONWARNINGS='ignore',
+                              PYTHONPATH=''),
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # resolved, no mmprockd scope forced on the base, mmprockd not imported
+    assert proc.stdout.split('\n')[-2] == \
+        "['layer2', 'layer3', 'layer4'] None False False"
+
+
+def test_downstream_trains_with_our_train_tool(installed, tmp_path):
+    tool = osp.join(installed, 'mmprockd', '.mim', 'tools', 'train.py')
+    project, out = _downstream(installed, tmp_path, tool)
+    _check_trained(project, out, installed)
+
+
+def test_downstream_trains_with_its_copy_of_mmdets_train_tool(
+        installed, tmp_path):
+    import mmdet
+    tool = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')
+    project, out = _downstream(installed, tmp_path, tool)
+    _check_trained(project, out, installed)
