@@ -3,8 +3,7 @@
 # ``teacher=_base_.resnet50_in1k_teacher``.
 resnet50_in1k_teacher = dict(
     type='mmprockd.FrozenTeacher',
-    backbone=dict(
-        type='mmpretrain.ResNet', depth=50, out_indices=(1, 2, 3)),
+    backbone=dict(type='mmpretrain.ResNet', depth=50, out_indices=(1, 2, 3)),
     # stages 2-4: 512/1024/2048 channels at strides 8/16/32 (the forward
     # stops after layer4; the classifier's pooling never runs)
     layers=['layer2', 'layer3', 'layer4'],
