@@ -40,7 +40,7 @@ from torch import nn
 from mmprockd.engine.student_export import student_state_dict
 from mmprockd.utils.checks import (InputCheckError, check_cfg_options,
                                    check_checkpoint, check_config_file,
-                                   check_data_paths, check_mmcv,
+                                   check_data_paths, check_mmcv, load_config,
                                    setup_cpu_distributed, state_dict_keys,
                                    teardown_distributed)
 
@@ -215,7 +215,7 @@ def build_config(args: argparse.Namespace) -> Config:
     """
     check_config_file(args.config)
     check_mmcv()
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     check_cfg_options(cfg, args.cfg_options)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

@@ -18,6 +18,7 @@ Usage::
     bash tools/dist_train.sh CONFIG GPUS [ARGS]      # torchrun, one node
 """
 import argparse
+import logging
 import os
 import os.path as osp
 import sys
@@ -33,9 +34,12 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from mmprockd.engine import find_resumable_checkpoint
-from mmprockd.utils.checks import (InputCheckError, check_cfg_options,
-                                   check_checkpoint, check_config_file,
-                                   check_data_paths, check_mmcv,
+from mmprockd.utils.checks import (InputCheckError, check_annotations,
+                                   check_cfg_options, check_checkpoint,
+                                   check_config_file, check_data_paths,
+                                   check_mmcv, check_model_checkpoints,
+                                   check_resume_checkpoint,
+                                   check_student_channels, load_config,
                                    setup_cpu_distributed, teardown_distributed)
 
 
@@ -146,6 +150,55 @@ def add_prockd_hooks(cfg: Config) -> List[str]:
     return [h['type'] for h in added]
 
 
+FINGERPRINT_HOOK = 'mmprockd.ConfigFingerprintHook'
+
+
+def add_fingerprint_hook(cfg: Config) -> None:
+    """Append :class:`ConfigFingerprintHook` to ``custom_hooks`` unless the
+    config has it: every checkpoint then records its model config's
+    fingerprint, which :func:`check_inputs` compares before resuming.
+
+    Args:
+        cfg (Config): The merged config, changed in place.
+    """
+    hooks = list(cfg.get('custom_hooks') or [])
+    types = {h.get('type') for h in hooks if isinstance(h, dict)}
+    if not types & {FINGERPRINT_HOOK, 'ConfigFingerprintHook'}:
+        cfg.custom_hooks = hooks + [dict(type=FINGERPRINT_HOOK)]
+
+
+def check_inputs(cfg: Config, args: argparse.Namespace) -> None:
+    """The checks that read files the config names, before anything is
+    built: the teacher and student checkpoints, ``student_channels``
+    against the student's neck, the annotation files (valid JSON, at least
+    one usable box for training; dropped boxes are counted and logged),
+    and a ``--resume`` checkpoint (a full one, of this model config).
+
+    Done here rather than in a dataset wrapper or a hook: those run after
+    ``Runner.from_cfg`` has made the work dir and built the model, and the
+    dataset only when training starts; the config alone names the files.
+
+    Args:
+        cfg (Config): The merged config.
+        args (argparse.Namespace): From :func:`parse_args`.
+
+    Raises:
+        InputCheckError: naming the key or file and what was expected.
+    """
+    check_model_checkpoints(cfg)
+    check_student_channels(cfg)
+    loaders = ['train_dataloader']
+    if cfg.get('val_cfg') is not None:
+        loaders.append('val_dataloader')
+    for warning in check_annotations(cfg, loaders):
+        print_log(warning, logger='current', level=logging.WARNING)
+    if cfg.get('load_from'):
+        key = 'load_from' if args.resume is None else '--resume'
+        checkpoint = check_checkpoint(cfg.load_from, key)
+        if cfg.get('resume') and checkpoint is not None:
+            check_resume_checkpoint(cfg, checkpoint, cfg.load_from, key)
+
+
 ATOMIC_HOOK = 'mmprockd.AtomicCheckpointHook'
 _MMENGINE_HOOK = ('CheckpointHook', 'mmengine.CheckpointHook', CheckpointHook)
 
@@ -202,7 +255,7 @@ def build_config(args: argparse.Namespace) -> Config:
     """
     check_config_file(args.config)
     check_mmcv()
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     check_cfg_options(cfg, args.cfg_options)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -219,6 +272,7 @@ def build_config(args: argparse.Namespace) -> Config:
         print(f'tools/train.py: added {added} from prockd_hooks to '
               'custom_hooks (the config did not list them)')
     add_finite_checkpoint_hook(cfg)
+    add_fingerprint_hook(cfg)
     use_atomic_checkpoint_hook(cfg)
     if args.amp:
         _enable_amp(cfg)
@@ -249,9 +303,7 @@ def build_config(args: argparse.Namespace) -> Config:
     if cfg.get('val_cfg') is not None:
         loaders.append('val_dataloader')
     check_data_paths(cfg, loaders)
-    if cfg.get('load_from'):
-        key = '--resume' if args.resume not in (None, 'auto') else 'load_from'
-        check_checkpoint(cfg.load_from, key)
+    check_inputs(cfg, args)
     return cfg
 
 

@@ -20,6 +20,12 @@ OpenMMLab model package is imported:
   non-tensor objects (the message hub's ``HistoryBuffer`` and four of its
   methods, numpy arrays and scalars). We allow-list exactly those, so
   resuming works while arbitrary pickled objects are still refused.
+* :func:`use_weights_only_loaders`: mmengine's checkpoint loaders leave
+  ``weights_only`` to torch's default (local files) or pass False
+  (``load_url``: http(s)://, torchvision://, open-mmlab://). We register
+  local and http(s) loaders that pass ``weights_only=True`` explicitly, so
+  ``--resume``, ``load_from``, ``student_ckpt``, ``init_cfg`` and a teacher
+  URL never unpickle code, whatever torch's default.
 """
 import importlib.util
 import os
@@ -235,8 +241,71 @@ def allow_mmengine_checkpoint_globals() -> bool:
     return True
 
 
+def _refuse(filename: str, err: Exception):
+    """The load error, naming the file, without torch's advice to load it
+    with ``weights_only=False`` (which would run what the file pickles)."""
+    import pickle
+
+    from .checks import checkpoint_error_reason
+    return pickle.UnpicklingError(
+        f'{filename} is not a PyTorch/mmengine checkpoint: '
+        f'{checkpoint_error_reason(err)}')
+
+
+def load_local_weights_only(filename: str, map_location=None):
+    """mmengine's ``load_from_local`` with ``weights_only=True`` explicit."""
+    import torch
+    filename = os.path.expanduser(filename)
+    if not os.path.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    try:
+        return torch.load(
+            filename, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise _refuse(filename, err) from None
+
+
+def load_url_weights_only(url: str, *args, **kwargs):
+    """mmengine's ``load_url`` (download to the torch hub cache, then load)
+    with ``weights_only=True`` whatever the caller passed."""
+    from mmengine.utils.dl_utils import load_url
+    kwargs['weights_only'] = True
+    try:
+        return load_url(url, *args, **kwargs)
+    except OSError:  # the download failed: its own message says why
+        raise
+    except Exception as err:
+        raise _refuse(url, err) from None
+
+
+def use_weights_only_loaders() -> bool:
+    """Make every mmengine checkpoint loader pass ``weights_only=True``.
+
+    The local loader ('' prefix) and the http(s) one are registered anew
+    with ``CheckpointLoader.register_scheme(force=True)`` (mmengine's API).
+    ``load_from_torchvision``/``load_from_openmmlab`` call ``load_url``
+    through the module's global, not through the registry, so that name is
+    replaced too (no mmengine API reaches it).
+
+    Returns:
+        bool: True if this call installed them.
+    """
+    from mmengine.runner import checkpoint as ckpt_mod
+    if ckpt_mod.load_url is load_url_weights_only:
+        return False
+    ckpt_mod.load_url = load_url_weights_only
+    loader = ckpt_mod.CheckpointLoader
+    loader.register_scheme('', load_local_weights_only, force=True)
+    # mmengine's load_from_http, now through load_url_weights_only
+    loader.register_scheme(('http://', 'https://'),
+                           ckpt_mod.load_from_http,
+                           force=True)
+    return True
+
+
 def apply_all() -> None:
     """Apply every fix of this module (safe to call more than once)."""
     patch_torchvision_ops()
     patch_mmpretrain_multimodal()
     allow_mmengine_checkpoint_globals()
+    use_weights_only_loaders()

@@ -103,8 +103,12 @@ def load_state_dict(checkpoint: str) -> dict:
 
     A ``weights_only`` load: ``import mmprockd`` allow-lists exactly what
     mmengine's checkpoints hold (``mmprockd/utils/compat.py``).
+
+    Raises:
+        InputCheckError: not a checkpoint, naming the file.
     """
-    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    from mmprockd.utils.checks import load_checkpoint_file
+    ckpt = load_checkpoint_file(checkpoint, 'checkpoint')
     return ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
 
 

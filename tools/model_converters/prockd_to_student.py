@@ -43,11 +43,15 @@ def main(argv=None) -> int:
             sys.exit(f'error: config {args.config!r} does not exist')
         from mmengine.config import Config
         cfg = Config.fromfile(args.config)
+    from mmprockd.utils.checks import checkpoint_error_reason
     try:
-        ckpt = torch.load(args.checkpoint, map_location='cpu')
+        # explicit: the allow-list of `import mmprockd` covers mmengine's
+        # checkpoints; anything else pickled in the file is refused
+        ckpt = torch.load(
+            args.checkpoint, map_location='cpu', weights_only=True)
     except Exception as err:
         sys.exit(f'error: {args.checkpoint!r} is not a PyTorch/mmengine '
-                 f'checkpoint: {err}')
+                 f'checkpoint: {checkpoint_error_reason(err)}')
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         sys.exit(f'error: {args.checkpoint!r} holds no state dict')
@@ -57,7 +61,9 @@ def main(argv=None) -> int:
         cfg_path = export_student(state, args.out, meta=meta, cfg=cfg)
     except (KeyError, ValueError) as err:
         sys.exit(f'error: {args.checkpoint!r}: {err}')
-    n = len(torch.load(args.out, map_location='cpu')['state_dict'])
+    n = len(
+        torch.load(args.out, map_location='cpu',
+                   weights_only=True)['state_dict'])
     print(f'wrote {args.out} ({n} tensors)' +
           (f' and {cfg_path}' if cfg_path else ''))
     return 0

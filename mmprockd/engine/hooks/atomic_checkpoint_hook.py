@@ -309,7 +309,7 @@ def is_complete_checkpoint(path: str) -> bool:
         except (zipfile.BadZipFile, OSError):
             return False
     try:
-        torch.load(path, map_location='cpu')
+        torch.load(path, map_location='cpu', weights_only=True)
     except Exception:
         return False
     return True

@@ -70,14 +70,26 @@ class _StopForward(Exception):
 
 
 def _load_state_dict(path: str) -> Dict[str, Tensor]:
+    """The teacher's weights, loaded with ``weights_only=True``: a local
+    file directly, a URL or ``mmprockd://`` name through mmengine's
+    ``CheckpointLoader``, whose loaders ``import mmprockd`` made
+    weights-only (:func:`mmprockd.utils.compat.use_weights_only_loaders`).
+    Errors never repeat torch's advice to load with ``weights_only=False``.
+    """
+    from mmprockd.utils.checks import checkpoint_error_reason
     if '://' not in path and not osp.isfile(path):
         raise FileNotFoundError(
             f'FrozenTeacher: teacher checkpoint {path!r} does not exist')
     try:
-        ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+        if '://' in path:
+            ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+        else:
+            ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as err:  # corrupt or not a checkpoint
-        raise ValueError(f'FrozenTeacher: {path!r} is not a readable '
-                         f'checkpoint: {err}') from err
+        # from None: torch's own message (chained) advises weights_only=False
+        raise ValueError(
+            f'FrozenTeacher: {path!r} is not a readable checkpoint: '
+            f'{checkpoint_error_reason(err)}') from None
     if isinstance(ckpt, dict):
         for key in ('state_dict', 'model'):
             if isinstance(ckpt.get(key), dict):
