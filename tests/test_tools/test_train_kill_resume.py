@@ -184,7 +184,10 @@ def _build(work_dir, data_root, *extra):
 def test_resume_auto_skips_a_stale_last_checkpoint(toy_data_root, tmp_path):
     work_dir = tmp_path / 'work'
     work_dir.mkdir()
-    torch.save(dict(meta=dict(epoch=1)), work_dir / 'epoch_1.pth')
+    # what a training checkpoint holds (tools/train.py checks it)
+    torch.save(
+        dict(meta=dict(epoch=1), state_dict={}, optimizer={}, message_hub={}),
+        work_dir / 'epoch_1.pth')
     (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_2.pth'))
     cfg = _build(str(work_dir), toy_data_root, '--resume')
     assert cfg.resume is True
