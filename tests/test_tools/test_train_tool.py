@@ -187,9 +187,12 @@ def test_auto_scale_lr_needs_base_batch_size(monkeypatch, tmp_path,
 def test_finite_checkpoint_hook_is_added_once(monkeypatch, tmp_path,
                                               toy_data_root):
     cfg = _build([], monkeypatch, tmp_path, toy_data_root)
-    assert cfg.custom_hooks == [dict(type='mmprockd.FiniteCheckpointHook')]
+    assert cfg.custom_hooks == [
+        dict(type='mmprockd.FiniteCheckpointHook'),
+        dict(type='mmprockd.ExactResumeHook')
+    ]
     train_tool.add_finite_checkpoint_hook(cfg)
-    assert len(cfg.custom_hooks) == 1
+    assert len(cfg.custom_hooks) == 2
     cfg.custom_hooks = [dict(type='FiniteCheckpointHook')]
     train_tool.add_finite_checkpoint_hook(cfg)
     assert cfg.custom_hooks == [dict(type='FiniteCheckpointHook')]
