@@ -31,6 +31,8 @@ SLOW = (
     'tests/test_benchmark/test_proxy_benchmark.py::test_smoke_run',
     'tests/test_tools/test_train_kill_resume.py::'
     'test_killed_ten_times_resumes_from_the_newest_complete_checkpoint',
+    'tests/test_tools/test_exact_resume.py::test_resumed_run_',
+    'tests/test_tools/test_exact_resume.py::test_without_the_hook_',
 )
 
 

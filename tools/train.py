@@ -9,7 +9,10 @@ weights are not finite stops the run instead of being written. mmengine's
 ``CheckpointHook`` is replaced by ``mmprockd.AtomicCheckpointHook`` (same
 settings): a kill at any moment leaves a complete checkpoint to resume from,
 and ``--resume`` without a value takes the newest complete one, whatever
-``last_checkpoint`` says.
+``last_checkpoint`` says. ``mmprockd.ExactResumeHook`` is added too: the
+checkpoints hold the random state, so a resumed run logs the same losses as
+an uninterrupted one (exactly on the CPU; docs/method.md), and the
+dataloader workers draw fresh augmentation each epoch.
 
 Usage::
 
@@ -125,6 +128,29 @@ def add_finite_checkpoint_hook(cfg: Config) -> None:
     types = {h.get('type') for h in hooks if isinstance(h, dict)}
     if not types & {FINITE_HOOK, 'FiniteCheckpointHook'}:
         cfg.custom_hooks = hooks + [dict(type=FINITE_HOOK)]
+
+
+EXACT_RESUME_HOOK = 'mmprockd.ExactResumeHook'
+
+
+def add_exact_resume_hook(cfg: Config) -> None:
+    """Append :class:`ExactResumeHook` to ``custom_hooks`` unless the config
+    has it already: every checkpoint then holds the random state and a
+    resumed run continues exactly (on the CPU; see docs/method.md), and
+    the training dataloader's workers are seeded by epoch.
+
+    The hook, not the config, sets the workers' ``worker_init_fn``: the
+    seed (drawn when ``randomness.seed`` is None, or taken from the
+    checkpoint on resume) and the rank are only known once the runner
+    exists.
+
+    Args:
+        cfg (Config): The merged config, changed in place.
+    """
+    hooks = list(cfg.get('custom_hooks') or [])
+    types = {h.get('type') for h in hooks if isinstance(h, dict)}
+    if not types & {EXACT_RESUME_HOOK, 'ExactResumeHook'}:
+        cfg.custom_hooks = hooks + [dict(type=EXACT_RESUME_HOOK)]
 
 
 def add_prockd_hooks(cfg: Config) -> List[str]:
@@ -273,6 +299,7 @@ def build_config(args: argparse.Namespace) -> Config:
               'custom_hooks (the config did not list them)')
     add_finite_checkpoint_hook(cfg)
     add_fingerprint_hook(cfg)
+    add_exact_resume_hook(cfg)
     use_atomic_checkpoint_hook(cfg)
     if args.amp:
         _enable_amp(cfg)

@@ -189,11 +189,13 @@ def test_finite_checkpoint_hook_is_added_once(monkeypatch, tmp_path,
     cfg = _build([], monkeypatch, tmp_path, toy_data_root)
     assert cfg.custom_hooks == [
         dict(type='mmprockd.FiniteCheckpointHook'),
-        dict(type='mmprockd.ConfigFingerprintHook')
+        dict(type='mmprockd.ConfigFingerprintHook'),
+        dict(type='mmprockd.ExactResumeHook')
     ]
     train_tool.add_finite_checkpoint_hook(cfg)
     train_tool.add_fingerprint_hook(cfg)
-    assert len(cfg.custom_hooks) == 2
+    train_tool.add_exact_resume_hook(cfg)
+    assert len(cfg.custom_hooks) == 3
     cfg.custom_hooks = [dict(type='FiniteCheckpointHook')]
     train_tool.add_finite_checkpoint_hook(cfg)
     assert cfg.custom_hooks == [dict(type='FiniteCheckpointHook')]

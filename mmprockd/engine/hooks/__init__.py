@@ -4,13 +4,17 @@ from .atomic_checkpoint_hook import (AtomicCheckpointHook, AtomicLocalBackend,
                                      remove_stale_tmp_files)
 from .config_fingerprint_hook import ConfigFingerprintHook
 from .distill_schedule_hook import DistillScheduleHook
+from .exact_resume_hook import (EpochWorkerSeed, ExactResumeHook,
+                                get_rng_state, set_rng_state, worker_seed)
 from .finite_checkpoint_hook import (FiniteCheckpointHook,
                                      check_finite_state_dict)
 from .student_checkpoint_hook import StudentCheckpointHook
 
 __all__ = [
     'AtomicCheckpointHook', 'AtomicLocalBackend', 'ConfigFingerprintHook',
-    'DistillScheduleHook', 'FiniteCheckpointHook', 'StudentCheckpointHook',
-    'check_finite_state_dict', 'find_resumable_checkpoint',
-    'is_complete_checkpoint', 'remove_stale_tmp_files'
+    'DistillScheduleHook', 'EpochWorkerSeed', 'ExactResumeHook',
+    'get_rng_state', 'set_rng_state', 'worker_seed', 'FiniteCheckpointHook',
+    'StudentCheckpointHook', 'check_finite_state_dict',
+    'find_resumable_checkpoint', 'is_complete_checkpoint',
+    'remove_stale_tmp_files'
 ]

@@ -4,7 +4,10 @@ The teacher, the prototype branch, the KL and the feature mimic may run on a
 part of each batch while the student's own loss keeps all of it: the cost
 lever measured in docs/benchmark.md. The draw is a function of a seed that
 all ranks share and of the step count only, so DDP ranks distil (or skip) on
-the same steps and no rank waits for the others.
+the same steps and no rank waits for the others. The seed is drawn at the
+first draw and the step count lives in the sampler, so a resumed run draws
+the same images only if both are restored: ``ExactResumeHook`` saves them
+(:meth:`DistillSampler.state_dict`) in every checkpoint.
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -34,6 +37,25 @@ class DistillSampler:
         self.draws = 0
         # images drawn / images offered since construction (for benchmarks)
         self.used = self.seen = 0
+
+    def state_dict(self) -> dict:
+        """The draw position: ``seed`` (None before the first draw) and the
+        number of ``draws`` so far, plus the ``used``/``seen`` counts.
+
+        The draws are a function of these alone; ``ExactResumeHook`` saves
+        them in a checkpoint, because a resumed run would otherwise draw a
+        new seed (from the global RNG, at its first step) and count from 0.
+        """
+        return dict(
+            seed=self.seed, draws=self.draws, used=self.used, seen=self.seen)
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue the draws where :meth:`state_dict` left them."""
+        seed = state.get('seed')
+        self.seed = None if seed is None else int(seed)
+        self.draws = int(state.get('draws', 0))
+        self.used = int(state.get('used', 0))
+        self.seen = int(state.get('seen', 0))
 
     def indices(self, batch_size: int) -> Optional[Tensor]:
         """The images used this step (sorted; may be empty), or None for

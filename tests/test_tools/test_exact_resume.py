@@ -1,0 +1,122 @@
+"""A resumed run logs the same losses as the uninterrupted one.
+
+``toy_distill.py``: a real ProtoDistiller (prototype branch, KL, half of
+each batch distilled: the DistillSampler's draws), random flip and crop in
+one non-persistent dataloader worker, validation after every epoch. Built
+by ``tools/train.py`` (which adds ``ExactResumeHook``) and trained in this
+process: 4 epochs straight, and 2 epochs then ``--resume`` to 4. The losses
+of ``vis_data/scalars.json`` (``window_size=1``: each step's own) must be
+equal step by step, and the final weights equal. Without the hook the same
+pair of runs departs after the resume: the check is not vacuous.
+
+Run: ``pytest tests/test_tools/test_exact_resume.py``
+"""
+import glob
+import json
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.runner import Runner
+from tool_runner import REPO, load_module, toy
+
+from mmprockd.engine import EpochWorkerSeed
+
+train_tool = load_module(osp.join(REPO, 'tools', 'train.py'), 'train_tool')
+
+CONFIG = osp.join(toy.TOY_DIR, 'toy_distill.py')
+EPOCHS, STOP = 4, 2
+ITERS = 2  # per epoch: 8 images, batch 4
+
+
+def _train(work_dir, data_root, epochs, resume=False, hook=True):
+    args = train_tool.parse_args(
+        [CONFIG, '--work-dir', work_dir] + (['--resume'] if resume else []) +
+        ['--cfg-options', f'train_cfg.max_epochs={epochs}'] +
+        toy.data_root_options(data_root))
+    cfg = train_tool.build_config(args)
+    if not hook:  # mmengine's behaviour, for the control
+        cfg.custom_hooks = [
+            h for h in cfg.custom_hooks
+            if h['type'] != 'mmprockd.ExactResumeHook'
+        ]
+    # unique names: runners built in the same second share them otherwise
+    cfg.experiment_name = f'{osp.basename(work_dir)}_{epochs}_{resume}'
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+def _losses(work_dir):
+    """``{step: {loss key: value}}`` of all the runs in ``work_dir``."""
+    steps = {}
+    for path in sorted(
+            glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                if 'loss' in row:
+                    assert row['step'] not in steps, (path, row['step'])
+                    steps[row['step']] = {
+                        k: v
+                        for k, v in row.items() if 'loss' in k
+                    }
+    return steps
+
+
+def _weights(work_dir):
+    path = osp.join(work_dir, f'epoch_{EPOCHS}.pth')
+    return torch.load(path, map_location='cpu')['state_dict']
+
+
+@pytest.fixture(scope='module')
+def runs(toy_data_root, tmp_path_factory):
+    """Work dirs: ``{(hook, 'full' | 'resumed'): dir}``, and the train
+    dataloader's ``worker_init_fn`` at ``(hook, 'init_fn')``."""
+    dirs = {}
+    for hook in (True, False):
+        full = str(tmp_path_factory.mktemp(f'full_{hook}'))
+        runner = _train(full, toy_data_root, EPOCHS, hook=hook)
+        dirs[hook, 'init_fn'] = runner.train_dataloader.worker_init_fn
+        resumed = str(tmp_path_factory.mktemp(f'resumed_{hook}'))
+        _train(resumed, toy_data_root, STOP, hook=hook)
+        _train(resumed, toy_data_root, EPOCHS, resume=True, hook=hook)
+        dirs[hook, 'full'], dirs[hook, 'resumed'] = full, resumed
+    return dirs
+
+
+def test_resumed_run_logs_the_same_losses_step_by_step(runs):
+    full, resumed = _losses(runs[True, 'full']), _losses(runs[True, 'resumed'])
+    assert sorted(full) == list(range(1, EPOCHS * ITERS + 1))
+    assert {'student.loss', 'distill.proto.loss',
+            'distill.loss_kl'} <= set(full[1])
+    for step in sorted(full):
+        assert resumed[step] == full[step], step  # exact, not approx
+    weights, again = _weights(runs[True, 'full']), _weights(runs[True,
+                                                                 'resumed'])
+    assert weights.keys() == again.keys()
+    assert all(torch.equal(weights[k], again[k]) for k in weights)
+    assert isinstance(runs[True, 'init_fn'], EpochWorkerSeed)
+
+
+def test_without_the_hook_the_resumed_run_departs(runs):
+    full, resumed = _losses(runs[False, 'full']), _losses(runs[False,
+                                                               'resumed'])
+    first = STOP * ITERS
+    for step in range(1, first + 1):  # the same until the stop
+        assert resumed[step] == full[step], step
+    assert any(resumed[s] != full[s] for s in range(first + 1, 2 * first))
+
+
+def test_train_adds_the_hook_once():
+    from mmengine.config import Config
+    cfg = Config(dict(custom_hooks=[dict(type='FooHook')]))
+    train_tool.add_exact_resume_hook(cfg)
+    train_tool.add_exact_resume_hook(cfg)
+    assert cfg.custom_hooks == [
+        dict(type='FooHook'),
+        dict(type='mmprockd.ExactResumeHook')
+    ]
+    cfg = Config(dict(custom_hooks=[dict(type='ExactResumeHook')]))
+    train_tool.add_exact_resume_hook(cfg)
+    assert cfg.custom_hooks == [dict(type='ExactResumeHook')]
