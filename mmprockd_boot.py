@@ -13,6 +13,13 @@ imports the package from, which also works for an editable install),
 without giving the base's objects an ``mmprockd`` scope (see
 :func:`_patch`).
 
+It also applies the stack fixes of ``mmprockd/utils/compat.py`` that must
+run before a package is imported (``patch_torchvision_ops`` before
+``torchvision``, ``patch_mmpretrain_multimodal`` before ``mmpretrain``), so
+that upstream tools (mmdet's ``tools/test.py`` on an exported student) work
+in this environment without ``import mmprockd``. ``compat.py`` is loaded on
+its own, by path, not through the package.
+
 ``import mmprockd`` also calls :func:`install`, for interpreters that did
 not read the ``.pth`` file (``pip install --target``, ``python -S``).
 """
@@ -70,11 +77,46 @@ def _patch(config_module) -> None:
     config_cls._get_cfg_path = staticmethod(_get_cfg_path)
 
 
+_COMPAT = None
+# package -> the compat fix that must run before it is imported
+BEFORE_IMPORT = {
+    'torchvision': 'patch_torchvision_ops',
+    'mmpretrain': 'patch_mmpretrain_multimodal',
+}
+
+
+def _compat():
+    """``mmprockd/utils/compat.py`` loaded alone (importing it through the
+    package would import the whole of mmprockd); its fixes are idempotent,
+    also across two loaded copies."""
+    global _COMPAT
+    if _COMPAT is None:
+        spec = importlib.util.find_spec(PACKAGE)
+        path = osp.join(osp.dirname(spec.origin), 'utils', 'compat.py')
+        compat_spec = importlib.util.spec_from_file_location(
+            'mmprockd_boot_compat', path)
+        module = importlib.util.module_from_spec(compat_spec)
+        compat_spec.loader.exec_module(module)
+        _COMPAT = module
+    return _COMPAT
+
+
 class _PatchOnImport(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: wraps the loader of ``mmengine.config.config``
-    so that :func:`_patch` runs right after the module is executed."""
+    """Finds nothing itself: applies a compat fix before ``torchvision`` or
+    ``mmpretrain`` is imported, and wraps the loader of
+    ``mmengine.config.config`` so that :func:`_patch` runs right after the
+    module is executed."""
 
     def find_spec(self, name, path=None, target=None):
+        if name in BEFORE_IMPORT:
+            # once per package; the fix itself looks the package up
+            # (find_spec), which must not come back here
+            fix = BEFORE_IMPORT.pop(name)
+            try:
+                getattr(_compat(), fix)()
+            except Exception as err:  # never break an import from here
+                print(f'mmprockd_boot: {fix} failed: {err}', file=sys.stderr)
+            return None
         if name != TARGET:
             return None
         for finder in sys.meta_path:

@@ -70,6 +70,14 @@ def student_config(cfg: Config) -> Config:
     if 'custom_hooks' in cfg:
         cfg.custom_hooks = hooks
     cfg.pop('prockd_hooks', None)  # configs/_base_/prockd_runtime.py
+    # teacher bases' variables (``mobilenetv2_in1k_teacher = dict(...)``):
+    # nothing of the student refers to them
+    for key in [
+            k for k, v in cfg.items()
+            if isinstance(v, dict) and v.get('type') in (
+                'mmprockd.FrozenTeacher', 'FrozenTeacher')
+    ]:
+        cfg.pop(key)
     # tools/train.py's swap: mmengine's own hook writes the same files
     checkpoint = cfg.get('default_hooks', {}).get('checkpoint')
     if isinstance(checkpoint, dict) and checkpoint.get('type') in _ATOMIC:

@@ -115,6 +115,8 @@ train_cfg = dict(max_epochs=1)
 val_dataloader = None
 val_cfg = None
 val_evaluator = None
+test_dataloader = dict(dataset=dict(data_root=data_root))
+test_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
 """
 # Run with ``python -S``: none of this environment's .pth files run (its
 # editable mmprockd and its own mmprockd_boot.pth stay out); its packages
@@ -211,3 +213,28 @@ def test_downstream_trains_with_its_copy_of_mmdets_train_tool(
     tool = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')
     project, out = _downstream(installed, tmp_path, tool)
     _check_trained(project, out, installed)
+    # and mmdet's own tools/test.py evaluates the exported student: plain
+    # mmdet, mmprockd never imported (the student config does not name it);
+    # torchvision imports thanks to the installed mmprockd_boot.pth
+    work = project / 'work'
+    student_cfg = (work / 'student_config.py').read_text()
+    assert 'mmprockd' not in student_cfg
+    test_tool = project / 'test.py'
+    shutil.copy(osp.join(osp.dirname(tool), 'test.py'), test_tool)
+    proc = subprocess.run([
+        sys.executable, '-S', '-c', LAUNCH, ENV_PACKAGES, installed,
+        str(test_tool), 'work/student_config.py', 'work/student_epoch_1.pth',
+        '--work-dir', 'test_work'
+    ],
+                          cwd=project,
+                          env=dict(
+                              os.environ,
+                              PYTHONWARNINGS='ignore',
+                              OMP_NUM_THREADS='1',
+                              PYTHONPATH=''),
+                          capture_output=True,
+                          text=True,
+                          timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert 'coco/bbox_mAP:' in out
