@@ -177,6 +177,14 @@ CLS_VARIANTS: Dict[str, tuple] = {
                             dict(OWN_AREA,
                                  **{'model.feat_loss':
                                     PKD}), 'prockd_own_area + PKD (weight 6)'),
+    # the paper's KL weight 10 pulls a PKD student towards a branch that is
+    # no better than it (val): a gentler KL
+    'prockd_own_area_pkd_kl1':
+    ('recipe [ours]', CLS_PROCKD,
+     dict(OWN_AREA, **{
+         'model.feat_loss': PKD,
+         'model.kl_loss.loss_weight': 1.0
+     }), 'prockd_own_area_pkd, KL weight 1'),
 }
 CLS_METRICS = ('top1', )
 
