@@ -6,31 +6,21 @@ _base_ = [
     'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
     './_base_/prockd_runtime.py',
     './_base_/teachers/swin-t_in1k.py',
+    './_base_/models/prockd_distiller.py',
 ]
 
 model = dict(
+    _base_.prockd_distiller,  # the paper's recipe, K = 72, KL weight 1
     _delete_=True,
-    type='mmprockd.ProtoDistiller',
-    student={{_base_.model}},
-    teacher={{_base_.swin_t_in1k_teacher}},
-    # P3-P7 of RetinaNet's FPN
-    student_channels=[256, 256, 256, 256, 256],
-    learner=dict(
-        type='mmprockd.PrototypeLearner',
-        channels=256,  # = the FPN width, so no level adapter is needed
-        num_prototypes=72,  # authors' code
-        share_prototypes=True),
-    augment=dict(type='mmprockd.TaskAdaptiveAugment', temperature=1.0),
-    proto_weight=1.0,
-    kl_loss=dict(
-        type='mmprockd.ConsistencyKLLoss',
-        temperature=1.0,
-        detach_target=True,
-        # per-anchor Bernoulli KL, summed over 9 anchors x 80 classes; once
-        # the head's prior bias is set (init_weights) it starts near 0 and
-        # stays a few percent of the focal loss at weight 1 (the proxy
-        # benchmark's weight ablation is in docs/benchmark.md)
-        loss_weight=1.0))
+    student=_base_.model,
+    teacher=_base_.swin_t_in1k_teacher,
+    # P3-P7 of RetinaNet's FPN; the learner's width = the FPN's, so no level
+    # adapter is needed. The KL is the per-anchor Bernoulli KL, summed over 9
+    # anchors x 80 classes; once the head's prior bias is set
+    # (init_weights) it starts near 0 and stays a few percent of the focal
+    # loss at weight 1 (the proxy benchmark's weight ablation is in
+    # docs/benchmark.md)
+    student_channels=[256, 256, 256, 256, 256])
 
 # the shared hooks after any the upstream bases bring
 custom_hooks = [*_base_.get('custom_hooks', []), *_base_.prockd_hooks]

@@ -6,21 +6,16 @@ _base_ = [
     'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
     './_base_/prockd_runtime.py',
     './_base_/teachers/swin-t_in1k.py',
+    './_base_/models/prockd_distiller.py',
 ]
 
 model = dict(
+    _base_.prockd_distiller,
     _delete_=True,
-    type='mmprockd.ProtoDistiller',
-    student={{_base_.model}},
-    teacher={{_base_.swin_t_in1k_teacher}},
+    student=_base_.model,
+    teacher=_base_.swin_t_in1k_teacher,
     # P2-P6 of Faster R-CNN's FPN (num_outs=5)
-    student_channels=[256, 256, 256, 256, 256],
-    learner=dict(
-        type='mmprockd.PrototypeLearner', channels=256, num_prototypes=72),
-    augment=dict(type='mmprockd.TaskAdaptiveAugment', temperature=1.0),
-    proto_weight=1.0,
-    kl_loss=dict(
-        type='mmprockd.ConsistencyKLLoss', temperature=1.0, loss_weight=1.0))
+    student_channels=[256, 256, 256, 256, 256])
 
 # the shared hooks after any the upstream bases bring
 custom_hooks = [*_base_.get('custom_hooks', []), *_base_.prockd_hooks]

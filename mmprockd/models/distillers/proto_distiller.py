@@ -146,7 +146,8 @@ class ProtoDistiller(BaseModel):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if student_ckpt is not None and not osp.isfile(student_ckpt):
+        if student_ckpt is not None and '://' not in student_ckpt and \
+                not osp.isfile(student_ckpt):
             raise FileNotFoundError(
                 f'ProtoDistiller: student_ckpt {student_ckpt!r} does not '
                 'exist')

@@ -1,0 +1,9 @@
+# Recipe: another teacher. The flagship with the frozen ImageNet ConvNeXt-T
+# instead of the Swin-T. `_delete_` replaces the teacher as a whole, so no
+# Swin key (pad_small_map, window settings) leaks into the ConvNeXt.
+_base_ = [
+    '../prockd_retinanet_coco.py',
+    '../_base_/teachers/convnext-t_in1k.py',
+]
+
+model = dict(teacher=dict(_base_.convnext_t_in1k_teacher, _delete_=True))
