@@ -18,6 +18,7 @@ SLOW = (
     'tests/test_configs/test_seg_cls_end_to_end.py',
     'tests/test_demo/test_demo_detection.py',
     'tests/test_tools/test_dist_train.py',
+    'tests/test_tools/test_dist_loss_log.py',
     'tests/test_tools/test_test_tool.py',
     'tests/test_tools/test_train_tool.py',
     'tests/test_utils/test_compat.py',

@@ -31,6 +31,7 @@ from mmprockd.registry import MODELS
 from ..plugins.task_adaptive_augment import TaskAdaptiveAugment
 from .distill_sampler import DistillSampler, take_images
 from .frozen_teacher import FrozenTeacher
+from .rank_mean import RankMeanLogVars
 from .student_interface import StudentInterface
 from .teacher_cache import TeacherFeatureCache, sample_key
 
@@ -115,6 +116,12 @@ class ProtoDistiller(BaseModel):
             :class:`TeacherFeatureCache` (``max_items``, ``dtype``) to reuse
             teacher features across epochs. Only valid for deterministic
             pipelines: read the caveat in ``teacher_cache.py``.
+        log_rank_mean (bool): under DDP, log every loss (and ``loss``, the
+            total) as its mean over the ranks, so that a 2-process log reads
+            like a 1-process one with the same global batch; the
+            backpropagated loss stays the rank's own. One extra collective
+            per step (:class:`RankMeanLogVars`). False logs rank 0's values,
+            mmengine's default. Defaults to True.
         data_preprocessor (dict, optional): handed to the student when its
             own config has none, exactly as mmengine's Runner does for a
             plain model (mmpretrain configs keep it at the top level). The
@@ -143,6 +150,7 @@ class ProtoDistiller(BaseModel):
                  max_nan_steps: Optional[int] = 50,
                  distill_fraction: float = 1.0,
                  teacher_cache: Optional[dict] = None,
+                 log_rank_mean: bool = True,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -199,6 +207,8 @@ class ProtoDistiller(BaseModel):
         self.teacher_cache = None if teacher_cache is None else \
             TeacherFeatureCache(**teacher_cache)
         self.distill_scale = 1.0  # set by DistillScheduleHook
+        self.log_rank_mean = log_rank_mean
+        self._rank_mean = RankMeanLogVars()
         teacher_channels = self._probe_teacher_channels()
         self._build_branches(learner, augment, kl_loss, feat_loss,
                              teacher_channels, level_adapter or {})
@@ -477,6 +487,16 @@ class ProtoDistiller(BaseModel):
                 distill['distill.loss_zero'] = zero
         losses.update(distill)
         return losses
+
+    def parse_losses(self, losses: LossDict) -> Tuple[Tensor, dict]:
+        """mmengine's total loss, which is backpropagated as it is, and
+        log variables that are, under DDP, the mean over the ranks
+        (``log_rank_mean``; :class:`RankMeanLogVars` for the keys that only
+        some ranks log). Called on every rank at every training step."""
+        loss, log_vars = super().parse_losses(losses)
+        if self.log_rank_mean:
+            log_vars = self._rank_mean(log_vars)
+        return loss, log_vars
 
     def _count_nan_steps(self, bad: List[str]) -> None:
         """Count consecutive steps with a non-finite distillation loss.
