@@ -25,6 +25,7 @@ not read the ``.pth`` file (``pip install --target``, ``python -S``).
 """
 import importlib.abc
 import importlib.util
+import os
 import os.path as osp
 import sys
 
@@ -138,8 +139,15 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
         return spec
 
 
-def install() -> None:
-    """Patch mmengine now if it is imported, else when it is."""
+def install(force: bool = False) -> None:
+    """Patch mmengine now if it is imported, else when it is.
+
+    ``MMPROCKD_BOOT=0`` in the environment turns the start-up file off (to
+    see what an interpreter does without it); ``import mmprockd`` installs
+    it anyway (``force``).
+    """
+    if not force and os.environ.get('MMPROCKD_BOOT') == '0':
+        return
     module = sys.modules.get(TARGET)
     if module is not None:
         _patch(module)

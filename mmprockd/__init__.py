@@ -15,7 +15,7 @@ try:  # ``mmprockd::`` config bases (also started by mmprockd_boot.pth)
 except ImportError:  # the package folder alone, without the module
     _boot = None
 else:
-    _boot.install()
+    _boot.install(force=True)
 
 from .utils import check_versions, get_config_path  # noqa: E402
 from .version import __version__, version_info  # noqa: E402

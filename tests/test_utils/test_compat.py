@@ -31,9 +31,16 @@ LOAD_COMPAT_ONLY = textwrap.dedent(f'''
 ''')
 
 
-def _python(code: str, cwd: str, pythonpath=()) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter; output joined in ``.output``."""
+def _python(code: str,
+            cwd: str,
+            pythonpath=(),
+            boot: bool = True) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter; output joined in ``.output``.
+    ``boot=False`` turns off the start-up fixes of ``mmprockd_boot.pth``
+    (what an environment without mmprockd does)."""
     env = dict(os.environ, PYTHONWARNINGS='ignore')
+    if not boot:
+        env['MMPROCKD_BOOT'] = '0'
     paths = list(pythonpath) + [p for p in [env.get('PYTHONPATH')] if p]
     if paths:
         env['PYTHONPATH'] = os.pathsep.join(paths)
@@ -173,7 +180,9 @@ def test_transformers_5_breaks_mmdet_without_the_fix(fake_transformers):
     # only the torchvision fix (this machine needs it to get that far)
     proc = _python(
         LOAD_COMPAT_ONLY + 'compat_only.patch_torchvision_ops()\n'
-        'import mmdet.models\n', fake_transformers, [fake_transformers])
+        'import mmdet.models\n',
+        fake_transformers, [fake_transformers],
+        boot=False)
     assert proc.returncode != 0
     assert 'TypeError: NoneType takes no arguments' in proc.output
     assert 'mmpretrain' in proc.output  # through mmpretrain's imports
@@ -200,9 +209,16 @@ def test_torchvision_fix_matches_this_machine(tmp_path):
     if compat.torchvision_ops_loadable():
         assert compat.patch_torchvision_ops() is False
         return
-    plain = _python('import torchvision', str(tmp_path))
+    plain = _python('import torchvision', str(tmp_path), boot=False)
     assert plain.returncode != 0
     assert 'torchvision::nms does not exist' in plain.output
+    # with the start-up file the install writes, any interpreter of the
+    # environment imports it (upstream tools never import mmprockd)
+    booted = _python(
+        'import torchvision, sys; print("mmprockd" in sys.modules)',
+        str(tmp_path))
+    assert booted.returncode == 0, booted.output[-3000:]
+    assert booted.stdout.split() == ['False']
     fixed = _python(
         '''
         import mmprockd
