@@ -6,29 +6,20 @@ _base_ = [
     './fcn_r18_cityscapes_demo.py',
     '../_base_/prockd_runtime.py',
     '../_base_/teachers/mobilenetv2_in1k.py',
+    '../_base_/models/prockd_distiller.py',
 ]
 
 model = dict(
+    _base_.prockd_distiller,  # the paper's recipe, K = 72
     _delete_=True,
-    type='mmprockd.ProtoDistiller',
-    student={{_base_.model}},
-    teacher={{_base_.mobilenetv2_in1k_teacher}},
+    student=_base_.model,
+    teacher=_base_.mobilenetv2_in1k_teacher,
     # the four ResNet-18 stages that extract_feat returns
     student_channels=[64, 128, 256, 512],
     # the FCN head reads only the last stage (in_index=3)
     proto_levels=[3],
-    learner=dict(
-        type='mmprockd.PrototypeLearner',
-        channels=128,  # adapted to the 512 channels of stage 4
-        num_prototypes=72,  # authors' code
-        share_prototypes=True),
-    augment=dict(type='mmprockd.TaskAdaptiveAugment', temperature=1.0),
-    proto_weight=1.0,
-    kl_loss=dict(
-        type='mmprockd.ConsistencyKLLoss',
-        temperature=1.0,
-        detach_target=True,
-        loss_weight=1.0))
+    # adapted to the 512 channels of stage 4
+    learner=dict(_base_.prockd_distiller.learner, channels=128))
 
 custom_imports = dict(imports=['mmprockd'], allow_failed_imports=False)
 prockd_hooks = [

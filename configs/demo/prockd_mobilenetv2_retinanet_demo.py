@@ -7,27 +7,18 @@ _base_ = [
     './retinanet_r18_fpn_demo.py',
     '../_base_/prockd_runtime.py',
     '../_base_/teachers/mobilenetv2_in1k.py',
+    '../_base_/models/prockd_distiller.py',
 ]
 
 model = dict(
+    _base_.prockd_distiller,  # the paper's recipe, K = 72
     _delete_=True,
-    type='mmprockd.ProtoDistiller',
-    student={{_base_.model}},
-    teacher={{_base_.mobilenetv2_in1k_teacher}},
+    student=_base_.model,
+    teacher=_base_.mobilenetv2_in1k_teacher,
     # P3-P7 of the student's 64-channel FPN
     student_channels=[64, 64, 64, 64, 64],
-    learner=dict(
-        type='mmprockd.PrototypeLearner',
-        channels=64,  # = the FPN width, so the level adapter is identity
-        num_prototypes=72,  # authors' code
-        share_prototypes=True),
-    augment=dict(type='mmprockd.TaskAdaptiveAugment', temperature=1.0),
-    proto_weight=1.0,
-    kl_loss=dict(
-        type='mmprockd.ConsistencyKLLoss',
-        temperature=1.0,
-        detach_target=True,
-        loss_weight=1.0))
+    # = the FPN width, so the level adapter is identity
+    learner=dict(_base_.prockd_distiller.learner, channels=64))
 
 custom_imports = dict(imports=['mmprockd'], allow_failed_imports=False)
 prockd_hooks = [

@@ -7,34 +7,23 @@ _base_ = [
     'mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py',
     '../_base_/prockd_runtime.py',
     '../_base_/teachers/swin-t_in1k.py',
+    '../_base_/models/prockd_distiller.py',
 ]
 
 model = dict(
+    _base_.prockd_distiller,  # the paper's recipe, K = 72
     _delete_=True,
-    type='mmprockd.ProtoDistiller',
-    student={{_base_.model}},
-    teacher={{_base_.swin_t_in1k_teacher}},
+    student=_base_.model,
+    teacher=_base_.swin_t_in1k_teacher,
     # ResNetV1c-18-D8 stages (strides 4/8/8/8)
     student_channels=[64, 128, 256, 512],
     # the levels the heads read: auxiliary FCN in_index=2, ASPP in_index=3;
-    # both heads are trained on the prototype branch
-    proto_levels=[2, 3],
-    learner=dict(
-        type='mmprockd.PrototypeLearner',
-        # 1x1 convs adapt to the 256 / 512 channels of levels 2 / 3
-        channels=256,
-        num_prototypes=72,  # authors' code
-        share_prototypes=True),
-    augment=dict(type='mmprockd.TaskAdaptiveAugment', temperature=1.0),
-    proto_weight=1.0,
-    kl_loss=dict(
-        type='mmprockd.ConsistencyKLLoss',
-        # per-pixel KL over the 19 classes of the decode head's logits
-        # (1/8 resolution), pixels labelled 255 ignored; averaged over the
-        # valid pixels, so it is on the scale of the CE: weight 1 [ours]
-        temperature=1.0,
-        detach_target=True,
-        loss_weight=1.0))
+    # both heads are trained on the prototype branch; 1x1 convs adapt the
+    # learner's 256 channels to the 256 / 512 of levels 2 / 3. The KL is
+    # per pixel over the 19 classes of the decode head's logits (1/8
+    # resolution), pixels labelled 255 ignored; averaged over the valid
+    # pixels, so it is on the scale of the CE: weight 1 [ours]
+    proto_levels=[2, 3])
 
 # iteration-based schedule: student-only checkpoints at mmseg's checkpoint
 # interval (8k iterations), not per epoch as in the shared runtime
