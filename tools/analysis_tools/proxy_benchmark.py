@@ -119,6 +119,7 @@ METRICS = ('bbox_mAP', 'bbox_mAP_50')
 CLS_STUDENT = 'cls_tiny_fmnist_student.py'
 CLS_PROCKD = 'prockd_mobilenetv2_cls_tiny_fmnist.py'
 CLS_FEAT = 'featmimic_mobilenetv2_cls_tiny_fmnist.py'
+CLS_PROBE = 'probe_mobilenetv2_cls_tiny_fmnist.py'
 CLS_EQUAL_TIME_REF = 'prockd_own_area'
 # [ours] the classification recipe: the branch has its own head, and the
 # teacher layers are standardised and averaged (not sampled) down to the
@@ -179,6 +180,9 @@ CLS_VARIANTS: Dict[str, tuple] = {
                                     PKD}), 'prockd_own_area + PKD (weight 6)'),
     # the paper's KL weight 10 pulls a PKD student towards a branch that is
     # no better than it (val): a gentler KL
+    # what the frozen teacher's features know (stage 1 of probe-then-distil)
+    'teacher_probe': ('diagnostic', CLS_PROBE, {},
+                      'linear probe on the frozen teacher (not a student)'),
     'prockd_own_area_pkd_kl1':
     ('recipe [ours]', CLS_PROCKD,
      dict(OWN_AREA, **{
