@@ -26,7 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 CFG_DIR = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
@@ -342,8 +342,15 @@ def run_one(variant: str,
             batch: int,
             canvas: int,
             val_subset: Optional[int],
-            task: str = 'det') -> dict:
-    """Train and test one variant with one seed; returns its result."""
+            task: str = 'det',
+            cfg_options: Optional[dict] = None,
+            on_done: Optional[Callable] = None) -> dict:
+    """Train and test one variant with one seed; returns its result.
+
+    ``cfg_options`` are merged last (e.g. the logging interval);
+    ``on_done(runner, result)``, when given, is called at the end, with the
+    runner's test loop on the test split (``tools/demo_compare.py`` draws
+    its predictions there)."""
     from mmengine.config import Config
     from mmengine.runner import Runner
     _, cfg_file, overrides, _ = TASKS[task]['variants'][variant]
@@ -355,6 +362,8 @@ def run_one(variant: str,
         _set_cls_data(cfg, data_root, batch, val_subset)
     else:
         _set_data(cfg, data_root, batch, canvas, val_subset)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
     cfg.work_dir = out_dir
     cfg.randomness = dict(seed=seed, deterministic=False)
     cfg.experiment_name = f'{variant}_seed{seed}'
@@ -379,6 +388,8 @@ def run_one(variant: str,
     curve = read_curve(out_dir)
     result['losses'] = summarise_curve(curve)
     result['curve'] = curve
+    if on_done is not None:
+        on_done(runner, result)
     return result
 
 

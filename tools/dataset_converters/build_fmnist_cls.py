@@ -32,13 +32,29 @@ split. Usage::
     apt-get download dataset-fashion-mnist && dpkg -x *.deb /tmp/fmnist
     python tools/dataset_converters/build_fmnist_cls.py \
         /tmp/fmnist/usr/share/datasets/fashion-mnist data/fmnist_cls
+
+The embedded subset (``data/fmnist_mini/fmnist_mini.npz``, no apt needed):
+``--npz`` writes the selection of the arguments, 28x28 uint8 items in file
+order, as one compact file (byte-for-byte reproducible), and ``src`` may be
+such a file instead of the IDX directory; then the selection is the file's
+(``--num-*`` and ``--seed`` do not apply) and ``--limit N`` keeps the first
+``N`` items of every split::
+
+    python tools/dataset_converters/build_fmnist_cls.py \
+        /tmp/fmnist/usr/share/datasets/fashion-mnist \
+        data/fmnist_mini/fmnist_mini.npz --npz \
+        --num-train 500 --num-val 1000 --num-test 2000 --seed 0
+    python tools/dataset_converters/build_fmnist_cls.py \
+        data/fmnist_mini/fmnist_mini.npz data/fmnist_cls_n500
 """
 import argparse
+import io
 import os
 import os.path as osp
 import re
 import sys
-from typing import Dict, List, Sequence
+import zipfile
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -97,24 +113,98 @@ def to_image(item: np.ndarray, size: int) -> Image.Image:
     return gray.convert('RGB')
 
 
+def write_items(images: np.ndarray, labels: np.ndarray, out_dir: str,
+                split: str, size: int) -> List[str]:
+    """Write ``images`` (in their order) as ``<split>/000000.png``... and
+    return the meta lines; PNGs left by an earlier, larger build are
+    removed."""
+    folder = osp.join(out_dir, split)
+    os.makedirs(folder, exist_ok=True)
+    lines, names = [], set()
+    for i, (item, label) in enumerate(zip(images, labels)):
+        name = f'{i:06d}.png'
+        to_image(item, size).save(osp.join(folder, name))
+        names.add(name)
+        lines.append(f'{split}/{name} {int(label)}')
+    for stale in os.listdir(folder):
+        if _NAME.match(stale) and stale not in names:
+            os.remove(osp.join(folder, stale))
+    return lines
+
+
 def write_split(images: np.ndarray, labels: np.ndarray, indices: np.ndarray,
                 out_dir: str, split: str, size: int,
                 rng: np.random.Generator) -> List[str]:
     """Write the images of one split in a seeded order and return its meta
     lines; PNGs left by an earlier, larger build are removed."""
-    folder = osp.join(out_dir, split)
-    os.makedirs(folder, exist_ok=True)
     order = indices[rng.permutation(len(indices))]
-    lines, names = [], set()
-    for i, idx in enumerate(order):
-        name = f'{i:06d}.png'
-        to_image(images[idx], size).save(osp.join(folder, name))
-        names.add(name)
-        lines.append(f'{split}/{name} {int(labels[idx])}')
-    for stale in os.listdir(folder):
-        if _NAME.match(stale) and stale not in names:
-            os.remove(osp.join(folder, stale))
-    return lines
+    return write_items(images[order], labels[order], out_dir, split, size)
+
+
+# split -> (images, labels, source indices), items in file order
+Plan = Dict[str, Tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def plan(src: str,
+         num_train: int = 2000,
+         num_val: int = 1000,
+         num_test: int = 2000,
+         seed: int = 0) -> Plan:
+    """The items of every split, in file order, as :func:`build` writes
+    them: ``{split: (images (N, 28, 28) uint8, labels (N,), indices (N,))}``
+    where ``indices`` point into the IDX file the split comes from (train
+    for ``train`` and ``val``, t10k for ``test``).
+
+    Raises:
+        ValueError: a negative count or seed, or a class with too few items.
+    """
+    nums = dict(train=num_train, val=num_val, test=num_test)
+    if min(nums.values()) < 0 or seed < 0:
+        raise ValueError(f'build_fmnist_cls: counts and seed must be >= 0, '
+                         f'got {nums} and seed {seed}')
+    train_images, train_labels = load_split(src, 'train')
+    test_images, test_labels = load_split(src, 't10k')
+    # one stream per source and per file order, so that no draw shifts
+    # another (e.g. val stays put when num_train changes)
+    val_idx, train_idx = select(train_labels, [num_val, num_train],
+                                np.random.default_rng([seed, 0]))
+    (test_idx, ) = select(test_labels, [num_test],
+                          np.random.default_rng([seed, 1]))
+    sources = dict(
+        train=(train_images, train_labels, train_idx),
+        val=(train_images, train_labels, val_idx),
+        test=(test_images, test_labels, test_idx))
+    out = {}
+    for k, split in enumerate(SPLITS):
+        images, labels, idx = sources[split]
+        rng = np.random.default_rng([seed, 2 + k])
+        order = idx[rng.permutation(len(idx))]
+        out[split] = (images[order], labels[order], order)
+    return out
+
+
+def write_all(items: Plan, out: str, size: int) -> Dict[str, int]:
+    """Write every split of ``items`` under ``out``: the old meta files are
+    removed first, the new ones written last (temporary file + rename)."""
+    if size < 28:
+        raise ValueError(f'build_fmnist_cls: size must be >= 28 (the '
+                         f'Fashion-MNIST items are 28x28), got {size}')
+    meta_dir = osp.join(out, 'meta')
+    os.makedirs(meta_dir, exist_ok=True)
+    for split in SPLITS:
+        path = osp.join(meta_dir, f'{split}.txt')
+        if osp.exists(path):
+            os.remove(path)
+    meta = {}
+    for split in SPLITS:
+        images, labels, _ = items[split]
+        meta[split] = write_items(images, labels, out, split, size)
+    for split in SPLITS:
+        path = osp.join(meta_dir, f'{split}.txt')
+        with open(path + '.tmp', 'w') as f:
+            f.write(''.join(line + '\n' for line in meta[split]))
+        os.replace(path + '.tmp', path)
+    return {split: len(meta[split]) for split in SPLITS}
 
 
 def build(src: str,
@@ -145,46 +235,107 @@ def build(src: str,
     if size < 28:
         raise ValueError(f'build_fmnist_cls: size must be >= 28 (the '
                          f'Fashion-MNIST items are 28x28), got {size}')
-    nums = dict(train=num_train, val=num_val, test=num_test)
-    if min(nums.values()) < 0 or seed < 0:
-        raise ValueError(f'build_fmnist_cls: counts and seed must be >= 0, '
-                         f'got {nums} and seed {seed}')
-    train_images, train_labels = load_split(src, 'train')
-    test_images, test_labels = load_split(src, 't10k')
-    # one stream per source and per file order, so that no draw shifts
-    # another (e.g. val stays put when num_train changes)
-    val_idx, train_idx = select(train_labels, [num_val, num_train],
-                                np.random.default_rng([seed, 0]))
-    (test_idx, ) = select(test_labels, [num_test],
-                          np.random.default_rng([seed, 1]))
-    sources = dict(
-        train=(train_images, train_labels, train_idx),
-        val=(train_images, train_labels, val_idx),
-        test=(test_images, test_labels, test_idx))
+    return write_all(plan(src, num_train, num_val, num_test, seed), out, size)
 
-    meta_dir = osp.join(out, 'meta')
-    os.makedirs(meta_dir, exist_ok=True)
+
+# ------------------------------------------------- the embedded subset
+NPZ_KEYS = ('images', 'labels', 'index')
+
+
+def export_npz(items: Plan, path: str) -> str:
+    """Write ``items`` (see :func:`plan`) as one compressed ``.npz``: per
+    split ``<split>_images`` (N, 28, 28) uint8, ``<split>_labels`` (N,)
+    uint8 and ``<split>_index`` (N,) int32 (the item's index in its IDX
+    file), and ``classes``. The zip entries carry a fixed date, so the same
+    items give the same bytes (and sha256). Returns the sha256."""
+    import hashlib
+    arrays = {'classes': np.asarray(CLASSES)}
     for split in SPLITS:
-        path = osp.join(meta_dir, f'{split}.txt')
-        if osp.exists(path):
-            os.remove(path)
-    meta = {}
-    for k, split in enumerate(SPLITS):
-        images, labels, idx = sources[split]
-        meta[split] = write_split(images, labels, idx, out, split, size,
-                                  np.random.default_rng([seed, 2 + k]))
-    for split in SPLITS:
-        path = osp.join(meta_dir, f'{split}.txt')
-        with open(path + '.tmp', 'w') as f:
-            f.write(''.join(line + '\n' for line in meta[split]))
-        os.replace(path + '.tmp', path)
-    return {split: len(meta[split]) for split in SPLITS}
+        images, labels, index = items[split]
+        arrays[f'{split}_images'] = np.asarray(images, dtype=np.uint8)
+        arrays[f'{split}_labels'] = np.asarray(labels, dtype=np.uint8)
+        arrays[f'{split}_index'] = np.asarray(index, dtype=np.int32)
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = f'{path}.tmp{os.getpid()}'
+    with zipfile.ZipFile(tmp, 'w') as zf:
+        for key in sorted(arrays):
+            buf = io.BytesIO()
+            np.lib.format.write_array(
+                buf, np.ascontiguousarray(arrays[key]), allow_pickle=False)
+            info = zipfile.ZipInfo(
+                f'{key}.npy', date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, buf.getvalue(), compresslevel=9)
+    os.replace(tmp, path)
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def load_npz(path: str, limit: Optional[int] = None) -> Plan:
+    """The splits of an :func:`export_npz` file, checked; ``limit`` keeps
+    the first ``limit`` items of every split (the file order is a seeded
+    shuffle, so they are a random draw, not balanced per class).
+
+    Raises:
+        ValueError: the file lacks a split or holds arrays of the wrong
+            shape, type or label range.
+    """
+    if limit is not None and limit < 1:
+        raise ValueError(f'build_fmnist_cls: limit must be >= 1, got {limit}')
+    out = {}
+    with np.load(path, allow_pickle=False) as data:
+        missing = [
+            f'{s}_{k}' for s in SPLITS for k in NPZ_KEYS
+            if f'{s}_{k}' not in data.files
+        ]
+        if missing:
+            raise ValueError(f'build_fmnist_cls: {path} lacks {missing}')
+        for split in SPLITS:
+            images, labels, index = (data[f'{split}_{k}'] for k in NPZ_KEYS)
+            good = (
+                images.dtype == np.uint8 and images.ndim == 3
+                and images.shape[1:] == (28, 28)
+                and labels.shape == index.shape == (len(images), )
+                and (not len(labels) or int(labels.max()) < len(CLASSES)))
+            if not good:
+                raise ValueError(
+                    f'build_fmnist_cls: {path}: {split} must be N uint8 '
+                    f'28x28 images with N labels in 0..{len(CLASSES) - 1} '
+                    f'and N indices; got {images.dtype} {images.shape}, '
+                    f'{labels.shape}, {index.shape}')
+            out[split] = (images[:limit], labels[:limit], index[:limit])
+    return out
+
+
+def build_from_npz(path: str,
+                   out: str,
+                   size: int = 64,
+                   limit: Optional[int] = None) -> Dict[str, int]:
+    """:func:`build`'s layout from an :func:`export_npz` file: the same
+    PNGs and meta lines as a build from the IDX files with the file's
+    counts and seed."""
+    return write_all(load_npz(path, limit), out, size)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', help='directory of the Fashion-MNIST IDX files')
-    parser.add_argument('out', help='output directory')
+    parser.add_argument(
+        'src',
+        help='directory of the Fashion-MNIST IDX files, or an .npz written '
+        'by --npz (the embedded data/fmnist_mini/fmnist_mini.npz)')
+    parser.add_argument(
+        'out', help='output directory (with --npz: the .npz file)')
+    parser.add_argument(
+        '--npz',
+        action='store_true',
+        help='write the selection as one compact .npz of 28x28 items '
+        'instead of PNGs')
+    parser.add_argument(
+        '--limit',
+        type=int,
+        help='from an .npz: keep the first N items of every split')
     parser.add_argument('--num-train', type=int, default=2000)
     parser.add_argument('--num-val', type=int, default=1000)
     parser.add_argument('--num-test', type=int, default=2000)
@@ -195,8 +346,18 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    counts = build(args.src, args.out, args.num_train, args.num_val,
-                   args.num_test, args.size, args.seed)
+    if args.npz:
+        items = plan(args.src, args.num_train, args.num_val, args.num_test,
+                     args.seed)
+        digest = export_npz(items, args.out)
+        counts = {split: len(items[split][0]) for split in SPLITS}
+        print(f'{counts} 28x28 items -> {args.out} (sha256 {digest})')
+        return
+    if osp.isfile(args.src) and args.src.endswith('.npz'):
+        counts = build_from_npz(args.src, args.out, args.size, args.limit)
+    else:
+        counts = build(args.src, args.out, args.num_train, args.num_val,
+                       args.num_test, args.size, args.seed)
     for split, num in counts.items():
         print(f'{split}: {num} images ({args.size}x{args.size} RGB, '
               f'{len(CLASSES)} classes) -> {osp.join(args.out, split)}')
