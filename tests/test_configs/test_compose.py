@@ -82,8 +82,19 @@ def test_downstream_rtmdet_student_builds_and_steps(tmp_path):
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
-    data = model.data_preprocessor(det_batch(2, (64, 64), 4), True)
+    # RTMDet normalises in BGR (bgr_to_rgb=False, BGR statistics): the
+    # teacher must still get its own ImageNet-RGB normalisation
+    assert not model.student.data_preprocessor._channel_conversion
+    seen = []
+    model.teacher.model.register_forward_pre_hook(
+        lambda mod, args: seen.append(args[0]))
+    batch = det_batch(2, (64, 64), 4)
+    data = model.data_preprocessor(batch, True)
     losses = model(**data, mode='loss')
+    raw = torch.stack(batch['inputs']).float().flip(1)  # BGR -> RGB
+    mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
+    std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+    torch.testing.assert_close(seen[0][..., :64, :64], (raw - mean) / std)
     assert torch.isfinite(losses['distill.loss_kl'])
     assert any(k.startswith('distill.proto.') for k in losses)
 
