@@ -183,6 +183,19 @@ CLS_VARIANTS: Dict[str, tuple] = {
     # what the frozen teacher's features know (stage 1 of probe-then-distil)
     'teacher_probe': ('diagnostic', CLS_PROBE, {},
                       'linear probe on the frozen teacher (not a student)'),
+    # the teacher was trained on 224 px photos; at 64 px its layer7 is a
+    # 2x2 grid: let it see the images upsampled to 224 px (its features are
+    # cached, so this costs one teacher pass per image and flip)
+    'feat_mimic_t224': ('teacher input [ours]', CLS_FEAT, {
+        'model.teacher.input_scale': 3.5
+    }, 'PKD, the teacher sees 224 px'),
+    'prockd_t224': ('teacher input [ours]', CLS_PROCKD, {
+        'model.teacher.input_scale': 3.5
+    }, 'paper recipe, the teacher sees 224 px'),
+    'prockd_own_area_t224':
+    ('teacher input [ours]', CLS_PROCKD,
+     dict(OWN_AREA, **{'model.teacher.input_scale':
+                       3.5}), 'prockd_own_area, the teacher sees 224 px'),
     'prockd_own_area_pkd_kl1':
     ('recipe [ours]', CLS_PROCKD,
      dict(OWN_AREA, **{
