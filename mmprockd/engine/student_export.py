@@ -70,12 +70,14 @@ def student_config(cfg: Config) -> Config:
     if 'custom_hooks' in cfg:
         cfg.custom_hooks = hooks
     cfg.pop('prockd_hooks', None)  # configs/_base_/prockd_runtime.py
-    # teacher bases' variables (``mobilenetv2_in1k_teacher = dict(...)``):
-    # nothing of the student refers to them
+    # the bases' variables (``mobilenetv2_in1k_teacher = dict(...)``,
+    # ``prockd_distiller = dict(...)``): nothing of the student refers to
+    # them, and they would name mmprockd types in a plain student config
+    ours = ('mmprockd.FrozenTeacher', 'FrozenTeacher',
+            'mmprockd.ProtoDistiller', 'ProtoDistiller')
     for key in [
             k for k, v in cfg.items()
-            if isinstance(v, dict) and v.get('type') in (
-                'mmprockd.FrozenTeacher', 'FrozenTeacher')
+            if k != 'model' and isinstance(v, dict) and v.get('type') in ours
     ]:
         cfg.pop(key)
     # tools/train.py's swap: mmengine's own hook writes the same files
