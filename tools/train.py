@@ -117,6 +117,16 @@ def _enable_amp(cfg: Config) -> None:
 FINITE_HOOK = 'mmprockd.FiniteCheckpointHook'
 
 
+def _add_hook_once(cfg: Config, hook_type: str) -> None:
+    """Append ``dict(type=hook_type)`` to ``custom_hooks`` unless the
+    config has the hook already, with or without its ``mmprockd.`` scope.
+    """
+    hooks = list(cfg.get('custom_hooks') or [])
+    types = {h.get('type') for h in hooks if isinstance(h, dict)}
+    if not types & {hook_type, hook_type.split('.', 1)[-1]}:
+        cfg.custom_hooks = hooks + [dict(type=hook_type)]
+
+
 def add_finite_checkpoint_hook(cfg: Config) -> None:
     """Append :class:`FiniteCheckpointHook` to ``custom_hooks`` unless the
     config has it already.
@@ -124,10 +134,7 @@ def add_finite_checkpoint_hook(cfg: Config) -> None:
     Args:
         cfg (Config): The merged config, changed in place.
     """
-    hooks = list(cfg.get('custom_hooks') or [])
-    types = {h.get('type') for h in hooks if isinstance(h, dict)}
-    if not types & {FINITE_HOOK, 'FiniteCheckpointHook'}:
-        cfg.custom_hooks = hooks + [dict(type=FINITE_HOOK)]
+    _add_hook_once(cfg, FINITE_HOOK)
 
 
 EXACT_RESUME_HOOK = 'mmprockd.ExactResumeHook'
@@ -147,10 +154,7 @@ def add_exact_resume_hook(cfg: Config) -> None:
     Args:
         cfg (Config): The merged config, changed in place.
     """
-    hooks = list(cfg.get('custom_hooks') or [])
-    types = {h.get('type') for h in hooks if isinstance(h, dict)}
-    if not types & {EXACT_RESUME_HOOK, 'ExactResumeHook'}:
-        cfg.custom_hooks = hooks + [dict(type=EXACT_RESUME_HOOK)]
+    _add_hook_once(cfg, EXACT_RESUME_HOOK)
 
 
 def add_prockd_hooks(cfg: Config) -> List[str]:
@@ -187,10 +191,7 @@ def add_fingerprint_hook(cfg: Config) -> None:
     Args:
         cfg (Config): The merged config, changed in place.
     """
-    hooks = list(cfg.get('custom_hooks') or [])
-    types = {h.get('type') for h in hooks if isinstance(h, dict)}
-    if not types & {FINGERPRINT_HOOK, 'ConfigFingerprintHook'}:
-        cfg.custom_hooks = hooks + [dict(type=FINGERPRINT_HOOK)]
+    _add_hook_once(cfg, FINGERPRINT_HOOK)
 
 
 def check_inputs(cfg: Config, args: argparse.Namespace) -> None:
