@@ -239,6 +239,19 @@ def _dataset_paths(dataset: Dict[str, Any]) -> Iterator[Tuple[str, str]]:
                 yield key, osp.join(root, value)
 
 
+def _loader_datasets(cfg: Config, dataloaders: Sequence[str]
+                     ) -> Iterator[Tuple[str, str, Dict[str, Any]]]:
+    """``(loader, where, dataset cfg)`` for every dataset (wrappers
+    unwrapped) of the named dataloaders the config has."""
+    for loader in dataloaders:
+        loader_cfg = cfg.get(loader)
+        if not isinstance(loader_cfg, dict):
+            continue
+        for where, dataset in iter_dataset_cfgs(
+                loader_cfg.get('dataset'), f'{loader}.dataset'):
+            yield loader, where, dataset
+
+
 def check_data_paths(cfg: Config, dataloaders: Sequence[str]) -> None:
     """Fail when a dataset's root, annotation file or image folder is
     missing.
@@ -253,18 +266,13 @@ def check_data_paths(cfg: Config, dataloaders: Sequence[str]) -> None:
         InputCheckError: listing every missing path with its key.
     """
     problems = []
-    for loader in dataloaders:
-        loader_cfg = cfg.get(loader)
-        if not isinstance(loader_cfg, dict):
-            continue
-        for where, dataset in iter_dataset_cfgs(
-                loader_cfg.get('dataset'), f'{loader}.dataset'):
-            for key, path in _dataset_paths(dataset):
-                if _is_remote(path) or osp.exists(path):
-                    continue
-                problems.append(f'{where}.{key} = {path!r} does not exist')
-                if key == 'data_root':
-                    break  # what lies under it is missing too
+    for _, where, dataset in _loader_datasets(cfg, dataloaders):
+        for key, path in _dataset_paths(dataset):
+            if _is_remote(path) or osp.exists(path):
+                continue
+            problems.append(f'{where}.{key} = {path!r} does not exist')
+            if key == 'data_root':
+                break  # what lies under it is missing too
     if problems:
         raise InputCheckError('missing data: ' + '; '.join(problems) +
                               f' ({DATA_HINT}; point the config at your '
@@ -716,18 +724,13 @@ def check_annotations(cfg: Config, dataloaders: Sequence[str]) -> List[str]:
         InputCheckError: naming the key and the file.
     """
     warnings = []
-    for loader in dataloaders:
-        loader_cfg = cfg.get(loader)
-        if not isinstance(loader_cfg, dict):
-            continue
-        for where, dataset in iter_dataset_cfgs(
-                loader_cfg.get('dataset'), f'{loader}.dataset'):
-            for key, path in _dataset_paths(dataset):
-                if key != 'ann_file' or _is_remote(path) or \
-                        not path.endswith('.json') or not osp.isfile(path):
-                    continue
-                warning = check_annotation_file(path, f'{where}.ann_file',
-                                                loader == 'train_dataloader')
-                if warning:
-                    warnings.append(warning)
+    for loader, where, dataset in _loader_datasets(cfg, dataloaders):
+        for key, path in _dataset_paths(dataset):
+            if key != 'ann_file' or _is_remote(path) or \
+                    not path.endswith('.json') or not osp.isfile(path):
+                continue
+            warning = check_annotation_file(path, f'{where}.ann_file',
+                                            loader == 'train_dataloader')
+            if warning:
+                warnings.append(warning)
     return warnings
