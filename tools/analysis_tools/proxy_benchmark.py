@@ -35,6 +35,7 @@ STUDENT = 'retinanet_tiny_fmnist_canvas_student.py'
 PROCKD = 'prockd_mobilenetv2_retinanet_tiny_fmnist_canvas.py'
 FEAT = 'featmimic_mobilenetv2_retinanet_tiny_fmnist_canvas.py'
 AUGNECK = 'prockd_mobilenetv2_retinanet_augneck_tiny_fmnist_canvas.py'
+PROBE = 'probe_mobilenetv2_retinanet_tiny_fmnist_canvas.py'
 
 # [ours] a branch that can detect: each teacher layer standardised before
 # the fusion, a 3x3 conv + BN + ReLU after it, and a 3x3 conv at the end so
@@ -105,6 +106,13 @@ VARIANTS: Dict[str, tuple] = {
     # diagnostic, not in the default run (the teacher costs ~4x more): the
     # teacher was trained on 224 px photos and its layer7 grid is 3x3 at
     # the canvas size; run it on the canvas upsampled 2x (192 px)
+    # what the frozen teacher's features know: the same RetinaNet on the
+    # frozen teacher (stage 1 of probe-then-distil)
+    'teacher_probe': ('diagnostic', PROBE, {},
+                      'RetinaNet on the frozen teacher (not a student)'),
+    'teacher_probe_bntrain': ('diagnostic', PROBE, {
+        'model.backbone.norm_eval': False
+    }, 'the same, the frozen teacher\'s BN normalising with batch statistics'),
     'prockd_teacher2x': ('diagnostic', PROCKD, {
         'model.teacher.input_scale': 2.0
     }, 'teacher sees the canvas upsampled 2x'),
