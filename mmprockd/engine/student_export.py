@@ -44,6 +44,10 @@ def student_state_dict(state_dict: Dict[str, torch.Tensor]) -> OrderedDict:
     return out
 
 
+_DISTILLERS = ('mmprockd.ProtoDistiller', 'ProtoDistiller',
+               'mmprockd.LogitKDDistiller', 'LogitKDDistiller')
+
+
 def student_config(cfg: Config) -> Config:
     """The training config with ``model`` replaced by the student.
 
@@ -52,9 +56,10 @@ def student_config(cfg: Config) -> Config:
     """
     cfg = copy.deepcopy(cfg)
     model = cfg.model
-    if model.get('type') not in ('mmprockd.ProtoDistiller', 'ProtoDistiller'):
+    if model.get('type') not in _DISTILLERS:
         raise ValueError('student_config: the config model is '
-                         f'{model.get("type")!r}, not a ProtoDistiller')
+                         f'{model.get("type")!r}, not a ProtoDistiller or '
+                         'LogitKDDistiller')
     cfg.model = model.student
     if 'mmprockd.' not in Config(dict(model=cfg.model)).pretty_text:
         imports = cfg.get('custom_imports', {}).get('imports', [])
@@ -73,8 +78,7 @@ def student_config(cfg: Config) -> Config:
     # the bases' variables (``mobilenetv2_in1k_teacher = dict(...)``,
     # ``prockd_distiller = dict(...)``): nothing of the student refers to
     # them, and they would name mmprockd types in a plain student config
-    ours = ('mmprockd.FrozenTeacher', 'FrozenTeacher',
-            'mmprockd.ProtoDistiller', 'ProtoDistiller')
+    ours = ('mmprockd.FrozenTeacher', 'FrozenTeacher') + _DISTILLERS
     for key in [
             k for k, v in cfg.items()
             if k != 'model' and isinstance(v, dict) and v.get('type') in ours

@@ -36,6 +36,16 @@ PROCKD = 'prockd_mobilenetv2_retinanet_tiny_fmnist_canvas.py'
 FEAT = 'featmimic_mobilenetv2_retinanet_tiny_fmnist_canvas.py'
 AUGNECK = 'prockd_mobilenetv2_retinanet_augneck_tiny_fmnist_canvas.py'
 PROBE = 'probe_mobilenetv2_retinanet_tiny_fmnist_canvas.py'
+PROBE_KD = 'probekd_mobilenetv2_retinanet_tiny_fmnist_canvas.py'
+# a probe run keeps its last weights: stage 2 of probe-then-distil
+# distils them (the other runs keep metrics only)
+KEEP_WEIGHTS = {
+    'default_hooks.checkpoint':
+    dict(type='CheckpointHook', interval=-1, by_epoch=False, save_last=True)
+}
+# a variant that needs another's finished run of the same seed: its
+# ``model.teacher_ckpt`` is that run's last checkpoint
+NEEDS = {'probe_kd': 'teacher_probe'}
 
 # [ours] a branch that can detect: each teacher layer standardised before
 # the fusion, a 3x3 conv + BN + ReLU after it, and a 3x3 conv at the end so
@@ -47,6 +57,9 @@ STRONG = {
 }
 # [ours] and the branch has its own copy of the student's head
 OWN = dict(STRONG, **{'model.branch_head': 'own'})
+# [ours] the teacher maps fused by an FPN (lateral, top-down, 3x3 out)
+FPN = {'model.learner.fusion': 'fpn'}
+FPN_OWN = dict(FPN, **{'model.branch_head': 'own'})
 # the student alone trained for the wall-clock time of this recipe
 EQUAL_TIME, EQUAL_TIME_REF = 'student_eqtime', 'prockd_own_strong'
 
@@ -103,13 +116,24 @@ VARIANTS: Dict[str, tuple] = {
     'prockd_own_strong_kl5': ('recipe [ours]', PROCKD,
                               dict(OWN, **{'model.kl_loss.loss_weight': 5.0}),
                               'strong own-head branch, KL weight 5'),
+    # [ours] the branch fuses the teacher maps with an FPN, as the probe
+    # that reaches 38 mAP does
+    'prockd_fpn': ('recipe [ours]', PROCKD, FPN, 'branch fuses with an FPN'),
+    'prockd_fpn_own': ('recipe [ours]', PROCKD, FPN_OWN,
+                       'FPN fusion, the branch has its own head'),
+    'prockd_fpn_own_kl0': ('recipe [ours]', PROCKD,
+                           dict(FPN_OWN, **{'model.kl_loss': None}),
+                           'FPN fusion, own head, no KL (a control)'),
     # diagnostic, not in the default run (the teacher costs ~4x more): the
     # teacher was trained on 224 px photos and its layer7 grid is 3x3 at
     # the canvas size; run it on the canvas upsampled 2x (192 px)
     # what the frozen teacher's features know: the same RetinaNet on the
     # frozen teacher (stage 1 of probe-then-distil)
-    'teacher_probe': ('diagnostic', PROBE, {},
-                      'RetinaNet on the frozen teacher (not a student)'),
+    'teacher_probe': ('method', PROBE, KEEP_WEIGHTS,
+                      'stage 1: RetinaNet on the frozen teacher (not a '
+                      'student)'),
+    'probe_kd': ('method', PROBE_KD, {},
+                 'stage 2: KD from the stage-1 probe (KL 1, as ProC-KD\'s)'),
     'teacher_probe_bntrain': ('diagnostic', PROBE, {
         'model.backbone.norm_eval': False
     }, 'the same, the frozen teacher\'s BN normalising with batch statistics'),
@@ -128,6 +152,7 @@ CLS_STUDENT = 'cls_tiny_fmnist_student.py'
 CLS_PROCKD = 'prockd_mobilenetv2_cls_tiny_fmnist.py'
 CLS_FEAT = 'featmimic_mobilenetv2_cls_tiny_fmnist.py'
 CLS_PROBE = 'probe_mobilenetv2_cls_tiny_fmnist.py'
+CLS_PROBE_KD = 'probekd_mobilenetv2_cls_tiny_fmnist.py'
 CLS_EQUAL_TIME_REF = 'prockd_own_area'
 # [ours] the classification recipe: the branch has its own head, and the
 # teacher layers are standardised and averaged (not sampled) down to the
@@ -189,8 +214,11 @@ CLS_VARIANTS: Dict[str, tuple] = {
     # the paper's KL weight 10 pulls a PKD student towards a branch that is
     # no better than it (val): a gentler KL
     # what the frozen teacher's features know (stage 1 of probe-then-distil)
-    'teacher_probe': ('diagnostic', CLS_PROBE, {},
-                      'linear probe on the frozen teacher (not a student)'),
+    'teacher_probe': ('method', CLS_PROBE, KEEP_WEIGHTS,
+                      'stage 1: linear probe on the frozen teacher (not a '
+                      'student)'),
+    'probe_kd': ('method', CLS_PROBE_KD, {},
+                 'stage 2: KD (T 4) from the stage-1 probe'),
     # the teacher was trained on 224 px photos; at 64 px its layer7 is a
     # 2x2 grid: let it see the images upsampled to 224 px (its features are
     # cached, so this costs one teacher pass per image and flip)
@@ -385,6 +413,9 @@ def run_one(variant: str,
         _set_data(cfg, data_root, batch, canvas, val_subset)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    if variant in NEEDS:
+        cfg.model.teacher_ckpt = needed_checkpoint(
+            osp.dirname(osp.dirname(out_dir)), variant, seed)
     cfg.work_dir = out_dir
     cfg.randomness = dict(seed=seed, deterministic=False)
     cfg.experiment_name = f'{variant}_seed{seed}'
@@ -412,6 +443,20 @@ def run_one(variant: str,
     if on_done is not None:
         on_done(runner, result)
     return result
+
+
+def needed_checkpoint(work_dir: str, variant: str, seed: int) -> str:
+    """The last checkpoint of the run ``variant`` needs (``NEEDS``)."""
+    from mmengine.runner import find_latest_checkpoint
+    run_dir = osp.join(work_dir, NEEDS[variant], f'seed{seed}')
+    ckpt = find_latest_checkpoint(run_dir) if osp.isdir(run_dir) else None
+    if not ckpt:
+        raise FileNotFoundError(
+            f'proxy_benchmark: {variant} distils the weights of '
+            f'{NEEDS[variant]} seed {seed}, but {run_dir} has no checkpoint; '
+            f'run {NEEDS[variant]} first (a run of it from before its '
+            'weights were kept must be removed and run again)')
+    return ckpt
 
 
 def _use_split(runner, cfg, split: str) -> None:
@@ -704,12 +749,24 @@ def equal_time_iters(args: argparse.Namespace) -> int:
 def run_all(args: argparse.Namespace) -> List[dict]:
     """Run the missing (variant, seed) pairs, ``--jobs`` at a time, seed by
     seed so that a cut-short run still has every method."""
-    todo = [
-        (v, s) for s in args.seeds for v in args.variants if
-        not osp.isfile(osp.join(args.work_dir, v, f'seed{s}', 'result.json'))
-    ]
+    def finished(v, s):
+        return osp.isfile(osp.join(args.work_dir, v, f'seed{s}',
+                                   'result.json'))
+
+    wanted = list(args.variants)
+    # a variant's prerequisite runs (NEEDS) run too, before it
+    for v in args.variants:
+        if v in NEEDS and NEEDS[v] not in wanted:
+            wanted.insert(0, NEEDS[v])
+    todo = [(v, s) for s in args.seeds for v in wanted if not finished(v, s)]
     # the equal-time runs last: their budget is measured on the others
     todo.sort(key=lambda vs: vs[0] == EQUAL_TIME)
+    ref = TASKS[args.task]['equal_time_ref']
+
+    def ready(v, s):
+        if v == EQUAL_TIME:  # its budget needs the runs it matches
+            return not any(r[2] in (ref, 'student') for r in running)
+        return v not in NEEDS or finished(NEEDS[v], s)
     budget: Dict[str, int] = {}
     env = dict(os.environ)
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
@@ -717,11 +774,11 @@ def run_all(args: argparse.Namespace) -> List[dict]:
     running: List[tuple] = []
     while todo or running:
         while todo and len(running) < args.jobs:
-            if todo[0][0] == EQUAL_TIME and any(
-                    r[2] in (TASKS[args.task]['equal_time_ref'], 'student')
-                    for r in running):
-                break  # its budget needs the finished runs it matches
-            v, s = todo.pop(0)
+            pick = next((i for i, (v, s) in enumerate(todo) if ready(v, s)),
+                        None)
+            if pick is None:
+                break  # what is left waits for the running ones
+            v, s = todo.pop(pick)
             iters = None
             if v == EQUAL_TIME:
                 if 'iters' not in budget:
@@ -740,6 +797,11 @@ def run_all(args: argparse.Namespace) -> List[dict]:
                 f'[start] {v} seed {s}' +
                 (f' ({iters} iterations)' if iters else ''),
                 flush=True)
+        if todo and not running:  # what is left waits for failed runs
+            for v, s in todo:
+                print(f'[skipped] {v} seed {s}: {NEEDS.get(v)} seed {s} '
+                      'did not finish', flush=True)
+            break
         time.sleep(1)
         for item in list(running):
             proc, log, v, s, t0 = item

@@ -256,6 +256,15 @@ class StudentInterface:
                                                     dict(mode='loss'))
         return losses, self._logits(rec.output)
 
+    def forward_logits(self, inputs: Tensor) -> List[Tensor]:
+        """The logits of the model's own features, without a loss (a
+        frozen model's predictions, :class:`LogitKDDistiller`), in the
+        layout :meth:`loss` returns them."""
+        feats = self.extract(inputs)
+        if self.family == 'cls' and self.model.with_neck:
+            feats = self.model.neck(feats)
+        return self._logits(self.logit_head(feats))
+
     def _logits(self, output: Any) -> List[Tensor]:
         if self.kl_unsupported:  # no consistency term for this head
             return []

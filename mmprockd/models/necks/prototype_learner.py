@@ -70,6 +70,17 @@ class PrototypeLearner(BaseModule):
             after the fusion (one stack per level), which give the branch
             the spatial context of an FPN's output convs; the authors' fusion
             is 1x1 only. Defaults to 0.
+        fusion (str): how ``F_t`` is made from the teacher maps.
+            ``'concat'`` (the authors'): steps 1 above, every map resized
+            to every level. ``'fpn'`` [ours]: an FPN over the teacher maps
+            (ordered from the finest to the coarsest): a 1x1 lateral conv
+            per map, the top-down sum (nearest upsampling) and a 3x3 output
+            conv per level; output level ``l`` reads the ``l``-th merged
+            map (resized when the grids differ), and levels beyond the
+            teacher's maps are stride-2 3x3 convs on the previous level's
+            output, as mmdet's FPN builds P6/P7. It is the fusion of the
+            probe that shows what the frozen teacher knows
+            (docs/benchmark.md). Defaults to ``'concat'``.
         init_cfg (dict or list[dict], optional): Initialisation config.
             Defaults to None.
 
@@ -100,6 +111,7 @@ class PrototypeLearner(BaseModule):
                  input_norm: bool = False,
                  downsample: str = 'bilinear',
                  fusion_convs: int = 0,
+                 fusion: str = 'concat',
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         name = self.__class__.__name__
@@ -114,6 +126,10 @@ class PrototypeLearner(BaseModule):
             raise ValueError(f"{name}: downsample must be 'bilinear' or "
                              f"'area', got {downsample!r}")
         self.downsample = downsample
+        if fusion not in ('concat', 'fpn'):
+            raise ValueError(f"{name}: fusion must be 'concat' or 'fpn', "
+                             f'got {fusion!r}')
+        self.fusion = fusion
         if fusion_convs < 0:
             raise ValueError(f'{name}: fusion_convs must be >= 0, '
                              f'got {fusion_convs}')
@@ -145,11 +161,21 @@ class PrototypeLearner(BaseModule):
             ]) for _ in range(num_levels)
         ]) if fusion_convs else None
         fused_channels = sum(self.in_channels)
-        self.fusions = nn.ModuleList([
-            nn.Sequential(
-                nn.Conv2d(fused_channels, channels, 1), nn.ReLU(inplace=True))
-            for _ in range(num_levels)
-        ])
+        if fusion == 'concat':
+            self.fusions = nn.ModuleList([
+                nn.Sequential(
+                    nn.Conv2d(fused_channels, channels, 1),
+                    nn.ReLU(inplace=True)) for _ in range(num_levels)
+            ])
+        else:
+            self.laterals = nn.ModuleList(
+                nn.Conv2d(c, channels, 1) for c in self.in_channels)
+            self.fpn_convs = nn.ModuleList(
+                nn.Conv2d(channels, channels, 3, padding=1)
+                for _ in range(num_levels))
+            self.extra_convs = nn.ModuleList(
+                nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+                for _ in range(max(0, num_levels - len(self.in_channels))))
         self.assigners = nn.ModuleList(
             [nn.Conv2d(channels, num_prototypes, 1) for _ in range(num_banks)])
         self.descriptors = nn.ModuleList([
@@ -259,11 +285,27 @@ class PrototypeLearner(BaseModule):
             fused = fused.add_(bias.to(fused.dtype).view(1, -1, 1, 1))
         return act(fused)
 
-    def _forward_level(self, feats: Sequence[Tensor], size: Tuple[int, int],
+    def _fpn(self, feats: Sequence[Tensor],
+             sizes: Sequence[Tuple[int, int]]) -> List[Tensor]:
+        """``F_t`` of every level by the FPN fusion (``fusion='fpn'``)."""
+        merged = [lat(f) for lat, f in zip(self.laterals, feats)]
+        for i in range(len(merged) - 2, -1, -1):  # top-down
+            merged[i] = merged[i] + F.interpolate(
+                merged[i + 1], size=merged[i].shape[-2:], mode='nearest')
+        outs: List[Tensor] = []
+        for level, size in enumerate(sizes):
+            if level < len(merged):
+                out = self.fpn_convs[level](self._resize(merged[level], size))
+            else:  # P6/P7-style: a stride-2 conv on the previous level
+                out = self.extra_convs[level - len(merged)](outs[-1])
+                out = self.fpn_convs[level](self._resize(out, size))
+            outs.append(out)
+        return outs
+
+    def _forward_level(self, fused: Tensor,
                        level: int) -> Tuple[Tensor, Tensor]:
         bank = self._bank(level)
         prototypes = self.prototypes[bank]  # (K, D)
-        fused = self._fuse(feats, size, level)  # F_t: (N, D, H, W)
         if self.context is not None:
             fused = self.context[level](fused)  # (N, D, H, W)
         n, d, h, w = fused.shape
@@ -310,10 +352,17 @@ class PrototypeLearner(BaseModule):
         self._check_inputs(feats, out_sizes)
         if self.input_norms is not None:
             feats = [norm(f) for norm, f in zip(self.input_norms, feats)]
+        sizes = [(int(h), int(w)) for h, w in out_sizes]
+        if self.fusion == 'fpn':
+            fused = self._fpn(feats, sizes)
+        else:  # F_t: (N, D, H, W) per level
+            fused = [
+                self._fuse(feats, size, level)
+                for level, size in enumerate(sizes)
+            ]
         outs, assigns = [], []
-        for level, size in enumerate(out_sizes):
-            size = (int(size[0]), int(size[1]))
-            out, assign = self._forward_level(feats, size, level)
+        for level, f_t in enumerate(fused):
+            out, assign = self._forward_level(f_t, level)
             outs.append(out)
             assigns.append(assign)
         if return_assign:

@@ -1,0 +1,203 @@
+"""LogitKDDistiller: plain KD from a frozen model of the student's own task.
+
+The second stage of the *probe-then-distil* baseline of docs/benchmark.md:
+first a model of the student's task is trained on the frozen cross-task
+teacher's features (a "probe": the student's head and neck on the frozen
+ImageNet backbone, ``configs/benchmark/probe_*.py``), then its predictions
+are distilled into the student with the KL of
+:class:`~mmprockd.models.losses.ConsistencyKLLoss` (Hinton et al.'s KD for
+classifiers and segmentors; the per-anchor Bernoulli KL for sigmoid dense
+detectors). ProC-KD does both stages end to end; this is the two-stage
+baseline it has to beat.
+
+The frozen model can be any mmdet dense detector, mmseg segmentor or
+mmpretrain classifier whose head gives logits of the same layout as the
+student's (same classes, same anchors and strides, same output grid),
+checked at the first step. It is held outside the module tree like
+:class:`ProtoDistiller`'s teacher: never saved, never trained, always in
+eval mode.
+"""
+import os.path as osp
+from typing import Dict, List, Optional, Union
+
+import torch
+from mmengine.logging import MMLogger
+from mmengine.model import BaseModel
+from torch import Tensor
+
+from mmprockd.registry import MODELS
+from .rank_mean import RankMeanLogVars
+from .student_interface import StudentInterface
+
+# the preprocessor fields that must agree: the frozen model is given the
+# student's preprocessed batch as it is
+_PREPROCESS_KEYS = ('mean', 'std', '_channel_conversion', 'channel_conversion',
+                    'to_rgb')
+
+
+def _model_config(model: Union[str, dict]) -> dict:
+    """A model config, or the ``model`` of a config file."""
+    if isinstance(model, dict):
+        return model
+    from mmengine.config import Config
+    if '::' not in model and not osp.isfile(model):
+        raise FileNotFoundError(
+            f'LogitKDDistiller: teacher config {model!r} does not exist')
+    return Config.fromfile(model).model
+
+
+def _preprocess_state(preprocessor) -> Dict[str, object]:
+    out = {}
+    for key in _PREPROCESS_KEYS:
+        value = getattr(preprocessor, key, None)
+        if isinstance(value, Tensor):
+            value = [round(float(v), 4) for v in value.flatten()]
+        if value is not None:
+            out[key.lstrip('_')] = value
+    return out
+
+
+@MODELS.register_module()
+class LogitKDDistiller(BaseModel):
+    """Distil the predictions of a frozen, trained model into a student.
+
+    Args:
+        student (dict): the student model config (mmdet dense detector,
+            mmseg segmentor or mmpretrain classifier).
+        teacher (dict | str): the frozen model: a model config, or the path
+            of a config file whose ``model`` it is (``mmdet::``-style paths
+            work). Its data preprocessor must normalise as the student's.
+        teacher_ckpt (str): its trained weights (a checkpoint of that
+            config, e.g. ``iter_400.pth`` of its run), loaded strictly.
+        kl_loss (dict): :class:`ConsistencyKLLoss` config; ``kind`` defaults
+            to the student head's (sigmoid for RetinaNet).
+        data_preprocessor (dict, optional): handed to the student when its
+            own config has none (as :class:`ProtoDistiller` does).
+        log_rank_mean (bool): log every loss as its mean over the DDP ranks.
+            Defaults to True.
+        init_cfg (dict, optional): initialisation config.
+    """
+
+    def __init__(self,
+                 student: dict,
+                 teacher: Union[str, dict],
+                 teacher_ckpt: str,
+                 kl_loss: dict,
+                 data_preprocessor: Optional[dict] = None,
+                 log_rank_mean: bool = True,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if not teacher_ckpt or ('://' not in teacher_ckpt
+                                and not osp.isfile(teacher_ckpt)):
+            raise FileNotFoundError(
+                f'LogitKDDistiller: teacher_ckpt {teacher_ckpt!r} does not '
+                'exist (the trained weights of the frozen model)')
+        if data_preprocessor is not None and \
+                student.get('data_preprocessor') is None:
+            student = dict(student, data_preprocessor=data_preprocessor)
+        self.student = MODELS.build(student)
+        self.data_preprocessor = self.student.data_preprocessor
+        self.iface = StudentInterface.from_model(self.student)
+        # the frozen model's build draws from the RNG: put it back, so the
+        # student starts as it does alone with the same seed
+        rng_after_student = torch.get_rng_state()
+        model = _model_config(teacher)
+        if data_preprocessor is not None and \
+                model.get('data_preprocessor') is None:
+            model = dict(model, data_preprocessor=data_preprocessor)
+        frozen = MODELS.build(model)
+        torch.set_rng_state(rng_after_student)
+        ours = _preprocess_state(self.student.data_preprocessor)
+        theirs = _preprocess_state(frozen.data_preprocessor)
+        if ours != theirs:
+            raise ValueError(
+                'LogitKDDistiller: the frozen model preprocesses its input '
+                f'as {theirs}, the student as {ours}; they must agree (the '
+                "frozen model is given the student's batch)")
+        from mmengine.runner import load_checkpoint
+        load_checkpoint(
+            frozen,
+            teacher_ckpt,
+            map_location='cpu',
+            strict=True,
+            logger=MMLogger.get_current_instance())
+        frozen.eval()
+        frozen.requires_grad_(False)
+        # outside the module tree: not saved, not in DDP or the optimizer
+        object.__setattr__(self, '_teacher', frozen)
+        self.teacher_iface = StudentInterface.from_model(frozen)
+        if self.iface.kl_unsupported:
+            raise ValueError('LogitKDDistiller: no KL for this student: '
+                             f'{self.iface.kl_unsupported}')
+        if self.teacher_iface.kl_kind != self.iface.kl_kind:
+            raise ValueError(
+                f'LogitKDDistiller: the frozen model\'s head gives '
+                f'{self.teacher_iface.kl_kind} scores, the student\'s '
+                f'{self.iface.kl_kind}; the KL needs the same kind')
+        kl_loss = dict(kl_loss)
+        kl_loss.setdefault('kind', self.iface.kl_kind)
+        self.kl_loss = MODELS.build(kl_loss)
+        self.distill_scale = 1.0  # set by DistillScheduleHook
+        self.kl_scale = 1.0  # set by DistillScheduleHook(kl_start=...)
+        self.log_rank_mean = log_rank_mean
+        self._rank_mean = RankMeanLogVars()
+
+    @property
+    def teacher(self) -> torch.nn.Module:
+        """The frozen model (not a submodule: never saved or trained)."""
+        return self._teacher
+
+    def train(self, mode: bool = True) -> 'LogitKDDistiller':
+        super().train(mode)
+        self._teacher.eval()
+        return self
+
+    def forward(self,
+                inputs: Tensor,
+                data_samples: Optional[list] = None,
+                mode: str = 'tensor'):
+        """``loss`` distils; ``predict`` and ``tensor`` are the student's."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode in ('predict', 'tensor'):
+            return self.student(inputs, data_samples, mode=mode)
+        raise RuntimeError(f'LogitKDDistiller: invalid mode {mode!r}; only '
+                           'loss, predict and tensor are supported')
+
+    def teacher_logits(self, inputs: Tensor) -> List[Tensor]:
+        """The frozen model's head logits on the student's batch (it
+        follows the batch's device on first use)."""
+        if next(self._teacher.parameters()).device != inputs.device:
+            self._teacher.to(inputs.device)
+        with torch.no_grad():
+            return self.teacher_iface.forward_logits(inputs)
+
+    def loss(self, inputs: Tensor,
+             data_samples: list) -> Dict[str, Union[Tensor, List[Tensor]]]:
+        """The student's loss and the scaled KL to the frozen model."""
+        feats = self.iface.extract(inputs)
+        student_losses, student_logits = self.iface.loss(
+            inputs, feats, data_samples)
+        losses = {f'student.{k}': v for k, v in student_losses.items()}
+        scale = float(self.distill_scale) * float(self.kl_scale)
+        target = self.teacher_logits(inputs)
+        shapes = [tuple(t.shape) for t in target]
+        if shapes != [tuple(s.shape) for s in student_logits]:
+            raise ValueError(
+                'LogitKDDistiller: the frozen model\'s logits have shapes '
+                f'{shapes}, the student\'s '
+                f'{[tuple(s.shape) for s in student_logits]}; both heads '
+                'must predict the same classes on the same grid (anchors, '
+                'strides, output size)')
+        valid = self.iface.ignore_masks(data_samples, student_logits)
+        losses['distill.loss_kl'] = scale * self.kl_loss(
+            student_logits, target, valid)
+        return losses
+
+    def parse_losses(self, losses):
+        """mmengine's total loss; under DDP the logged values are the means
+        over the ranks (``log_rank_mean``)."""
+        loss, log_vars = super().parse_losses(losses)
+        if self.log_rank_mean:
+            log_vars = self._rank_mean(log_vars)
+        return loss, log_vars
