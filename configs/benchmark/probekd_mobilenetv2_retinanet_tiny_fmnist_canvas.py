@@ -13,7 +13,8 @@ model = dict(
     _delete_=True,
     type='mmprockd.LogitKDDistiller',
     student={{_base_.model}},
-    teacher='{{fileDirname}}/probe_mobilenetv2_retinanet_tiny_fmnist_canvas.py',
+    teacher='{{fileDirname}}/'
+    'probe_mobilenetv2_retinanet_tiny_fmnist_canvas.py',
     teacher_ckpt='work_dirs/proxy_benchmark/teacher_probe/seed0/iter_400.pth',
     kl_loss=dict(
         type='mmprockd.ConsistencyKLLoss',

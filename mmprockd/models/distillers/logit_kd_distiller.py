@@ -40,7 +40,13 @@ def _model_config(model: Union[str, dict]) -> dict:
     if isinstance(model, dict):
         return model
     from mmengine.config import Config
-    if '::' not in model and not osp.isfile(model):
+    if model.startswith('mmprockd::'):
+        from mmprockd.utils import get_config_path
+        model = get_config_path(model[len('mmprockd::'):])
+    elif '::' in model:  # mmdet::, mmpretrain::, ... (mmengine's hub)
+        from mmengine.hub import get_config
+        return get_config(model).model
+    if not osp.isfile(model):
         raise FileNotFoundError(
             f'LogitKDDistiller: teacher config {model!r} does not exist')
     return Config.fromfile(model).model

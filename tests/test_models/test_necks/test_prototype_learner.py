@@ -460,3 +460,45 @@ def test_area_downsample_averages_every_pixel():
     assert torch.allclose(fused, torch.relu(conv(cat)), atol=1e-6)
     with pytest.raises(ValueError, match='downsample'):
         PrototypeLearner([1], downsample='nearest')
+
+
+def test_fpn_fusion_by_hand_with_extra_levels():
+    """[ours] fusion='fpn': laterals, the top-down sum with nearest
+    upsampling, a 3x3 conv per level; levels past the teacher's maps are a
+    stride-2 conv on the previous level's output (P6/P7)."""
+    torch.manual_seed(0)
+    learner = PrototypeLearner([3, 5],
+                               channels=4,
+                               num_prototypes=6,
+                               num_levels=4,
+                               fusion='fpn')
+    assert not hasattr(learner, 'fusions')
+    assert len(learner.laterals) == 2 and len(learner.fpn_convs) == 4
+    assert len(learner.extra_convs) == 2
+    f0, f1 = torch.randn(2, 3, 8, 8), torch.randn(2, 5, 4, 4)
+    sizes = [(8, 8), (4, 4), (2, 2), (1, 1)]
+    outs = learner._fpn([f0, f1], sizes)
+
+    lat0, lat1 = learner.laterals[0](f0), learner.laterals[1](f1)
+    # nearest 2x upsampling repeats every cell of the 4x4 map in a 2x2 block
+    up = lat1.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    p0 = learner.fpn_convs[0](lat0 + up)
+    p1 = learner.fpn_convs[1](lat1)
+    # 4x4 -> 2x2 and 2x2 -> 1x1: a 3x3 conv with stride 2 and padding 1
+    p2 = learner.fpn_convs[2](learner.extra_convs[0](p1))
+    p3 = learner.fpn_convs[3](learner.extra_convs[1](p2))
+    for got, want in zip(outs, [p0, p1, p2, p3]):
+        assert got.shape == want.shape
+        assert torch.allclose(got, want, atol=1e-6)
+    assert [tuple(o.shape[-2:]) for o in outs] == sizes
+
+    # the whole learner runs on it, and every parameter gets a gradient
+    # (DDP needs each of them used)
+    feats_out = learner([f0, f1], sizes)
+    assert [tuple(o.shape) for o in feats_out] == [(2, 4, h, w)
+                                                   for h, w in sizes]
+    sum(o.sum() for o in feats_out).backward()
+    missing = [n for n, p in learner.named_parameters() if p.grad is None]
+    assert missing == []
+    with pytest.raises(ValueError, match="fusion must be 'concat' or 'fpn'"):
+        PrototypeLearner([4], fusion='sum')
