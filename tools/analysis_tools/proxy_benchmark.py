@@ -60,6 +60,13 @@ OWN = dict(STRONG, **{'model.branch_head': 'own'})
 # [ours] the teacher maps fused by an FPN (lateral, top-down, 3x3 out)
 FPN = {'model.learner.fusion': 'fpn'}
 FPN_OWN = dict(FPN, **{'model.branch_head': 'own'})
+# [ours] and the prototypes add to the fused maps (a skip), and a 3x3 conv
+# ends the branch (signed features, as the FPN's)
+FPN_RES_OWN = dict(
+    FPN_OWN, **{
+        'model.learner.residual': True,
+        'model.level_adapter': dict(out_kernel=3)
+    })
 # the student alone trained for the wall-clock time of this recipe
 EQUAL_TIME, EQUAL_TIME_REF = 'student_eqtime', 'prockd_own_strong'
 
@@ -124,6 +131,11 @@ VARIANTS: Dict[str, tuple] = {
     'prockd_fpn_own_kl0': ('recipe [ours]', PROCKD,
                            dict(FPN_OWN, **{'model.kl_loss': None}),
                            'FPN fusion, own head, no KL (a control)'),
+    'prockd_fpnres_own': ('recipe [ours]', PROCKD, FPN_RES_OWN,
+                          'FPN fusion + skip + 3x3 end, own head'),
+    'prockd_fpnres_own_kl0': ('recipe [ours]', PROCKD,
+                              dict(FPN_RES_OWN, **{'model.kl_loss': None}),
+                              'the same without the KL (a control)'),
     # diagnostic, not in the default run (the teacher costs ~4x more): the
     # teacher was trained on 224 px photos and its layer7 grid is 3x3 at
     # the canvas size; run it on the canvas upsampled 2x (192 px)
@@ -217,8 +229,8 @@ CLS_VARIANTS: Dict[str, tuple] = {
     'teacher_probe': ('method', CLS_PROBE, KEEP_WEIGHTS,
                       'stage 1: linear probe on the frozen teacher (not a '
                       'student)'),
-    'probe_kd': ('method', CLS_PROBE_KD, {},
-                 'stage 2: KD (T 4) from the stage-1 probe'),
+    'probe_kd':
+    ('method', CLS_PROBE_KD, {}, 'stage 2: KD (T 4) from the stage-1 probe'),
     # the teacher was trained on 224 px photos; at 64 px its layer7 is a
     # 2x2 grid: let it see the images upsampled to 224 px (its features are
     # cached, so this costs one teacher pass per image and flip)
@@ -749,9 +761,10 @@ def equal_time_iters(args: argparse.Namespace) -> int:
 def run_all(args: argparse.Namespace) -> List[dict]:
     """Run the missing (variant, seed) pairs, ``--jobs`` at a time, seed by
     seed so that a cut-short run still has every method."""
+
     def finished(v, s):
-        return osp.isfile(osp.join(args.work_dir, v, f'seed{s}',
-                                   'result.json'))
+        return osp.isfile(
+            osp.join(args.work_dir, v, f'seed{s}', 'result.json'))
 
     wanted = list(args.variants)
     # a variant's prerequisite runs (NEEDS) run too, before it
@@ -767,6 +780,7 @@ def run_all(args: argparse.Namespace) -> List[dict]:
         if v == EQUAL_TIME:  # its budget needs the runs it matches
             return not any(r[2] in (ref, 'student') for r in running)
         return v not in NEEDS or finished(NEEDS[v], s)
+
     budget: Dict[str, int] = {}
     env = dict(os.environ)
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
@@ -799,8 +813,10 @@ def run_all(args: argparse.Namespace) -> List[dict]:
                 flush=True)
         if todo and not running:  # what is left waits for failed runs
             for v, s in todo:
-                print(f'[skipped] {v} seed {s}: {NEEDS.get(v)} seed {s} '
-                      'did not finish', flush=True)
+                print(
+                    f'[skipped] {v} seed {s}: {NEEDS.get(v)} seed {s} '
+                    'did not finish',
+                    flush=True)
             break
         time.sleep(1)
         for item in list(running):

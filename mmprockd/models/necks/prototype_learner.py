@@ -81,6 +81,11 @@ class PrototypeLearner(BaseModule):
             output, as mmdet's FPN builds P6/P7. It is the fusion of the
             probe that shows what the frozen teacher knows
             (docs/benchmark.md). Defaults to ``'concat'``.
+        residual (bool): [ours] ``F_v = F_t + out_convs([g; F_t])``: the
+            prototype summary is added to the fused teacher features
+            instead of replacing them, so the branch starts from what the
+            teacher's maps say (signed, as an FPN's output) and the
+            prototypes only add to it. Defaults to False (the authors').
         init_cfg (dict or list[dict], optional): Initialisation config.
             Defaults to None.
 
@@ -112,6 +117,7 @@ class PrototypeLearner(BaseModule):
                  downsample: str = 'bilinear',
                  fusion_convs: int = 0,
                  fusion: str = 'concat',
+                 residual: bool = False,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         name = self.__class__.__name__
@@ -130,6 +136,7 @@ class PrototypeLearner(BaseModule):
             raise ValueError(f"{name}: fusion must be 'concat' or 'fpn', "
                              f'got {fusion!r}')
         self.fusion = fusion
+        self.residual = residual
         if fusion_convs < 0:
             raise ValueError(f'{name}: fusion_convs must be >= 0, '
                              f'got {fusion_convs}')
@@ -326,6 +333,8 @@ class PrototypeLearner(BaseModule):
         descriptor = descriptor[:, :, None, None].expand(n, d, h, w)
         # [g; F_t]: (N, 2D, H, W) -> F_v: (N, D, H, W)
         out = self.out_convs[bank](torch.cat([descriptor, fused], dim=1))
+        if self.residual:  # [ours] F_v = F_t + out_convs([g; F_t])
+            out = out + fused
         return out, assign
 
     def forward(

@@ -502,3 +502,24 @@ def test_fpn_fusion_by_hand_with_extra_levels():
     assert missing == []
     with pytest.raises(ValueError, match="fusion must be 'concat' or 'fpn'"):
         PrototypeLearner([4], fusion='sum')
+
+
+def test_residual_adds_the_fused_features():
+    """[ours] residual=True: F_v = F_t + out_convs([g; F_t]); with the last
+    out conv zeroed the output is F_t itself, negative values included."""
+    torch.manual_seed(0)
+    learner = PrototypeLearner([3],
+                               channels=4,
+                               num_prototypes=5,
+                               fusion='fpn',
+                               residual=True)
+    nn.init.zeros_(learner.out_convs[0][2].weight)
+    nn.init.zeros_(learner.out_convs[0][2].bias)
+    x = torch.randn(2, 3, 6, 6)
+    f_t = learner._fpn([x], [(6, 6)])[0]
+    out = learner([x], [(6, 6)])[0]
+    assert torch.allclose(out, f_t, atol=1e-6)
+    assert (out < 0).any()
+    plain = PrototypeLearner([3], channels=4, num_prototypes=5, fusion='fpn')
+    plain.load_state_dict(learner.state_dict())
+    assert (plain([x], [(6, 6)])[0] == 0).all()  # ReLU(0) without the skip
