@@ -45,7 +45,7 @@ KEEP_WEIGHTS = {
 }
 # a variant that needs another's finished run of the same seed: its
 # ``model.teacher_ckpt`` is that run's last checkpoint
-NEEDS = {'probe_kd': 'teacher_probe'}
+NEEDS = {'probe_kd': 'teacher_probe', 'probe_kd_kl10': 'teacher_probe'}
 
 # [ours] a branch that can detect: each teacher layer standardised before
 # the fusion, a 3x3 conv + BN + ReLU after it, and a 3x3 conv at the end so
@@ -146,6 +146,9 @@ VARIANTS: Dict[str, tuple] = {
                       'student)'),
     'probe_kd': ('method', PROBE_KD, {},
                  'stage 2: KD from the stage-1 probe (KL 1, as ProC-KD\'s)'),
+    'probe_kd_kl10': ('method', PROBE_KD, {
+        'model.kl_loss.loss_weight': 10.0
+    }, 'stage 2 with KL weight 10'),
     'teacher_probe_bntrain': ('diagnostic', PROBE, {
         'model.backbone.norm_eval': False
     }, 'the same, the frozen teacher\'s BN normalising with batch statistics'),
