@@ -236,3 +236,48 @@ def test_seg_smoke_run(fmnist_dir, tmp_path):
         '--variants', 'prockd', '--seeds', '0'
     ])
     assert test['prockd']['mIoU']['values'] == [result['test_metrics']['mIoU']]
+
+
+@pytest.mark.parametrize(
+    'variant', ['student', 'feat_mimic', 'prockd_own', 'teacher_probe'])
+def test_seg_variant_builds_and_runs_a_loss_step(variant):
+    """Each seg config (offline: no weights) gives its losses on a batch of
+    96 px canvases with labels 0..10."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    from proxy_benchmark import CFG_DIR, SEG_VARIANTS
+
+    from mmprockd.registry import MODELS
+    from mmprockd.utils.offline import make_offline
+    _, name, overrides, _ = SEG_VARIANTS[variant]
+    cfg = Config.fromfile(osp.join(CFG_DIR, name))
+    cfg.merge_from_dict(overrides)
+    init_default_scope(cfg.default_scope)
+    model = MODELS.build(make_offline(cfg.model))
+    g = torch.Generator().manual_seed(0)
+    inputs, samples = [], []
+    for _ in range(2):
+        inputs.append(torch.randint(0, 255, (3, 96, 96), generator=g))
+        sample = SegDataSample(
+            metainfo=dict(img_shape=(96, 96), ori_shape=(96, 96)))
+        gt = torch.randint(0, 11, (1, 96, 96), generator=g)
+        sample.gt_sem_seg = PixelData(data=gt)
+        samples.append(sample)
+    data = model.data_preprocessor(
+        dict(inputs=inputs, data_samples=samples), True)
+    losses = model(**data, mode='loss')
+    want = {
+        'student': {'decode.loss_ce'},
+        'teacher_probe': {'decode.loss_ce'},
+        'feat_mimic': {'student.decode.loss_ce', 'distill.loss_feat'},
+        'prockd_own': {
+            'student.decode.loss_ce', 'distill.proto.decode.loss_ce',
+            'distill.loss_kl'
+        },
+    }[variant]
+    assert want <= set(losses), sorted(losses)
+    total, _ = model.parse_losses(losses)
+    assert torch.isfinite(total)
