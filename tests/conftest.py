@@ -30,6 +30,7 @@ SLOW = (
     'tests/test_utils/test_config_path.py::test_mmprockd_base_resolves',
     'tests/test_utils/test_config_path.py::test_downstream_trains',
     'tests/test_benchmark/test_proxy_benchmark.py::test_smoke_run',
+    'tests/test_benchmark/test_proxy_benchmark.py::test_seg_smoke_run',
     'tests/test_configs/test_recipes.py::test_recipe_builds_and_steps',
     'tests/test_benchmark/test_demo_compare.py::test_smoke_run',
     'tests/test_tools/test_train_kill_resume.py::'

