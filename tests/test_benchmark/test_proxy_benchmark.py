@@ -102,8 +102,61 @@ def test_variants_name_existing_configs():
     assert 'prockd_teacher2x' in VARIANTS
     assert 'prockd_teacher2x' not in DEFAULT_VARIANTS
     assert {v
-            for v in VARIANTS
-            if v not in DEFAULT_VARIANTS} == {'prockd_teacher2x'}
+            for v in VARIANTS if v not in DEFAULT_VARIANTS
+            } == {'prockd_teacher2x', 'teacher_probe_bntrain'}
+    # both stages of probe-then-distil are rows of the default run
+    assert {'teacher_probe', 'probe_kd'} <= set(DEFAULT_VARIANTS)
+
+
+def test_probe_kd_waits_for_the_probe_of_its_seed(tmp_path, monkeypatch):
+    """A variant that distils another run's weights (NEEDS) starts only
+    after that run of the same seed finished; asking for it alone runs its
+    probe too; a failed probe skips it instead of waiting for ever."""
+    import proxy_benchmark as pb
+    started, procs = [], []
+
+    class FakeRun:
+        """A worker that finishes at its second poll (the probe of seed 1
+        fails)."""
+
+        def __init__(self, cmd, **kwargs):
+            i = cmd.index('--worker')
+            self.variant, self.seed = cmd[i + 1], int(cmd[i + 2])
+            self.polls, self.returncode = 0, None
+            started.append((self.variant, self.seed))
+            procs.append(self)
+
+        def poll(self):
+            self.polls += 1
+            if self.polls < 2:
+                return None
+            self.returncode = 1 if (self.variant,
+                                    self.seed) == ('teacher_probe', 1) else 0
+            if self.returncode == 0:
+                run = tmp_path / self.variant / f'seed{self.seed}'
+                (run / 'result.json').write_text(
+                    json.dumps(dict(variant=self.variant, seed=self.seed)))
+            return self.returncode
+
+    monkeypatch.setattr(pb.subprocess, 'Popen', FakeRun)
+    monkeypatch.setattr(pb.time, 'sleep', lambda s: None)
+    args = parse_args([
+        '--variants', 'probe_kd', '--seeds', '0', '1', '--jobs', '2',
+        '--work-dir',
+        str(tmp_path)
+    ])
+    pb.run_all(args)
+    assert started == [('teacher_probe', 0), ('teacher_probe', 1),
+                       ('probe_kd', 0)]
+    assert not (tmp_path / 'probe_kd' / 'seed1').exists()
+    # the worker side: the probe's newest checkpoint, or an error naming
+    # the run to do first
+    with pytest.raises(FileNotFoundError, match='run teacher_probe first'):
+        pb.needed_checkpoint(str(tmp_path), 'probe_kd', 0)
+    ckpt = tmp_path / 'teacher_probe' / 'seed0' / 'iter_400.pth'
+    ckpt.write_bytes(b'')
+    (ckpt.parent / 'last_checkpoint').write_text(str(ckpt))
+    assert pb.needed_checkpoint(str(tmp_path), 'probe_kd', 0) == str(ckpt)
 
 
 @pytest.mark.skipif(
