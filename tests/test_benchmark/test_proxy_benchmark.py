@@ -217,7 +217,7 @@ def test_seg_variants_name_existing_configs():
     assert TASKS['seg']['metrics'][0] == 'mIoU'
     assert args.variants == [
         'student', 'student_eqtime', 'feat_mimic', 'inv_proj', 'prockd',
-        'prockd_own'
+        'prockd_own', 'teacher_probe', 'probe_kd'
     ]
     assert (args.iters, args.batch, args.jobs) == (400, 8, 2)
     # the detection proxy's canvases

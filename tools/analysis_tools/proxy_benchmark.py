@@ -45,7 +45,10 @@ KEEP_WEIGHTS = {
 }
 # a variant that needs another's finished run of the same seed: its
 # ``model.teacher_ckpt`` is that run's last checkpoint
-NEEDS = {'probe_kd': 'teacher_probe', 'probe_kd_kl10': 'teacher_probe'}
+NEEDS = {
+    v: 'teacher_probe'
+    for v in ('probe_kd', 'probe_kd_kl10', 'probe_kd_conf')
+}
 
 # [ours] a branch that can detect: each teacher layer standardised before
 # the fusion, a 3x3 conv + BN + ReLU after it, and a 3x3 conv at the end so
@@ -149,6 +152,9 @@ VARIANTS: Dict[str, tuple] = {
     'probe_kd_kl10': ('method', PROBE_KD, {
         'model.kl_loss.loss_weight': 10.0
     }, 'stage 2 with KL weight 10'),
+    'probe_kd_conf': ('method', PROBE_KD, {
+        'model.kl_loss.weighting': 'confidence'
+    }, 'stage 2, KL weighted by the probe\'s confidence [ours]'),
     'teacher_probe_bntrain': ('diagnostic', PROBE, {
         'model.backbone.norm_eval': False
     }, 'the same, the frozen teacher\'s BN normalising with batch statistics'),
@@ -321,6 +327,7 @@ SEG_STUDENT = 'fcn_tiny_fmnist_canvas_seg_student.py'
 SEG_PROCKD = 'prockd_mobilenetv2_fcn_tiny_fmnist_canvas_seg.py'
 SEG_FEAT = 'featmimic_mobilenetv2_fcn_tiny_fmnist_canvas_seg.py'
 SEG_PROBE = 'probe_mobilenetv2_fcn_tiny_fmnist_canvas_seg.py'
+SEG_PROBE_KD = 'probekd_mobilenetv2_fcn_tiny_fmnist_canvas_seg.py'
 SEG_EQUAL_TIME_REF = 'prockd'
 SEG_VARIANTS: Dict[str, tuple] = {
     'student': ('method', SEG_STUDENT, {}, 'student alone'),
@@ -336,8 +343,11 @@ SEG_VARIANTS: Dict[str, tuple] = {
         'model.branch_head': 'own'
     }, 'branch has its own copy of the head'),
     # what the frozen teacher's features know (stage 1 of probe-then-distil)
-    'teacher_probe': ('diagnostic', SEG_PROBE, {},
-                      'FCN head on the frozen teacher (not a student)'),
+    'teacher_probe': ('method', SEG_PROBE, KEEP_WEIGHTS,
+                      'stage 1: FCN head on the frozen teacher (not a '
+                      'student)'),
+    'probe_kd': ('method', SEG_PROBE_KD, {},
+                 'stage 2: KD from the stage-1 probe (KL 1, as ProC-KD\'s)'),
 }
 SEG_METRICS = ('mIoU', 'mAcc', 'aAcc')
 # the detection proxy's canvases (their label maps), schedule and batch

@@ -56,6 +56,16 @@ class ConsistencyKLLoss(nn.Module):
             True.
         reduction (str): ``'level'`` or ``'location'``, see above.
             Defaults to ``'level'``.
+        weighting (str, optional): ``'confidence'`` [ours]: each location's
+            KL is weighted by the target's confidence there, the largest
+            class probability over its classes (and anchors; foreground
+            classes only for softmax detection heads) at T = 1, detached,
+            and a level's (or all levels') weighted sum is divided by the
+            sum of the weights instead of the count. On a
+            dense detector most anchors are background on which both sides
+            are near 0, and an unweighted mean dilutes the few locations
+            where the target says something. None (default) weighs every
+            location the same.
         loss_weight (float): multiplies the loss. Defaults to 1.0.
     """
 
@@ -64,6 +74,7 @@ class ConsistencyKLLoss(nn.Module):
                  temperature: float = 1.0,
                  detach_target: bool = True,
                  reduction: str = 'level',
+                 weighting: Optional[str] = None,
                  loss_weight: float = 1.0) -> None:
         super().__init__()
         if kind not in ('softmax', 'sigmoid'):
@@ -75,6 +86,10 @@ class ConsistencyKLLoss(nn.Module):
         if reduction not in ('level', 'location'):
             raise ValueError("ConsistencyKLLoss: reduction must be 'level' "
                              f"or 'location', got {reduction!r}")
+        if weighting not in (None, 'confidence'):
+            raise ValueError("ConsistencyKLLoss: weighting must be None or "
+                             f"'confidence', got {weighting!r}")
+        self.weighting = weighting
         self.kind = kind
         self.temperature = float(temperature)
         self.detach_target = detach_target
@@ -104,10 +119,31 @@ class ConsistencyKLLoss(nn.Module):
         else:
             kl = _bernoulli_kl(target, pred)
             kl = kl.sum(1) if kl.dim() > 1 else kl  # over anchors x classes
+        weight = None
+        if self.weighting == 'confidence':
+            weight = self._confidence(target.detach() * T, kl.shape)
         if valid is not None:
             valid = valid.to(kl.dtype)
-            return (kl * valid).sum(), valid.sum()
+            weight = valid if weight is None else weight * valid
+        if weight is not None:
+            return (kl * weight).sum(), weight.sum()
         return kl.sum(), kl.new_tensor(float(kl.numel()))
+
+    def _confidence(self, logits: Tensor, shape: torch.Size) -> Tensor:
+        """The target's largest class probability at each location
+        (``shape``, the KL's), at T = 1."""
+        if self.kind == 'softmax':
+            probs = logits.softmax(dim=1)
+            if probs.dim() == 5:  # detection (N, C + 1, A, H, W): the
+                # foreground classes (mmdet puts background last), then
+                # the anchors of a location -> (N, H, W)
+                conf = probs[:, :-1].amax(dim=1).amax(dim=1)
+            else:
+                conf = probs.amax(dim=1)
+        else:
+            conf = logits.sigmoid()
+            conf = conf.amax(dim=1) if conf.dim() > 1 else conf
+        return conf.reshape(shape)
 
     def forward(self,
                 preds: Sequence[Tensor],
@@ -129,8 +165,10 @@ class ConsistencyKLLoss(nn.Module):
             for i, (p, t) in enumerate(zip(preds, targets))
         ])
         sums, counts = torch.stack(sums), torch.stack(counts)
+        # counts are location counts or weight sums; a level with none
+        # (all ignored, or weights 0) has a sum of 0 and adds 0
         if self.reduction == 'level':
-            loss = (sums / counts.clamp(min=1.0)).mean()
+            loss = (sums / counts.clamp(min=1e-6)).mean()
         else:
-            loss = sums.sum() / counts.sum().clamp(min=1.0)
+            loss = sums.sum() / counts.sum().clamp(min=1e-6)
         return self.loss_weight * self.temperature**2 * loss

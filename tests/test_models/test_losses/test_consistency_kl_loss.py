@@ -62,3 +62,54 @@ def test_bad_arguments():
         ConsistencyKLLoss('mse')
     with pytest.raises(ValueError, match='shapes differ'):
         ConsistencyKLLoss()([torch.zeros(1, 2)], [torch.zeros(1, 3)])
+
+
+def test_confidence_weighting_by_hand_sigmoid_two_levels():
+    """[ours] weighting='confidence': per level, sum_loc w * KL / sum_loc w
+    with w the target's largest class probability (detached)."""
+    # level 0: two cells. Cell 0: target logits (ln 3, -inf-ish) -> p =
+    # (0.75, ~0), w = 0.75; cell 1: target (0, 0) -> p = (0.5, 0.5), w = 0.5.
+    t0 = torch.tensor([[[[math.log(3.), 0.]], [[-30., 0.]]]])  # (1, 2, 1, 2)
+    p0 = torch.zeros(1, 2, 1, 2)  # q = 0.5 everywhere
+
+    def bern(p, q):
+        return p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q))
+
+    kl_c0 = bern(0.75, 0.5) + bern(1 / (1 + math.exp(30.)), 0.5)
+    kl_c1 = 2 * bern(0.5, 0.5)  # 0
+    level0 = (0.75 * kl_c0 + 0.5 * kl_c1) / (0.75 + 0.5)
+    # level 1: one cell, target p = sigmoid(ln 9) = 0.9 on one channel
+    t1 = torch.tensor([[[[math.log(9.)]], [[-30.]]]])
+    p1 = torch.zeros(1, 2, 1, 1)
+    level1 = bern(0.9, 0.5) + bern(1 / (1 + math.exp(30.)), 0.5)
+    crit = ConsistencyKLLoss('sigmoid', weighting='confidence')
+    target0 = t0.clone().requires_grad_()
+    loss = crit([p0, p1], [target0, t1])
+    assert loss.item() == pytest.approx((level0 + level1) / 2, rel=1e-5)
+    # unweighted for comparison: the plain mean over the cells
+    plain = ConsistencyKLLoss('sigmoid')([p0, p1], [t0, t1])
+    assert plain.item() == pytest.approx(
+        ((kl_c0 + kl_c1) / 2 + level1) / 2, rel=1e-5)
+    # 'location': all weighted cells of all levels together
+    loc = ConsistencyKLLoss(
+        'sigmoid', weighting='confidence', reduction='location')([p0, p1],
+                                                                 [t0, t1])
+    w1 = 0.9
+    assert loc.item() == pytest.approx(
+        (0.75 * kl_c0 + 0.5 * kl_c1 + w1 * level1) / (0.75 + 0.5 + w1),
+        rel=1e-5)
+    with pytest.raises(ValueError, match='weighting'):
+        ConsistencyKLLoss('sigmoid', weighting='entropy')
+
+
+def test_confidence_weighting_softmax_detection_ignores_background():
+    """A softmax detection head's weight is its best foreground class
+    (mmdet puts background last), over the anchors of a location."""
+    crit = ConsistencyKLLoss('softmax', weighting='confidence')
+    # (N, C + 1, A, H, W) with C = 2, A = 2, one cell: anchor 0 is sure of
+    # background, anchor 1 gives class 1 probability 0.6
+    logits = torch.zeros(1, 3, 2, 1, 1)
+    logits[0, :, 0, 0, 0] = torch.tensor([-20., -20., 20.])
+    logits[0, :, 1, 0, 0] = torch.log(torch.tensor([0.1, 0.6, 0.3]))
+    conf = crit._confidence(logits, torch.Size([1, 1, 1]))
+    assert conf.item() == pytest.approx(0.6, rel=1e-5)
