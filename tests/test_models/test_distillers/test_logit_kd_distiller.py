@@ -48,8 +48,7 @@ STUDENT = classifier(
         out_indices=(3, )), 64)
 # the "probe": another architecture with the same head layout
 TEACHER = classifier(
-    dict(
-        type='mmpretrain.MobileNetV2', widen_factor=0.25, out_indices=(6, )),
+    dict(type='mmpretrain.MobileNetV2', widen_factor=0.25, out_indices=(6, )),
     80)
 
 
@@ -68,7 +67,8 @@ def distiller(ckpt, **kwargs):
         teacher=copy.deepcopy(TEACHER),
         teacher_ckpt=str(ckpt),
         kl_loss=dict(
-            type='mmprockd.ConsistencyKLLoss', temperature=4.0,
+            type='mmprockd.ConsistencyKLLoss',
+            temperature=4.0,
             loss_weight=0.5))
     cfg.update(kwargs)
     return MODELS.build(cfg)
@@ -103,8 +103,8 @@ def test_kl_by_hand_and_the_frozen_model_stays_frozen(tmp_path):
     for (k, v), (k2, v2) in zip(teacher.state_dict().items(),
                                 reference.state_dict().items()):
         assert k == k2 and torch.equal(v, v2)
-    assert not any(k.startswith('teacher') or '_teacher' in k
-                   for k in model.state_dict())
+    assert not any(
+        k.startswith('teacher') or '_teacher' in k for k in model.state_dict())
     assert all(k.startswith('student.') for k in model.state_dict())
 
     data = cls_batch(model)
@@ -114,8 +114,8 @@ def test_kl_by_hand_and_the_frozen_model_stays_frozen(tmp_path):
 
     # by hand: 0.5 * T^2 * mean_n sum_c p_t (log p_t - log p_s), T = 4
     with torch.no_grad():
-        s = model.student.head(model.student.neck(
-            model.student.backbone(inputs)))
+        s = model.student.head(
+            model.student.neck(model.student.backbone(inputs)))
         t = reference.head(reference.neck(reference.backbone(inputs)))
     log_ps, log_pt = F.log_softmax(s / 4, 1), F.log_softmax(t / 4, 1)
     by_hand = 0.5 * 16 * (log_pt.exp() * (log_pt - log_ps)).sum(1).mean()
@@ -236,8 +236,7 @@ def test_dense_detector_bernoulli_kl_per_anchor(tmp_path):
         stacked_convs=1)
     student = dict(
         base,
-        backbone=dict(
-            base.backbone, depth=18, base_channels=8, init_cfg=None),
+        backbone=dict(base.backbone, depth=18, base_channels=8, init_cfg=None),
         neck=dict(base.neck, in_channels=[8, 16, 32, 64], out_channels=16),
         bbox_head=head)
     teacher = dict(
