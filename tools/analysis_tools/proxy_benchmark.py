@@ -70,6 +70,13 @@ FPN_RES_OWN = dict(
         'model.learner.residual': True,
         'model.level_adapter': dict(out_kernel=3)
     })
+# [ours] a signed branch, as the probe's FPN output: FPN fusion, the
+# prototypes added to it (skip), no ReLU at the augment's end, own head
+SIGNED_OWN = dict(
+    FPN_OWN, **{
+        'model.learner.residual': True,
+        'model.augment.out_relu': False
+    })
 # the student alone trained for the wall-clock time of this recipe
 EQUAL_TIME, EQUAL_TIME_REF = 'student_eqtime', 'prockd_own_strong'
 
@@ -134,6 +141,15 @@ VARIANTS: Dict[str, tuple] = {
     'prockd_fpn_own_kl0': ('recipe [ours]', PROCKD,
                            dict(FPN_OWN, **{'model.kl_loss': None}),
                            'FPN fusion, own head, no KL (a control)'),
+    'prockd_signed_own': ('recipe [ours]', PROCKD, SIGNED_OWN,
+                          'signed branch (FPN, skip, no end ReLU), own head'),
+    'prockd_signed_own_kl0': ('recipe [ours]', PROCKD,
+                              dict(SIGNED_OWN, **{'model.kl_loss': None}),
+                              'the same without the KL (a control)'),
+    'prockd_signed_own_conf':
+    ('recipe [ours]', PROCKD,
+     dict(SIGNED_OWN, **{'model.kl_loss.weighting': 'confidence'}),
+     'signed own-head branch, KL weighted by its confidence'),
     'prockd_fpnres_own': ('recipe [ours]', PROCKD, FPN_RES_OWN,
                           'FPN fusion + skip + 3x3 end, own head'),
     'prockd_fpnres_own_kl0': ('recipe [ours]', PROCKD,

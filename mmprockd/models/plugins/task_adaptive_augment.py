@@ -72,6 +72,10 @@ class TaskAdaptiveAugment(BaseModule):
         num_prototypes (int): Number of prototypes K. Defaults to 72.
         temperature (float): Softmax temperature of the attention; smaller
             is sharper. Defaults to 1.0.
+        out_relu (bool): the ReLU of step 4. False [ours] returns
+            ``psi([X'; Z]) + X``, so a signed input (an FPN's output, or the
+            learner's with ``residual=True``) keeps its negative half.
+            Defaults to True (the authors').
         init_cfg (dict or list[dict], optional): Initialisation config.
             Defaults to None.
     """
@@ -83,9 +87,11 @@ class TaskAdaptiveAugment(BaseModule):
                  in_channels: int,
                  num_prototypes: int = 72,
                  temperature: float = 1.0,
+                 out_relu: bool = True,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         name = self.__class__.__name__
+        self.out_relu = out_relu
         positive = dict(
             in_channels=in_channels,
             num_prototypes=num_prototypes,
@@ -215,7 +221,10 @@ class TaskAdaptiveAugment(BaseModule):
         hidden = hidden.baddbmm_(attn_w.expand(n, -1, -1), attn).relu_()
         conv2 = self.psi[2]
         out = conv1x1(conv2.weight.flatten(1), conv2.bias, hidden).relu_()
-        out = out.add_(tokens).relu_().view(n, d, h, w)
+        out = out.add_(tokens)
+        if self.out_relu:
+            out = out.relu_()
+        out = out.view(n, d, h, w)
         if return_attn:
             return out, attn.view(n, -1, h, w)
         return out
@@ -263,7 +272,9 @@ class TaskAdaptiveAugment(BaseModule):
         # Z = C'^T A: (N, D, H, W)
         mixed = torch.einsum('kd,nkhw->ndhw', encoded_protos, attn)
         # [X'; Z]: (N, 2D, H, W) -> (N, D, H, W)
-        out = torch.relu(self.psi(torch.cat([encoded, mixed], dim=1)) + x)
+        out = self.psi(torch.cat([encoded, mixed], dim=1)) + x
+        if self.out_relu:
+            out = torch.relu(out)
         if return_attn:
             return out, attn
         return out

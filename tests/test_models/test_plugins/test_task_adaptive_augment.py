@@ -354,3 +354,27 @@ def test_training_keeps_gradient_path():
     module(x).pow(2).sum().backward()
     assert module.phi.weight.grad.abs().sum() > 0
     assert module._folded is None
+
+
+def test_out_relu_false_keeps_the_sign_on_both_paths():
+    """[ours] out_relu=False: out = psi([X'; Z]) + X, on the training path
+    and on the folded deployed path; with psi's last conv zeroed it is X
+    itself, negative values included."""
+    torch.manual_seed(0)
+    module = TaskAdaptiveAugment(
+        in_channels=16, num_prototypes=6, out_relu=False).eval()
+    module.set_prototypes(torch.randn(6, 16))
+    x = torch.randn(2, 16, 5, 7)
+    with torch.no_grad():
+        folded = module(x)
+    unfolded = module(x, module.prototypes)
+    _close(folded, unfolded.detach())
+    assert (folded < 0).any()
+    relu = TaskAdaptiveAugment(in_channels=16, num_prototypes=6).eval()
+    relu.load_state_dict(module.state_dict())
+    with torch.no_grad():
+        _close(relu(x), torch.relu(folded))
+    torch.nn.init.zeros_(module.psi[2].weight)
+    torch.nn.init.zeros_(module.psi[2].bias)
+    with torch.no_grad():
+        _close(module(x), x)
