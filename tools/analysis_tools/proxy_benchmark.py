@@ -77,6 +77,8 @@ SIGNED_OWN = dict(
         'model.learner.residual': True,
         'model.augment.out_relu': False
     })
+# [ours] PKD from the branch's features to the student's, weight 1
+BFEAT = dict(type='mmprockd.BranchMimicLoss', loss_weight=1.0)
 # the student alone trained for the wall-clock time of this recipe
 EQUAL_TIME, EQUAL_TIME_REF = 'student_eqtime', 'prockd_own_strong'
 
@@ -150,6 +152,11 @@ VARIANTS: Dict[str, tuple] = {
     ('recipe [ours]', PROCKD,
      dict(SIGNED_OWN, **{'model.kl_loss.weighting': 'confidence'}),
      'signed own-head branch, KL weighted by its confidence'),
+    'prockd_signed_own_bfeat':
+    ('recipe [ours]', PROCKD,
+     dict(SIGNED_OWN, **{'model.branch_feat_loss':
+                         BFEAT}), 'signed own-head branch, KL + PKD from '
+     'the branch features'),
     'prockd_fpnres_own': ('recipe [ours]', PROCKD, FPN_RES_OWN,
                           'FPN fusion + skip + 3x3 end, own head'),
     'prockd_fpnres_own_kl0': ('recipe [ours]', PROCKD,
@@ -269,6 +276,10 @@ CLS_VARIANTS: Dict[str, tuple] = {
     ('teacher input [ours]', CLS_PROCKD,
      dict(OWN_AREA, **{'model.teacher.input_scale':
                        3.5}), 'prockd_own_area, the teacher sees 224 px'),
+    'prockd_own_area_bfeat':
+    ('recipe [ours]', CLS_PROCKD,
+     dict(OWN_AREA, **{'model.branch_feat_loss':
+                       BFEAT}), 'prockd_own_area + PKD from the branch'),
     'prockd_own_area_pkd_kl1':
     ('recipe [ours]', CLS_PROCKD,
      dict(OWN_AREA, **{

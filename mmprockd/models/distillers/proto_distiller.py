@@ -90,6 +90,11 @@ class ProtoDistiller(BaseModel):
             ``kind`` defaults to the student head's (sigmoid for RetinaNet).
         feat_loss (dict, optional): :class:`FeatureMimicLoss` config (the
             baseline); channels are filled in.
+        branch_feat_loss (dict, optional): [ours] :class:`BranchMimicLoss`
+            config: the student's prototype levels learn to correlate with
+            the branch's features of the same levels (detached), a
+            feature-level path from the branch to the student beside the
+            KL (``distill.loss_branch_feat``). Needs the prototype branch.
         student_ckpt (str, optional): start the student from these weights
             (a plain student checkpoint or a ProtoDistiller one).
         sync_student_prototypes (bool): copy the learned prototypes into
@@ -144,6 +149,7 @@ class ProtoDistiller(BaseModel):
                  proto_head_grad: bool = True,
                  kl_loss: Optional[dict] = None,
                  feat_loss: Optional[dict] = None,
+                 branch_feat_loss: Optional[dict] = None,
                  student_ckpt: Optional[str] = None,
                  sync_student_prototypes: bool = True,
                  nan_guard: bool = True,
@@ -212,6 +218,12 @@ class ProtoDistiller(BaseModel):
         teacher_channels = self._probe_teacher_channels()
         self._build_branches(learner, augment, kl_loss, feat_loss,
                              teacher_channels, level_adapter or {})
+        self.branch_feat_loss = None
+        if branch_feat_loss is not None:
+            if self.learner is None:
+                raise ValueError('ProtoDistiller: branch_feat_loss needs the '
+                                 'prototype branch (learner)')
+            self.branch_feat_loss = MODELS.build(branch_feat_loss)
         self._check_student_plugins()
         torch.set_rng_state(rng_after_student)
 
@@ -461,6 +473,11 @@ class ProtoDistiller(BaseModel):
                 for k, v in proto_losses.items():
                     distill[f'distill.proto.{k}'] = _scale(
                         v, self.proto_weight * scale) if 'loss' in k else v
+                if self.branch_feat_loss is not None:
+                    distill['distill.loss_branch_feat'] = scale * \
+                        self.branch_feat_loss(
+                            [feats[i] for i in self.proto_levels],
+                            [proto_feats[i] for i in self.proto_levels])
                 kl_scale = float(self.kl_scale)
                 if self.kl_loss is not None and kl_scale > 0:
                     valid = self.iface.ignore_masks(data_samples,

@@ -1,4 +1,4 @@
 from .consistency_kl_loss import ConsistencyKLLoss
-from .feature_mimic_loss import FeatureMimicLoss
+from .feature_mimic_loss import BranchMimicLoss, FeatureMimicLoss
 
-__all__ = ['ConsistencyKLLoss', 'FeatureMimicLoss']
+__all__ = ['BranchMimicLoss', 'ConsistencyKLLoss', 'FeatureMimicLoss']

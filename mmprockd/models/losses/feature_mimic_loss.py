@@ -119,3 +119,51 @@ class FeatureMimicLoss(nn.Module):
             loss = loss + F.mse_loss(pkd_standardise(s),
                                      pkd_standardise(t)) / 2
         return self.loss_weight * loss
+
+
+@MODELS.register_module()
+class BranchMimicLoss(nn.Module):
+    """[ours] PKD from the prototype branch's features to the student's.
+
+    ProC-KD's prototype branch turns the frozen teacher's maps into features
+    of the student's own shape (the prototype levels of
+    :class:`ProtoDistiller`, after the level adapter) and trains them on the
+    student's task. This loss asks each student level to correlate with the
+    branch's features of the same level, channel by channel:
+    ``loss = loss_weight * sum_l MSE(std(s_l), std(b_l)) / 2`` with PKD's
+    standardisation (:func:`pkd_standardise`) and the branch side detached
+    (the branch learns from its own task loss only). Unlike
+    :class:`FeatureMimicLoss` the target is already in the student's space
+    and shaped by the student's task, so no projector is needed.
+
+    Args:
+        loss_weight (float): multiplies the sum over levels. Defaults to 1.0.
+    """
+
+    def __init__(self, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.loss_weight = loss_weight
+
+    def forward(self, student: Sequence[Tensor],
+                branch: Sequence[Tensor]) -> Tensor:
+        """Sum over levels of the halved MSE of the standardised maps.
+
+        Args:
+            student (Sequence[Tensor]): the student's maps of the prototype
+                levels, ``(N, C_l, H_l, W_l)`` each.
+            branch (Sequence[Tensor]): the branch's maps of the same levels
+                and shapes (detached here).
+        """
+        if len(student) != len(branch):
+            raise ValueError(f'BranchMimicLoss: {len(student)} student '
+                             f'levels but {len(branch)} branch levels')
+        loss = 0.
+        for s, b in zip(student, branch):
+            if s.shape != b.shape:
+                raise ValueError('BranchMimicLoss: student and branch maps '
+                                 f'differ: {tuple(s.shape)} vs '
+                                 f'{tuple(b.shape)}')
+            loss = loss + F.mse_loss(
+                pkd_standardise(s.float()),
+                pkd_standardise(b.detach().float())) / 2
+        return self.loss_weight * loss

@@ -714,3 +714,56 @@ def test_student_init_is_the_student_alone_init_for_the_same_seed():
     torch.manual_seed(4)
     other = MODELS.build(Config(dict(model=tiny_cfg())).model)
     assert not torch.equal(other.learner.prototypes, model.learner.prototypes)
+
+
+def test_branch_feature_mimic_by_hand_and_its_gradient_route():
+    """[ours] branch_feat_loss: PKD between each student prototype level
+    and the branch's map of that level; it trains the student, never the
+    branch (detached target)."""
+    from mmprockd.models.losses import BranchMimicLoss
+    from mmprockd.models.losses.feature_mimic_loss import pkd_standardise
+
+    # by hand on one level: s = (0, 2) and b = (1, 3) standardise to the
+    # same map, so the loss is 0; s = (0, 2), b = (3, 1) gives
+    # MSE((-1/sqrt2, 1/sqrt2), (1/sqrt2, -1/sqrt2)) / 2 = 2 / 2 = 1 per
+    # unit weight
+    s = torch.tensor([0., 2.]).view(1, 1, 1, 2)
+    crit = BranchMimicLoss(loss_weight=3.0)
+    assert crit([s], [s + 1]).item() == pytest.approx(0.0, abs=1e-6)
+    assert crit([s], [3 - s]).item() == pytest.approx(3.0, rel=1e-5)
+    with pytest.raises(ValueError, match='differ'):
+        crit([s], [s.view(1, 1, 2, 1)])
+
+    model = build(
+        kl_loss=None,
+        branch_head='own',
+        proto_levels=[1, 2],
+        branch_feat_loss=dict(type='mmprockd.BranchMimicLoss'))
+    data = model.data_preprocessor(det_batch(2, (64, 96)), True)
+    captured = {}
+    real = model.prototype_branch
+
+    def spy(teacher_feats, student_feats):
+        out = real(teacher_feats, student_feats)
+        captured['student'] = [student_feats[i] for i in (1, 2)]
+        captured['branch'] = [out[i] for i in (1, 2)]
+        return out
+
+    model.prototype_branch = spy
+    losses = model(**data, mode='loss')
+    by_hand = sum(
+        torch.nn.functional.mse_loss(pkd_standardise(a), pkd_standardise(b)) /
+        2 for a, b in zip(captured['student'], captured['branch']))
+    assert losses['distill.loss_branch_feat'].item() == pytest.approx(
+        by_hand.item(), rel=1e-5)
+    model.zero_grad()
+    losses['distill.loss_branch_feat'].backward()
+    assert any(g is not None and g.abs().sum() > 0
+               for g in grads_of(model.student.neck))
+    assert all(g is None or g.abs().sum() == 0
+               for g in grads_of(model.learner))
+    with pytest.raises(ValueError, match='branch_feat_loss needs'):
+        build(
+            learner=None,
+            kl_loss=None,
+            branch_feat_loss=dict(type='mmprockd.BranchMimicLoss'))
