@@ -334,3 +334,45 @@ def test_seg_variant_builds_and_runs_a_loss_step(variant):
     assert want <= set(losses), sorted(losses)
     total, _ = model.parse_losses(losses)
     assert torch.isfinite(total)
+
+
+def test_seg_probe_kd_distils_a_saved_probe(tmp_path):
+    """Probe-then-distil on the seg proxy: the stage-1 probe (built
+    offline, weights saved) is loaded by the stage-2 config, and a loss
+    step gives the student's loss and a finite per-pixel KL."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    from proxy_benchmark import CFG_DIR, SEG_VARIANTS
+
+    from mmprockd.registry import MODELS
+    from mmprockd.utils.offline import make_offline
+    probe_cfg = Config.fromfile(
+        osp.join(CFG_DIR, SEG_VARIANTS['teacher_probe'][1]))
+    init_default_scope(probe_cfg.default_scope)
+    probe = MODELS.build(make_offline(probe_cfg.model))
+    ckpt = tmp_path / 'iter_400.pth'
+    torch.save(dict(state_dict=probe.state_dict()), ckpt)
+    cfg = Config.fromfile(osp.join(CFG_DIR, SEG_VARIANTS['probe_kd'][1]))
+    cfg.model.teacher_ckpt = str(ckpt)
+    model = MODELS.build(cfg.model)
+    assert type(model.teacher.backbone).__name__ == 'MobileNetV2'
+    g = torch.Generator().manual_seed(0)
+    inputs, samples = [], []
+    for _ in range(2):
+        inputs.append(torch.randint(0, 255, (3, 96, 96), generator=g))
+        sample = SegDataSample(
+            metainfo=dict(img_shape=(96, 96), ori_shape=(96, 96)))
+        sample.gt_sem_seg = PixelData(
+            data=torch.randint(0, 11, (1, 96, 96), generator=g))
+        samples.append(sample)
+    data = model.data_preprocessor(
+        dict(inputs=inputs, data_samples=samples), True)
+    losses = model(**data, mode='loss')
+    assert set(losses) == {
+        'student.decode.loss_ce', 'student.decode.acc_seg', 'distill.loss_kl'
+    }
+    assert torch.isfinite(losses['distill.loss_kl'])
+    assert losses['distill.loss_kl'] > 0
