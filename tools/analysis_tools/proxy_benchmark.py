@@ -207,6 +207,7 @@ OWN_AREA = {
     'model.learner.downsample': 'area',
     'model.learner.input_norm': True,
 }
+HINTON = {'model.kl_loss.temperature': 4.0, 'model.kl_loss.loss_weight': 1.0}
 CLS_VARIANTS: Dict[str, tuple] = {
     'student': ('method', CLS_STUDENT, {}, 'student alone'),
     EQUAL_TIME: ('method', CLS_STUDENT, {},
@@ -276,10 +277,21 @@ CLS_VARIANTS: Dict[str, tuple] = {
     ('teacher input [ours]', CLS_PROCKD,
      dict(OWN_AREA, **{'model.teacher.input_scale':
                        3.5}), 'prockd_own_area, the teacher sees 224 px'),
-    'prockd_own_area_bfeat':
+    # [ours] the KL as Hinton's KD (T 4, weight 1: 16 x the KL beside the
+    # CE), the setting that makes probe-then-distil pay on this proxy
+    'prockd_own_area_kd':
+    ('recipe [ours]', CLS_PROCKD, dict(OWN_AREA, **HINTON),
+     'prockd_own_area, KL as KD: T 4, weight 1'),
+    'prockd_own_area_kd_late':
     ('recipe [ours]', CLS_PROCKD,
-     dict(OWN_AREA, **{'model.branch_feat_loss':
-                       BFEAT}), 'prockd_own_area + PKD from the branch'),
+     dict(OWN_AREA, **HINTON, **{
+         'custom_hooks.0.kl_start': 250,
+         'custom_hooks.0.kl_warmup': 50
+     }), 'the same, KL from mid-run (the branch learns first)'),
+    'prockd_own_area_bfeat': ('recipe [ours]', CLS_PROCKD,
+                              dict(OWN_AREA,
+                                   **{'model.branch_feat_loss': BFEAT}),
+                              'prockd_own_area + PKD from the branch'),
     'prockd_own_area_pkd_kl1':
     ('recipe [ours]', CLS_PROCKD,
      dict(OWN_AREA, **{
