@@ -282,12 +282,19 @@ CLS_VARIANTS: Dict[str, tuple] = {
     'prockd_own_area_kd':
     ('recipe [ours]', CLS_PROCKD, dict(OWN_AREA, **HINTON),
      'prockd_own_area, KL as KD: T 4, weight 1'),
-    'prockd_own_area_kd_late':
-    ('recipe [ours]', CLS_PROCKD,
-     dict(OWN_AREA, **HINTON, **{
-         'custom_hooks.0.kl_start': 250,
-         'custom_hooks.0.kl_warmup': 50
-     }), 'the same, KL from mid-run (the branch learns first)'),
+    'prockd_own_area_kd_late': (
+        'recipe [ours]',
+        CLS_PROCKD,
+        dict(
+            OWN_AREA,
+            **HINTON,
+            **{
+                # in the config's 1000 iterations: _set_iters scales them to
+                # the run's (250 and 50 of 500)
+                'custom_hooks.0.kl_start': 500,
+                'custom_hooks.0.kl_warmup': 100
+            }),
+        'the same, KL from mid-run (the branch learns first)'),
     'prockd_own_area_bfeat': ('recipe [ours]', CLS_PROCKD,
                               dict(OWN_AREA,
                                    **{'model.branch_feat_loss': BFEAT}),
