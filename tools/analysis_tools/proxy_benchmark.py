@@ -295,6 +295,10 @@ CLS_VARIANTS: Dict[str, tuple] = {
                 'custom_hooks.0.kl_warmup': 100
             }),
         'the same, KL from mid-run (the branch learns first)'),
+    'prockd_own_area_kd_pkd': ('recipe [ours]', CLS_PROCKD,
+                               dict(OWN_AREA, **HINTON,
+                                    **{'model.feat_loss': PKD}),
+                               'prockd_own_area_kd + PKD (weight 6)'),
     'prockd_own_area_bfeat': ('recipe [ours]', CLS_PROCKD,
                               dict(OWN_AREA,
                                    **{'model.branch_feat_loss': BFEAT}),
