@@ -6,17 +6,18 @@
 _base_ = [
     './cls_tiny_fmnist_student.py',
     '../_base_/teachers/mobilenetv2_in1k.py',
+    '../_base_/models/prockd_distiller.py',
 ]
 
 model = dict(
+    _base_.prockd_distiller,
     _delete_=True,
-    type='mmprockd.ProtoDistiller',
     # carries its own data_preprocessor (ImageNet mean/std, to_rgb): the
     # teacher sees the same normalised input, so it needs no mean/std
-    student={{_base_.model}},
+    student=_base_.model,
     # layer3/5/7 are 8x8, 4x4 and 2x2 cells on a 64 px image (strides
     # 8/16/32); the learner resizes them to the student's 2x2 level
-    teacher={{_base_.mobilenetv2_in1k_teacher}},
+    teacher=_base_.mobilenetv2_in1k_teacher,
     # the pipeline is a load and a random flip, and the flip is in the
     # cache key: the frozen teacher runs once per image and flip (4000
     # entries of ~19 KB), which cuts the step from ~2.0x to ~1.1x the
@@ -25,18 +26,11 @@ model = dict(
     # one level: the 128-channel 2x2 map of stage 4, before the neck's
     # global average pooling
     student_channels=[128],
-    learner=dict(
-        type='mmprockd.PrototypeLearner',
-        channels=128,  # = the student's: the level adapter is identity
-        num_prototypes=72,  # authors' code
-        share_prototypes=True),
-    augment=dict(type='mmprockd.TaskAdaptiveAugment', temperature=1.0),
-    proto_weight=1.0,
+    # = the student's width: the level adapter is identity
+    learner=dict(_base_.prockd_distiller.learner, channels=128),
     kl_loss=dict(
-        type='mmprockd.ConsistencyKLLoss',
+        _base_.prockd_distiller.kl_loss,
         kind='softmax',  # over the 10 classes of each image
-        temperature=1.0,
-        detach_target=True,
         # the authors' code hints "ratio10" for classification
         loss_weight=10.0))
 

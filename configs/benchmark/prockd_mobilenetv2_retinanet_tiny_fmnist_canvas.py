@@ -5,30 +5,24 @@
 _base_ = [
     './retinanet_tiny_fmnist_canvas_student.py',
     '../_base_/teachers/mobilenetv2_in1k.py',
+    '../_base_/models/prockd_distiller.py',
 ]
 
+# the paper's recipe (configs/_base_/models/prockd_distiller.py: K = 72
+# shared prototypes, proto_weight 1, Bernoulli KL weight 1 with the target
+# detached) around the tiny RetinaNet
 model = dict(
+    _base_.prockd_distiller,
     _delete_=True,
-    type='mmprockd.ProtoDistiller',
-    student={{_base_.model}},
+    student=_base_.model,
     # layer3/5/7 are 12/6/3 cells on a 96 px canvas
-    teacher={{_base_.mobilenetv2_in1k_teacher}},
+    teacher=_base_.mobilenetv2_in1k_teacher,
     # the pipeline is a fixed resize and a random flip, and the flip is in
     # the cache key: the frozen teacher runs once per canvas and flip
     teacher_cache=dict(max_items=2000, dtype='fp32'),
     student_channels=[32, 32, 32, 32, 32],
-    learner=dict(
-        type='mmprockd.PrototypeLearner',
-        channels=32,  # = the FPN width: the level adapter is identity
-        num_prototypes=72,  # authors' code
-        share_prototypes=True),
-    augment=dict(type='mmprockd.TaskAdaptiveAugment', temperature=1.0),
-    proto_weight=1.0,
-    kl_loss=dict(
-        type='mmprockd.ConsistencyKLLoss',
-        temperature=1.0,
-        detach_target=True,
-        loss_weight=1.0))
+    # = the FPN width: the level adapter is the identity
+    learner=dict(_base_.prockd_distiller.learner, channels=32))
 
 custom_imports = dict(imports=['mmprockd'], allow_failed_imports=False)
 custom_hooks = [
