@@ -80,7 +80,7 @@ SIGNED_OWN = dict(
 # [ours] PKD from the branch's features to the student's, weight 1
 BFEAT = dict(type='mmprockd.BranchMimicLoss', loss_weight=1.0)
 # the student alone trained for the wall-clock time of this recipe
-EQUAL_TIME, EQUAL_TIME_REF = 'student_eqtime', 'prockd_own_strong'
+EQUAL_TIME, EQUAL_TIME_REF = 'student_eqtime', 'prockd_signed_own'
 
 # name -> (group, config, cfg overrides, what differs from ``prockd``)
 VARIANTS: Dict[str, tuple] = {
