@@ -1,5 +1,6 @@
 # The paper's recipe for the flagship config
-# prockd_deit-b_deit-b-6l_8xb64-100e_cifar100-224px.py, pinned: every switch at the
+# prockd_deit-b_deit-b-6l_8xb64-100e_cifar100-224px.py,
+# pinned: every switch at the
 # authors' value (configs/_base_/models/prockd_paper_recipe.py). Today the
 # flagship uses the same recipe, because no [ours] recipe has won on the
 # proxies of docs/benchmark.md; this config stays the paper's if it changes.

@@ -1,5 +1,6 @@
 # The paper's recipe for the flagship config
-# prockd_swin-t_resnet18_8xb16_cifar100.py, pinned: every switch at the
+# prockd_swin-t_resnet18_8xb16_cifar100.py,
+# pinned: every switch at the
 # authors' value (configs/_base_/models/prockd_paper_recipe.py). Today the
 # flagship uses the same recipe, because no [ours] recipe has won on the
 # proxies of docs/benchmark.md; this config stays the paper's if it changes.
