@@ -376,3 +376,24 @@ def test_seg_probe_kd_distils_a_saved_probe(tmp_path):
     }
     assert torch.isfinite(losses['distill.loss_kl'])
     assert losses['distill.loss_kl'] > 0
+
+
+def test_branch_figure_is_skipped_for_a_shared_norm_head():
+    """The shared FCN head keeps the student's BN statistics, so a branch
+    figure through it would be meaningless: it is not measured. An own
+    head (its own statistics) and a RetinaNet head (no BN) are."""
+    from types import SimpleNamespace
+
+    import torch.nn as nn
+    from proxy_benchmark import _shared_norm_head
+    bn_head = nn.Sequential(nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4))
+    plain_head = nn.Sequential(nn.Conv2d(4, 4, 3), nn.ReLU())
+
+    def model(head, own):
+        return SimpleNamespace(
+            branch_student=nn.Identity() if own else None,
+            iface=SimpleNamespace(logit_head=head))
+
+    assert _shared_norm_head(model(bn_head, own=False))
+    assert not _shared_norm_head(model(bn_head, own=True))
+    assert not _shared_norm_head(model(plain_head, own=False))

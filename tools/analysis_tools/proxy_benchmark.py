@@ -541,7 +541,8 @@ def run_one(variant: str,
         metrics=_strip(metrics),
     )
     model = runner.model
-    if getattr(model, 'learner', None) is not None:
+    if getattr(model, 'learner', None) is not None and \
+            not _shared_norm_head(model):
         result['proto_branch_metrics'] = _test_proto_branch(runner)
     # the test split: for reporting only (tables show it with --split test)
     _use_split(runner, cfg, 'test')
@@ -589,6 +590,21 @@ def _use_split(runner, cfg, split: str) -> None:
     runner._test_dataloader = loader
     runner._test_evaluator = evaluator
     runner._test_loop = dict(type='TestLoop')
+
+
+def _shared_norm_head(model) -> bool:
+    """Whether the branch runs the student's own heads and they hold
+    batch-norm statistics. Those are the student's: the branch's pass does
+    not update them (it would leak into the deployed student), so the head
+    would normalise the branch's features with the wrong statistics at
+    test time and the branch's figure would mean nothing (on the seg proxy
+    it is the score of predicting background everywhere)."""
+    from torch.nn.modules.batchnorm import _NormBase
+    if model.branch_student is not None:
+        return False
+    return any(
+        isinstance(m, _NormBase) and m.track_running_stats
+        for m in model.iface.logit_head.modules())
 
 
 def _test_proto_branch(runner) -> Dict[str, float]:
