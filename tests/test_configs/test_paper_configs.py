@@ -50,8 +50,8 @@ def test_paper_config_pins_the_recipe_and_equals_its_flagship(name):
     flagship = Config.fromfile(
         get_config_path(name.replace('_paper.py', '.py'))).model
     recipe = Config.fromfile(
-        get_config_path('_base_/models/prockd_paper_recipe.py')
-    ).prockd_paper_recipe
+        get_config_path(
+            '_base_/models/prockd_paper_recipe.py')).prockd_paper_recipe
     top = defaults(ProtoDistiller)
     for key, want in recipe.items():
         if isinstance(want, dict):

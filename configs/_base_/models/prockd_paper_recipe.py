@@ -26,7 +26,5 @@ prockd_paper_recipe = dict(
     branch_feat_loss=None,
     feat_loss=None,
     kl_loss=dict(
-        temperature=1.0,
-        detach_target=True,
-        reduction='level',
+        temperature=1.0, detach_target=True, reduction='level',
         weighting=None))

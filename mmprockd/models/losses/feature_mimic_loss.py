@@ -164,6 +164,6 @@ class BranchMimicLoss(nn.Module):
                                  f'differ: {tuple(s.shape)} vs '
                                  f'{tuple(b.shape)}')
             loss = loss + F.mse_loss(
-                pkd_standardise(s.float()),
-                pkd_standardise(b.detach().float())) / 2
+                pkd_standardise(s.float()), pkd_standardise(
+                    b.detach().float())) / 2
         return self.loss_weight * loss
