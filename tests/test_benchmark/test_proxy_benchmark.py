@@ -95,17 +95,21 @@ def test_variants_name_existing_configs():
     for group, cfg, overrides, desc in VARIANTS.values():
         assert osp.isfile(osp.join(CFG_DIR, cfg)), cfg
     assert {'student', 'feat_mimic', 'prockd'} <= set(VARIANTS)
-    # the default run has every method and ablation, not the diagnostics
+    # the default run is the table's rows: the methods, the recipe chosen
+    # on val (its equal-time student) and both stages of probe-then-distil;
+    # ablations and diagnostics are named with --variants
     args = parse_args([])
-    assert args.variants == DEFAULT_VARIANTS
+    assert args.variants == DEFAULT_VARIANTS == [
+        'student', 'student_eqtime', 'feat_mimic', 'inv_proj', 'prockd',
+        'prockd_signed_own', 'teacher_probe', 'probe_kd'
+    ]
     assert args.seeds == [0, 1, 2] and args.iters == 400
-    assert 'prockd_teacher2x' in VARIANTS
-    assert 'prockd_teacher2x' not in DEFAULT_VARIANTS
-    assert {v
-            for v in VARIANTS if v not in DEFAULT_VARIANTS
-            } == {'prockd_teacher2x', 'teacher_probe_bntrain'}
-    # both stages of probe-then-distil are rows of the default run
-    assert {'teacher_probe', 'probe_kd'} <= set(DEFAULT_VARIANTS)
+    assert set(DEFAULT_VARIANTS) <= set(VARIANTS)
+    assert parse_args(['--variants',
+                       'prockd_teacher2x']).variants == ['prockd_teacher2x']
+    cls = parse_args(['--task', 'cls'])
+    assert cls.variants[-2:] == ['teacher_probe', 'probe_kd']
+    assert 'prockd_own_area_kd_pkd' in cls.variants
 
 
 def test_probe_kd_waits_for_the_probe_of_its_seed(tmp_path, monkeypatch):
@@ -216,8 +220,8 @@ def test_seg_variants_name_existing_configs():
     args = parse_args(['--task', 'seg'])
     assert TASKS['seg']['metrics'][0] == 'mIoU'
     assert args.variants == [
-        'student', 'student_eqtime', 'feat_mimic', 'inv_proj', 'prockd',
-        'prockd_own', 'teacher_probe', 'probe_kd'
+        'student', 'student_eqtime', 'feat_mimic', 'prockd', 'prockd_own',
+        'teacher_probe', 'probe_kd'
     ]
     assert (args.iters, args.batch, args.jobs) == (400, 8, 2)
     # the detection proxy's canvases

@@ -185,9 +185,12 @@ VARIANTS: Dict[str, tuple] = {
         'model.teacher.input_scale': 2.0
     }, 'teacher sees the canvas upsampled 2x'),
 }
-# what one command runs by default; ``--variants`` adds the diagnostics
+# what one command runs by default: the rows of the benchmark's table
+# (docs/benchmark.md), about 30 minutes on 2 cores at 3 seeds; every other
+# variant is an ablation or a diagnostic that ``--variants`` names
 DEFAULT_VARIANTS = [
-    v for v, spec in VARIANTS.items() if spec[0] != 'diagnostic'
+    'student', EQUAL_TIME, 'feat_mimic', 'inv_proj', 'prockd', EQUAL_TIME_REF,
+    'teacher_probe', 'probe_kd'
 ]
 METRICS = ('bbox_mAP', 'bbox_mAP_50')
 
@@ -317,6 +320,7 @@ TASKS = {
     'det':
     dict(
         variants=VARIANTS,
+        defaults=DEFAULT_VARIANTS,
         metrics=METRICS,
         scale=100.0,  # CocoMetric gives fractions
         equal_time_ref=EQUAL_TIME_REF,
@@ -324,6 +328,12 @@ TASKS = {
     'cls':
     dict(
         variants=CLS_VARIANTS,
+        # the rows of the classification table
+        defaults=[
+            'student', EQUAL_TIME, 'feat_mimic', 'inv_proj', 'prockd',
+            'prockd_own_area', 'prockd_own_area_kd_pkd', 'teacher_probe',
+            'probe_kd'
+        ],
         metrics=CLS_METRICS,
         scale=1.0,  # mmpretrain's Accuracy gives percent
         equal_time_ref=CLS_EQUAL_TIME_REF,
@@ -404,6 +414,11 @@ SEG_METRICS = ('mIoU', 'mAcc', 'aAcc')
 SEG_SIZES = {'reduced': dict(SIZES['reduced'], iters=400, batch=8, jobs=2)}
 TASKS['seg'] = dict(
     variants=SEG_VARIANTS,
+    # the rows of the segmentation table
+    defaults=[
+        'student', EQUAL_TIME, 'feat_mimic', 'prockd', 'prockd_own',
+        'teacher_probe', 'probe_kd'
+    ],
     metrics=SEG_METRICS,
     scale=1.0,  # mmseg's IoUMetric gives percent
     equal_time_ref=SEG_EQUAL_TIME_REF,
@@ -815,9 +830,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         args.val_subset, args.batch = 16, 2
     args.iters = args.iters or size['iters']
     args.jobs = args.jobs or (1 if args.smoke else size['jobs'])
-    args.variants = args.variants or [
-        v for v, spec in task['variants'].items() if spec[0] != 'diagnostic'
-    ]
+    args.variants = args.variants or list(task['defaults'])
     return args
 
 
