@@ -26,13 +26,9 @@ from mmengine.model import BaseModel
 from torch import Tensor
 
 from mmprockd.registry import MODELS
+from .frozen_teacher import student_input_convention
 from .rank_mean import RankMeanLogVars
 from .student_interface import StudentInterface
-
-# the preprocessor fields that must agree: the frozen model is given the
-# student's preprocessed batch as it is
-_PREPROCESS_KEYS = ('mean', 'std', '_channel_conversion', 'channel_conversion',
-                    'to_rgb')
 
 
 def _model_config(model: Union[str, dict]) -> dict:
@@ -52,15 +48,16 @@ def _model_config(model: Union[str, dict]) -> dict:
     return Config.fromfile(model).model
 
 
-def _preprocess_state(preprocessor) -> Dict[str, object]:
-    out = {}
-    for key in _PREPROCESS_KEYS:
-        value = getattr(preprocessor, key, None)
-        if isinstance(value, Tensor):
-            value = [round(float(v), 4) for v in value.flatten()]
-        if value is not None:
-            out[key.lstrip('_')] = value
-    return out
+def _convention(preprocessor) -> tuple:
+    """What a preprocessor does to the loaded image, comparable with ``==``
+    (:func:`student_input_convention`: mean and std, or None, and whether
+    it reverses the channel order)."""
+    mean, std, flips = student_input_convention(preprocessor)
+    rounded = [
+        None if t is None else [round(float(v), 4) for v in t]
+        for t in (mean, std)
+    ]
+    return (*rounded, flips)
 
 
 @MODELS.register_module()
@@ -113,13 +110,14 @@ class LogitKDDistiller(BaseModel):
             model = dict(model, data_preprocessor=data_preprocessor)
         frozen = MODELS.build(model)
         torch.set_rng_state(rng_after_student)
-        ours = _preprocess_state(self.student.data_preprocessor)
-        theirs = _preprocess_state(frozen.data_preprocessor)
+        ours = _convention(self.student.data_preprocessor)
+        theirs = _convention(frozen.data_preprocessor)
         if ours != theirs:
             raise ValueError(
                 'LogitKDDistiller: the frozen model preprocesses its input '
-                f'as {theirs}, the student as {ours}; they must agree (the '
-                "frozen model is given the student's batch)")
+                f'as (mean, std, channel flip) {theirs}, the student as '
+                f"{ours}; they must agree (the frozen model is given the "
+                "student's batch)")
         from mmengine.runner import load_checkpoint
         load_checkpoint(
             frozen,
