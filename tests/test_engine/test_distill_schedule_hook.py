@@ -65,3 +65,54 @@ def test_kl_curriculum_sets_the_models_kl_scale():
 def test_negative_kl_schedule_is_refused():
     with pytest.raises(ValueError, match='kl_start and kl_warmup'):
         DistillScheduleHook(kl_start=-1)
+
+
+def test_branch_stop_freezes_the_branch_from_that_iteration_on():
+    """[ours] branch_stop: the hook sets model.branch_frozen from the given
+    iteration (or epoch) on, and only when it changes."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    class Model(SimpleNamespace):
+        sets = 0
+
+        @property
+        def branch_frozen(self):
+            return self.__dict__.get('_frozen', False)
+
+        @branch_frozen.setter
+        def branch_frozen(self, value):
+            Model.sets += 1
+            self.__dict__['_frozen'] = value
+
+    model = Model(distill_scale=None, learner=object())
+    runner = SimpleNamespace(
+        model=model,
+        iter=0,
+        epoch=0,
+        train_dataloader=[0] * 10,
+        message_hub=MessageHub.get_instance('branch_stop_test'))
+    hook = DistillScheduleHook(warmup=2, branch_stop=3)
+    hook.before_train(runner)
+    frozen = []
+    for it in range(6):
+        runner.iter = it
+        hook.before_train_iter(runner, it)
+        frozen.append(model.branch_frozen)
+    assert frozen == [False, False, False, True, True, True]
+    assert Model.sets == 1
+    by_epoch = DistillScheduleHook(by_epoch=True, branch_stop=2)
+    assert [by_epoch.branch_frozen_at(25, e) for e in (1, 2, 3)] == \
+        [False, True, True]
+    assert DistillScheduleHook().branch_frozen_at(10**6, 10**3) is False
+
+
+def test_branch_stop_is_refused_without_a_branch_or_below_zero():
+    from types import SimpleNamespace
+    with pytest.raises(ValueError, match='branch_stop must be >= 0'):
+        DistillScheduleHook(branch_stop=-1)
+    runner = SimpleNamespace(
+        model=SimpleNamespace(learner=None, branch_frozen=False))
+    with pytest.raises(ValueError, match='needs a ProtoDistiller with a'):
+        DistillScheduleHook(branch_stop=5).before_train(runner)

@@ -211,6 +211,28 @@ OWN_AREA = {
     'model.learner.input_norm': True,
 }
 HINTON = {'model.kl_loss.temperature': 4.0, 'model.kl_loss.loss_weight': 1.0}
+
+
+def _branch_stop_variants() -> Dict[str, tuple]:
+    """[ours] The branch stops training before it memorises the 500 images
+    (its training loss is about 0.5 at 100-150 of 500 iterations, the
+    linear probe's at the end), and the KD-style KL goes on from that frozen
+    branch: probe-then-distil inside one run. With and without PKD."""
+    variants = {}
+    for pkd in ('', '_pkd'):
+        for stop in (100, 150, 250):
+            over = dict(OWN_AREA, **HINTON)
+            if pkd:
+                over['model.feat_loss'] = PKD
+            # in the config's 1000 iterations: _set_iters scales it
+            over['custom_hooks.0.branch_stop'] = stop * 2
+            variants[f'prockd_own_area_kd{pkd}_bstop{stop}'] = (
+                'recipe [ours]', CLS_PROCKD, over,
+                f'prockd_own_area_kd{pkd}, the branch frozen from '
+                f'iteration {stop}')
+    return variants
+
+
 CLS_VARIANTS: Dict[str, tuple] = {
     'student': ('method', CLS_STUDENT, {}, 'student alone'),
     EQUAL_TIME: ('method', CLS_STUDENT, {},
@@ -302,6 +324,7 @@ CLS_VARIANTS: Dict[str, tuple] = {
                                dict(OWN_AREA, **HINTON,
                                     **{'model.feat_loss': PKD}),
                                'prockd_own_area_kd + PKD (weight 6)'),
+    **_branch_stop_variants(),
     'prockd_own_area_bfeat': ('recipe [ours]', CLS_PROCKD,
                               dict(OWN_AREA,
                                    **{'model.branch_feat_loss': BFEAT}),
@@ -442,7 +465,7 @@ def _set_iters(cfg, iters: int) -> None:
     for hook in cfg.get('custom_hooks', []):
         if hook.type == 'mmprockd.DistillScheduleHook':
             hook.warmup = warm
-            for key in ('kl_start', 'kl_warmup'):
+            for key in ('kl_start', 'kl_warmup', 'branch_stop'):
                 if hook.get(key):
                     hook[key] = round(hook[key] * ratio)
 

@@ -20,6 +20,7 @@ outside the module tree: it is never saved, never moved by DDP or seen by
 the optimizer, and ``model.train()`` cannot switch it out of eval.
 """
 import os.path as osp
+from contextlib import nullcontext
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -199,6 +200,8 @@ class ProtoDistiller(BaseModel):
                              f"or 'own', got {branch_head!r}")
         self.branch_head = branch_head
         self.kl_scale = 1.0  # set by DistillScheduleHook(kl_start=...)
+        # set by DistillScheduleHook(branch_stop=...) [ours]
+        self._branch_frozen = False
         self.proto_head_grad = proto_head_grad
         self.student_ckpt = student_ckpt
         self.sync_student_prototypes = sync_student_prototypes
@@ -421,6 +424,40 @@ class ProtoDistiller(BaseModel):
             feats[i] = a_t[j]
         return tuple(feats)
 
+    def _branch_modules(self) -> List[torch.nn.Module]:
+        return [
+            m for m in (self.learner, self.augment, self.level_adapter,
+                        self.branch_student) if m is not None
+        ]
+
+    @property
+    def branch_frozen(self) -> bool:
+        """[ours] Whether the prototype branch has stopped training (set by
+        ``DistillScheduleHook(branch_stop=...)``). A frozen branch runs in
+        eval mode and without gradient, its task loss is no longer computed
+        into the total, and the KL goes on teaching the student its
+        predictions: probe-then-distil inside one run, from a branch stopped
+        before it memorises the training set (docs/method.md)."""
+        return self._branch_frozen
+
+    @branch_frozen.setter
+    def branch_frozen(self, value: bool) -> None:
+        value = bool(value)
+        if value and self.learner is None:
+            raise ValueError('ProtoDistiller: branch_frozen needs the '
+                             'prototype branch (learner)')
+        self._branch_frozen = value
+        for m in self._branch_modules():
+            m.train(self.training and not value)
+
+    def train(self, mode: bool = True) -> 'ProtoDistiller':
+        """The usual train/eval switch; a frozen branch stays in eval."""
+        super().train(mode)
+        if self._branch_frozen:
+            for m in self._branch_modules():
+                m.eval()
+        return self
+
     @property
     def distill_fraction(self) -> float:
         """Expected fraction of the images the distillation terms use."""
@@ -462,15 +499,21 @@ class ProtoDistiller(BaseModel):
                 idx, inputs, feats, data_samples, student_logits)
             teacher_feats = self._teacher_features(inputs, data_samples)
             if self.learner is not None:
-                proto_feats = self.prototype_branch(teacher_feats, feats)
                 own = self.branch_student is not None
-                proto_losses, proto_logits = self.branch_iface.loss(
-                    inputs,
-                    proto_feats,
-                    data_samples,
-                    param_grad=own or self.proto_head_grad,
-                    update_stats=own)
+                frozen = self._branch_frozen
+                # a frozen branch is a fixed teacher: no graph, no task loss
+                with torch.no_grad() if frozen else nullcontext():
+                    proto_feats = self.prototype_branch(teacher_feats, feats)
+                    proto_losses, proto_logits = self.branch_iface.loss(
+                        inputs,
+                        proto_feats,
+                        data_samples,
+                        param_grad=not frozen
+                        and (own or self.proto_head_grad),
+                        update_stats=own and not frozen)
                 for k, v in proto_losses.items():
+                    if frozen:
+                        break
                     distill[f'distill.proto.{k}'] = _scale(
                         v, self.proto_weight * scale) if 'loss' in k else v
                 if self.branch_feat_loss is not None:

@@ -767,3 +767,77 @@ def test_branch_feature_mimic_by_hand_and_its_gradient_route():
             learner=None,
             kl_loss=None,
             branch_feat_loss=dict(type='mmprockd.BranchMimicLoss'))
+
+
+def test_frozen_branch_is_a_fixed_teacher_that_still_teaches():
+    """[ours] branch_frozen (DistillScheduleHook(branch_stop=...)): the
+    branch runs in eval mode without gradient, its parameters and norm
+    buffers stay exactly as they were through an optimiser step, its task
+    loss is gone, and the KL still trains the student."""
+    model = build(
+        branch_head='own',
+        learner=dict(
+            type='mmprockd.PrototypeLearner',
+            channels=16,
+            num_prototypes=6,
+            fusion_convs=1))
+    model.train()
+    assert 'distill.proto.loss_cls' in loss_step(model)
+    model.branch_frozen = True
+    branch = model._branch_modules()
+    assert len(branch) == 4
+    model.train()  # what the runner calls after each validation
+    assert all(not m.training for b in branch for m in b.modules())
+    assert model.student.training
+    bn = [
+        m for m in model.learner.modules()
+        if isinstance(m, torch.nn.BatchNorm2d) and m.track_running_stats
+    ]
+    assert bn, 'the test needs norm buffers in the branch'
+    before = {
+        k: v.clone()
+        for b in ('learner', 'augment', 'level_adapter', 'branch_student')
+        for k, v in getattr(model, b).state_dict(prefix=b + '.').items()
+    }
+    student_before = {
+        k: v.clone()
+        for k, v in model.student.state_dict().items()
+    }
+    losses = loss_step(model)
+    assert not any(k.startswith('distill.proto.') for k in losses)
+    assert losses['distill.loss_kl'].item() > 0
+    total, _ = model.parse_losses(losses)
+    optim = torch.optim.SGD(
+        model.parameters(), lr=0.1, momentum=0.9, weight_decay=0.1)
+    optim.zero_grad(set_to_none=True)
+    total.backward()
+    assert all(p.grad is None for b in branch for p in b.parameters())
+    assert any(g is not None and g.abs().sum() > 0
+               for g in grads_of(model.student.bbox_head))
+    optim.step()
+    after = {
+        k: v
+        for b in ('learner', 'augment', 'level_adapter', 'branch_student')
+        for k, v in getattr(model, b).state_dict(prefix=b + '.').items()
+    }
+    assert before.keys() == after.keys()
+    for k in before:
+        assert torch.equal(before[k], after[k]), k
+    changed = [
+        k for k, v in model.student.state_dict().items()
+        if not torch.equal(v, student_before[k])
+    ]
+    assert any(k.startswith('bbox_head.') for k in changed)
+    # unfrozen again: back in train mode, its task loss back
+    model.branch_frozen = False
+    assert all(m.training for b in branch for m in b.modules())
+    assert 'distill.proto.loss_cls' in loss_step(model)
+
+
+def test_freezing_a_branch_that_does_not_exist_is_refused():
+    model = build(
+        learner=None,
+        kl_loss=None,
+        feat_loss=dict(type='mmprockd.FeatureMimicLoss'))
+    with pytest.raises(ValueError, match='branch_frozen needs the prototype'):
+        model.branch_frozen = True
