@@ -406,3 +406,22 @@ def test_branch_figure_is_skipped_for_a_shared_norm_head():
     assert _shared_norm_head(model(bn_head, own=False))
     assert not _shared_norm_head(model(bn_head, own=True))
     assert not _shared_norm_head(model(plain_head, own=False))
+
+
+def test_set_iters_scales_the_distill_schedule_with_the_run():
+    """A variant's schedule points are written in the config's iterations
+    and must land at the same fraction of a shorter run: the cls config has
+    1000 iterations, a run 500, so branch_stop 300 freezes at 150."""
+    from mmengine.config import Config
+    from proxy_benchmark import CFG_DIR, CLS_VARIANTS, _set_iters
+    name = 'prockd_own_area_kd_pkd_bstop150'
+    _, cfg_file, overrides, _ = CLS_VARIANTS[name]
+    cfg = Config.fromfile(osp.join(CFG_DIR, cfg_file))
+    cfg.merge_from_dict(overrides)
+    assert cfg.train_cfg.max_iters == 1000
+    cfg.custom_hooks[0].kl_start = 400
+    _set_iters(cfg, 500)
+    hook = cfg.custom_hooks[0]
+    assert (hook.warmup, hook.branch_stop, hook.kl_start) == (50, 150, 200)
+    assert cfg.model.feat_loss.loss_weight == 6.0
+    assert cfg.model.kl_loss.temperature == 4.0
