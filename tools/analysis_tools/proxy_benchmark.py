@@ -230,6 +230,17 @@ def _branch_stop_variants() -> Dict[str, tuple]:
                 'recipe [ours]', CLS_PROCKD, over,
                 f'prockd_own_area_kd{pkd}, the branch frozen from '
                 f'iteration {stop}')
+    # the student learns only from the frozen branch: no KL while the
+    # branch is still learning (a probe is trained before stage 2 starts)
+    over = dict(OWN_AREA, **HINTON)
+    over.update({
+        'custom_hooks.0.branch_stop': 200,
+        'custom_hooks.0.kl_start': 200
+    })
+    variants['prockd_own_area_kd_frozen100'] = (
+        'recipe [ours]', CLS_PROCKD, over,
+        'prockd_own_area_kd, the KL on from iteration 100, from the branch '
+        'frozen there')
     return variants
 
 
