@@ -145,6 +145,15 @@ VARIANTS: Dict[str, tuple] = {
                            'FPN fusion, own head, no KL (a control)'),
     'prockd_signed_own': ('recipe [ours]', PROCKD, SIGNED_OWN,
                           'signed branch (FPN, skip, no end ReLU), own head'),
+    # [ours] the KL only from mid-run, when the branch detects (in the
+    # config's 400 iterations; _set_iters scales them to the run's)
+    'prockd_signed_own_late':
+    ('recipe [ours]', PROCKD,
+     dict(SIGNED_OWN, **{
+         'custom_hooks.0.kl_start': 200,
+         'custom_hooks.0.kl_warmup': 40
+     }), 'signed own-head branch, the KL from '
+     'mid-run on'),
     'prockd_signed_own_kl0': ('recipe [ours]', PROCKD,
                               dict(SIGNED_OWN, **{'model.kl_loss': None}),
                               'the same without the KL (a control)'),
@@ -152,11 +161,11 @@ VARIANTS: Dict[str, tuple] = {
     ('recipe [ours]', PROCKD,
      dict(SIGNED_OWN, **{'model.kl_loss.weighting': 'confidence'}),
      'signed own-head branch, KL weighted by its confidence'),
-    'prockd_signed_own_bfeat':
-    ('recipe [ours]', PROCKD,
-     dict(SIGNED_OWN, **{'model.branch_feat_loss':
-                         BFEAT}), 'signed own-head branch, KL + PKD from '
-     'the branch features'),
+    'prockd_signed_own_bfeat': ('recipe [ours]', PROCKD,
+                                dict(SIGNED_OWN,
+                                     **{'model.branch_feat_loss': BFEAT}),
+                                'signed own-head branch, KL + PKD from '
+                                'the branch features'),
     'prockd_fpnres_own': ('recipe [ours]', PROCKD, FPN_RES_OWN,
                           'FPN fusion + skip + 3x3 end, own head'),
     'prockd_fpnres_own_kl0': ('recipe [ours]', PROCKD,
@@ -340,6 +349,12 @@ CLS_VARIANTS: Dict[str, tuple] = {
                               dict(OWN_AREA,
                                    **{'model.branch_feat_loss': BFEAT}),
                               'prockd_own_area + PKD from the branch'),
+    'prockd_own_area_kd_bfeat':
+    ('recipe [ours]', CLS_PROCKD,
+     dict(OWN_AREA, **HINTON,
+          **{'model.branch_feat_loss': dict(BFEAT, loss_weight=6.0)}),
+     'prockd_own_area_kd + PKD (weight 6) from '
+     'the branch, not the teacher'),
     'prockd_own_area_pkd_kl1':
     ('recipe [ours]', CLS_PROCKD,
      dict(OWN_AREA, **{
