@@ -74,12 +74,31 @@ def test_format_table():
     lines = format_table(table).splitlines()
     assert lines[0] == ('| variant | group | what differs | seeds | '
                         'bbox_mAP | paired gain | bbox_mAP_50 | train s | '
-                        'branch (val) |')
-    assert lines[1] == '|---|---|---|---|---|---|---|---|---|'
+                        'branch (val) | entropy / log K (assign, attn) |')
+    assert lines[1] == '|---|---|---|---|---|---|---|---|---|---|'
     assert lines[2] == ('| student | method | student alone | 2 | '
-                        '13.3 ± 1.4 | - | 50.0 ± 0.0 | 10 | - |')
+                        '13.3 ± 1.4 | - | 50.0 ± 0.0 | 10 | - | - |')
     assert lines[3] == ('| mine | ? | mine | 1 | 50.0 ± 0.0 | +37.7 ± 0.0 '
-                        '| - | 10 | - |')
+                        '| - | 10 | - | - |')
+
+
+def test_prototype_entropy_is_averaged_over_levels_then_seeds():
+    a = _fake('prockd', 0, 0.2)
+    a['proto_entropy'] = dict(
+        assign_location=[1.0, 0.8], attn_location=[0.5, 0.3])
+    b = _fake('prockd', 1, 0.3)
+    b['proto_entropy'] = dict(
+        assign_location=[0.6, 0.6], attn_location=[0.2, 0.2])
+    table = aggregate([a, b, _fake('student', 0, 0.1)])
+    assert table['prockd']['entropy'] == pytest.approx(
+        dict(assign_location=0.75, attn_location=0.3))
+    assert 'entropy' not in table['student']
+    rows = {
+        line.split(' | ')[0]: line
+        for line in format_table(table).splitlines()
+    }
+    assert rows['| prockd'].endswith('| 0.75, 0.30 |')
+    assert rows['| student'].endswith('| - |')
 
 
 def test_summarise_curve():
@@ -187,6 +206,13 @@ def test_smoke_run(fmnist_dir, tmp_path):
         metrics = result[key]
         assert 0.0 <= metrics['bbox_mAP'] <= 1.0
         assert 0.0 <= metrics['bbox_mAP_50'] <= 1.0
+    # how specialised the prototypes are, per RetinaNet level (P3-P7)
+    entropy = result['proto_entropy']
+    assert sorted(entropy) == [
+        'assign_location', 'assign_usage', 'attn_location', 'attn_usage'
+    ]
+    for values in entropy.values():
+        assert len(values) == 5 and all(0.0 <= v <= 1.0 for v in values)
     with open(osp.join(work, 'summary_val.json')) as f:
         assert json.load(f)['prockd']['seeds'] == [0]
     assert osp.isfile(osp.join(work, 'table_val.md'))

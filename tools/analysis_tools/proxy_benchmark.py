@@ -608,6 +608,8 @@ def run_one(variant: str,
     if getattr(model, 'learner', None) is not None and \
             not _shared_norm_head(model):
         result['proto_branch_metrics'] = _test_proto_branch(runner)
+    if getattr(model, 'learner', None) is not None:
+        result['proto_entropy'] = proto_entropy(runner)
     # the test split: for reporting only (tables show it with --split test)
     _use_split(runner, cfg, 'test')
     result['test_metrics'] = _strip(runner.test())
@@ -669,6 +671,41 @@ def _shared_norm_head(model) -> bool:
     return any(
         isinstance(m, _NormBase) and m.track_running_stats
         for m in model.iface.logit_head.modules())
+
+
+def proto_entropy(runner, max_batches: int = 8) -> Dict[str, List[float]]:
+    """How specialised the prototypes are after training, on the first
+    ``max_batches`` batches of the runner's test loader (the val split
+    here), per prototype level: ``assign_location`` and ``attn_location``,
+    the mean entropy of a position's assignment (the learner's NetVLAD
+    assignment, the augment's attention) over the K prototypes, divided by
+    log K (1: spread evenly, 0: one prototype per position); and
+    ``assign_usage`` / ``attn_usage``, the entropy of the prototypes'
+    shares of the whole mass, divided by log K (1: all used alike)."""
+    from mmprockd.models.necks.prototype_learner import (assignment_entropy,
+                                                         usage_entropy)
+    model = runner.model
+    model.eval()
+    acc: Dict[tuple, list] = {}
+    for i, batch in enumerate(runner.test_dataloader):
+        if i >= max_batches:
+            break
+        data = model.data_preprocessor(batch, False)
+        assigns, attns = model.prototype_assignments(data['inputs'])
+        for kind, maps in (('assign', assigns), ('attn', attns)):
+            for level, a in enumerate(maps):
+                ent, mass = assignment_entropy(a)
+                total = acc.setdefault((kind, level), [0.0, 0, 0.0])
+                total[0] += float(ent.sum())
+                total[1] += ent.numel()
+                total[2] = total[2] + mass
+    out: Dict[str, List[float]] = {}
+    for (kind, _), (ent_sum, count, mass) in sorted(acc.items()):
+        out.setdefault(f'{kind}_location',
+                       []).append(round(ent_sum / count, 4))
+        out.setdefault(f'{kind}_usage',
+                       []).append(round(usage_entropy(mass), 4))
+    return out
 
 
 def _test_proto_branch(runner) -> Dict[str, float]:
@@ -755,6 +792,12 @@ def aggregate(results: Sequence[dict],
         ]
         if branch:
             entry['branch'] = statistics.fmean(branch)
+        entropy = [r['proto_entropy'] for r in rows if 'proto_entropy' in r]
+        if entropy:  # mean over levels, then over seeds
+            entry['entropy'] = {
+                k: statistics.fmean(statistics.fmean(e[k]) for e in entropy)
+                for k in ('assign_location', 'attn_location')
+            }
         table[v] = entry
     return table
 
@@ -766,11 +809,14 @@ def format_table(table: Dict[str, dict],
                  baseline: str = 'student') -> str:
     """Markdown table; metrics in percent as ``mean ± std``, the paired
     gain over the student alone (``+mean ± std``) beside the first one,
-    the mean training time and the prototype branch's val metric."""
+    the mean training time, the prototype branch's val metric and how
+    specialised its prototypes are (``proto_entropy``)."""
     head = [
         'variant', 'group', 'what differs', 'seeds', metrics[0],
         'paired gain' if baseline == 'student' else f'gain over {baseline}'
-    ] + list(metrics[1:]) + ['train s', 'branch (val)']
+    ] + list(metrics[1:]) + [
+        'train s', 'branch (val)', 'entropy / log K (assign, attn)'
+    ]
     lines = [
         '| ' + ' | '.join(head) + ' |',
         '|' + '---|' * len(head),
@@ -792,6 +838,9 @@ def format_table(table: Dict[str, dict],
         cells.append(f'{entry["train_s"]:.0f}')
         cells.append(f'{scale * entry["branch"]:.1f}' if 'branch' in
                      entry else '-')
+        ent = entry.get('entropy')
+        cells.append(f'{ent["assign_location"]:.2f}, '
+                     f'{ent["attn_location"]:.2f}' if ent else '-')
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 

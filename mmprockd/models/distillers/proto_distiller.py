@@ -458,6 +458,27 @@ class ProtoDistiller(BaseModel):
                 m.eval()
         return self
 
+    @torch.no_grad()
+    def prototype_assignments(self, inputs: Tensor
+                              ) -> Tuple[List[Tensor], List[Tensor]]:
+        """The learner's soft assignment and the augment's attention over
+        the K prototypes at every prototype level, each (N, K, H, W) and
+        summing to 1 over K, for preprocessed ``inputs``: what shows whether
+        the prototypes have specialised (``assignment_entropy``). The teacher
+        runs without the feature cache."""
+        if self.learner is None:
+            raise ValueError('ProtoDistiller: prototype_assignments needs '
+                             'the prototype branch (learner)')
+        feats = self.iface.extract(inputs)
+        sizes = [feats[i].shape[-2:] for i in self.proto_levels]
+        f_v, assigns = self.learner(
+            self._teacher_features(inputs), sizes, return_assign=True)
+        attns = [
+            self.augment(f, self.learner.get_prototypes(j),
+                         return_attn=True)[1] for j, f in enumerate(f_v)
+        ]
+        return assigns, attns
+
     @property
     def distill_fraction(self) -> float:
         """Expected fraction of the images the distillation terms use."""

@@ -841,3 +841,26 @@ def test_freezing_a_branch_that_does_not_exist_is_refused():
         feat_loss=dict(type='mmprockd.FeatureMimicLoss'))
     with pytest.raises(ValueError, match='branch_frozen needs the prototype'):
         model.branch_frozen = True
+
+
+def test_prototype_assignments_are_per_level_and_sum_to_one():
+    """What the benchmark's prototype entropy reads: the learner's NetVLAD
+    assignment and the augment's attention at each prototype level, on the
+    student level's grid, summing to 1 over the K prototypes."""
+    model = build(proto_levels=[0, 2])
+    model.eval()
+    data = model.data_preprocessor(det_batch(2, (64, 96)), False)
+    feats = model.iface.extract(data['inputs'])
+    assigns, attns = model.prototype_assignments(data['inputs'])
+    assert len(assigns) == len(attns) == 2
+    for level, a, t in zip((0, 2), assigns, attns):
+        shape = (2, 6) + tuple(feats[level].shape[-2:])
+        assert tuple(a.shape) == tuple(t.shape) == shape
+        assert torch.allclose(a.sum(1), torch.ones(()), atol=1e-5)
+        assert torch.allclose(t.sum(1), torch.ones(()), atol=1e-5)
+    plain = build(
+        learner=None,
+        kl_loss=None,
+        feat_loss=dict(type='mmprockd.FeatureMimicLoss'))
+    with pytest.raises(ValueError, match='needs the prototype branch'):
+        plain.prototype_assignments(data['inputs'])

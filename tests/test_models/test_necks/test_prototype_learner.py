@@ -523,3 +523,35 @@ def test_residual_adds_the_fused_features():
     plain = PrototypeLearner([3], channels=4, num_prototypes=5, fusion='fpn')
     plain.load_state_dict(learner.state_dict())
     assert (plain([x], [(6, 6)])[0] == 0).all()  # ReLU(0) without the skip
+
+
+def test_assignment_entropy_by_hand():
+    """Per position: entropy over K / log K; per prototype: its mass. A
+    uniform assignment is 1 and uses every prototype alike; one prototype
+    everywhere is 0 and 0; one prototype per position, each prototype at
+    the same number of positions, is 0 per position but 1 in usage; and
+    (1/2, 1/2, 0, 0) over K = 4 is log 2 / log 4 = 0.5."""
+    from mmprockd.models.necks.prototype_learner import (assignment_entropy,
+                                                         usage_entropy)
+    k = 4
+    uniform = torch.full((2, k, 3, 5), 1 / k)
+    ent, mass = assignment_entropy(uniform)
+    assert ent.shape == (2, 3, 5)
+    assert torch.allclose(ent, torch.ones(2, 3, 5), atol=1e-6)
+    assert torch.allclose(mass, torch.full((k, ), 2 * 15 / k))
+    assert usage_entropy(mass) == pytest.approx(1.0, abs=1e-6)
+    one = torch.zeros(1, k, 2, 2)
+    one[:, 0] = 1
+    ent, mass = assignment_entropy(one)
+    assert float(ent.abs().max()) == pytest.approx(0.0, abs=1e-6)
+    assert usage_entropy(mass) == pytest.approx(0.0, abs=1e-6)
+    each = torch.eye(k).view(1, k, 2, 2)  # position p -> prototype p
+    ent, mass = assignment_entropy(each)
+    assert float(ent.abs().max()) == pytest.approx(0.0, abs=1e-6)
+    assert usage_entropy(mass) == pytest.approx(1.0, abs=1e-6)
+    half = torch.tensor([0.5, 0.5, 0.0, 0.0]).view(1, k, 1, 1)
+    ent, mass = assignment_entropy(half)
+    assert float(ent) == pytest.approx(math.log(2) / math.log(4))
+    assert usage_entropy(mass) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match=r'\(N, K, H, W\)'):
+        assignment_entropy(torch.ones(4, 2))
