@@ -154,6 +154,13 @@ VARIANTS: Dict[str, tuple] = {
          'custom_hooks.0.kl_warmup': 40
      }), 'signed own-head branch, the KL from '
      'mid-run on'),
+    # [ours] prototypes that specialise: NetVLAD's init of the assignment
+    'prockd_signed_own_vlad':
+    ('recipe [ours]', PROCKD,
+     dict(SIGNED_OWN,
+          **{'model.learner.assign_init':
+             'prototypes'}), 'signed own-head branch, the assignment '
+     'initialised from the prototypes'),
     'prockd_signed_own_kl0': ('recipe [ours]', PROCKD,
                               dict(SIGNED_OWN, **{'model.kl_loss': None}),
                               'the same without the KL (a control)'),
@@ -355,6 +362,12 @@ CLS_VARIANTS: Dict[str, tuple] = {
           **{'model.branch_feat_loss': dict(BFEAT, loss_weight=6.0)}),
      'prockd_own_area_kd + PKD (weight 6) from '
      'the branch, not the teacher'),
+    'prockd_own_area_kd_vlad':
+    ('recipe [ours]', CLS_PROCKD,
+     dict(OWN_AREA, **HINTON,
+          **{'model.learner.assign_init':
+             'prototypes'}), 'prockd_own_area_kd, the assignment '
+     'initialised from the prototypes'),
     'prockd_own_area_pkd_kl1':
     ('recipe [ours]', CLS_PROCKD,
      dict(OWN_AREA, **{

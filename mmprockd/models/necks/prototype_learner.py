@@ -87,6 +87,19 @@ class PrototypeLearner(BaseModule):
             instead of replacing them, so the branch starts from what the
             teacher's maps say (signed, as an FPN's output) and the
             prototypes only add to it. Defaults to False (the authors').
+        assign_init (str): how the assignment conv of step 3 starts.
+            ``'default'`` (the authors'): PyTorch's default init; on
+            unit-norm tokens its logits are tiny, so every position starts
+            (and, on our proxies, stays: docs/benchmark.md) spread almost
+            evenly over all K prototypes. ``'prototypes'`` [ours]: NetVLAD's
+            init (Arandjelovic et al., 2016), ``w_k = 2 alpha c_k``,
+            ``b_k = -alpha |c_k|^2``, so the logits are ``-alpha |f^ -
+            c_k|^2`` up to a constant per position and a token goes to its
+            nearest prototypes; the conv trains freely from there. Applied
+            at construction and again in :meth:`init_weights`. Defaults to
+            ``'default'``.
+        assign_alpha (float): ``alpha`` of ``assign_init='prototypes'``.
+            Defaults to 10.
         init_cfg (dict or list[dict], optional): Initialisation config.
             Defaults to None.
 
@@ -119,6 +132,8 @@ class PrototypeLearner(BaseModule):
                  fusion_convs: int = 0,
                  fusion: str = 'concat',
                  residual: bool = False,
+                 assign_init: str = 'default',
+                 assign_alpha: float = 10.0,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         name = self.__class__.__name__
@@ -138,6 +153,14 @@ class PrototypeLearner(BaseModule):
                              f'got {fusion!r}')
         self.fusion = fusion
         self.residual = residual
+        if assign_init not in ('default', 'prototypes'):
+            raise ValueError(f"{name}: assign_init must be 'default' or "
+                             f"'prototypes', got {assign_init!r}")
+        if assign_alpha <= 0:
+            raise ValueError(f'{name}: assign_alpha must be positive, '
+                             f'got {assign_alpha}')
+        self.assign_init = assign_init
+        self.assign_alpha = float(assign_alpha)
         if fusion_convs < 0:
             raise ValueError(f'{name}: fusion_convs must be >= 0, '
                              f'got {fusion_convs}')
@@ -196,6 +219,24 @@ class PrototypeLearner(BaseModule):
                 nn.Conv2d(channels, channels, 1), nn.ReLU(inplace=True))
             for _ in range(num_banks)
         ])
+
+        if assign_init == 'prototypes':
+            self._init_assigners_from_prototypes()
+
+    def _init_assigners_from_prototypes(self) -> None:
+        """NetVLAD's init of the assignment conv from the prototypes."""
+        with torch.no_grad():
+            for bank, conv in enumerate(self.assigners):
+                protos = self.prototypes[bank]  # (K, D)
+                conv.weight.copy_(2 * self.assign_alpha *
+                                  protos[:, :, None, None])
+                conv.bias.copy_(-self.assign_alpha * protos.pow(2).sum(1))
+
+    def init_weights(self) -> None:
+        """``init_cfg`` first, then ``assign_init`` (which must win)."""
+        super().init_weights()
+        if self.assign_init == 'prototypes':
+            self._init_assigners_from_prototypes()
 
     def _bank(self, level: int) -> int:
         """Index of the prototype bank (and shared layers) of a level."""

@@ -555,3 +555,37 @@ def test_assignment_entropy_by_hand():
     assert usage_entropy(mass) == pytest.approx(0.5)
     with pytest.raises(ValueError, match=r'\(N, K, H, W\)'):
         assignment_entropy(torch.ones(4, 2))
+
+
+def test_assign_init_from_prototypes_is_netvlads_by_hand():
+    """[ours] assign_init='prototypes': w_k = 2 alpha c_k, b_k = -alpha
+    |c_k|^2, so softmax over the conv's logits on a unit token equals
+    softmax_k(-alpha |f^ - c_k|^2); init_weights keeps it after an
+    init_cfg that re-initialises every conv."""
+    torch.manual_seed(0)
+    learner = PrototypeLearner(
+        in_channels=[3],
+        channels=4,
+        num_prototypes=5,
+        assign_init='prototypes',
+        assign_alpha=3.0,
+        init_cfg=dict(type='Normal', layer='Conv2d', std=1.0))
+    learner.init_weights()
+    protos = learner.prototypes[0].detach()
+    conv = learner.assigners[0]
+    assert torch.allclose(conv.weight[:, :, 0, 0], 6.0 * protos)
+    assert torch.allclose(conv.bias, -3.0 * protos.pow(2).sum(1))
+    token = F.normalize(torch.randn(4), dim=0)
+    got = conv(token.view(1, 4, 1, 1)).view(5).softmax(0)
+    dist = (token[None] - protos).pow(2).sum(1)
+    assert torch.allclose(got, (-3.0 * dist).softmax(0), atol=1e-6)
+    # the token's nearest prototype gets the largest share
+    assert int(got.argmax()) == int(dist.argmin())
+    with pytest.raises(ValueError, match="assign_init must be 'default'"):
+        PrototypeLearner(in_channels=[3], channels=4, assign_init='kmeans')
+    with pytest.raises(ValueError, match='assign_alpha must be positive'):
+        PrototypeLearner(
+            in_channels=[3],
+            channels=4,
+            assign_init='prototypes',
+            assign_alpha=0)
