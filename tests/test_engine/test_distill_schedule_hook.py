@@ -44,17 +44,24 @@ def test_kl_curriculum_by_epoch():
     assert hook.kl_scale_at(45, 4, 10) == 1.0
 
 
-def test_kl_curriculum_sets_the_models_kl_scale():
+def _runner(model, iteration, hub):
+    """A runner stand-in with what the hook reads: 10 iterations an epoch."""
     from types import SimpleNamespace
 
     from mmengine.logging import MessageHub
-    model = SimpleNamespace(distill_scale=None, kl_scale=None)
-    runner = SimpleNamespace(
+    return SimpleNamespace(
         model=model,
-        iter=5,
+        iter=iteration,
         epoch=0,
         train_dataloader=[0] * 10,
-        message_hub=MessageHub.get_instance('kl_curriculum_test'))
+        message_hub=MessageHub.get_instance(hub))
+
+
+def test_kl_curriculum_sets_the_models_kl_scale():
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(distill_scale=None, kl_scale=None)
+    runner = _runner(model, 5, 'kl_curriculum_test')
     DistillScheduleHook(kl_start=4, kl_warmup=4).before_train_iter(runner, 0)
     assert model.distill_scale == 1.0 and model.kl_scale == 0.5
     model.kl_scale = None  # without a KL schedule the hook leaves it alone
@@ -72,8 +79,6 @@ def test_branch_stop_freezes_the_branch_from_that_iteration_on():
     iteration (or epoch) on, and only when it changes."""
     from types import SimpleNamespace
 
-    from mmengine.logging import MessageHub
-
     class Model(SimpleNamespace):
         sets = 0
 
@@ -87,12 +92,7 @@ def test_branch_stop_freezes_the_branch_from_that_iteration_on():
             self.__dict__['_frozen'] = value
 
     model = Model(distill_scale=None, learner=object())
-    runner = SimpleNamespace(
-        model=model,
-        iter=0,
-        epoch=0,
-        train_dataloader=[0] * 10,
-        message_hub=MessageHub.get_instance('branch_stop_test'))
+    runner = _runner(model, 0, 'branch_stop_test')
     hook = DistillScheduleHook(warmup=2, branch_stop=3)
     hook.before_train(runner)
     frozen = []

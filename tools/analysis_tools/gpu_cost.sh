@@ -13,6 +13,7 @@
 # A CPU smoke run of the same script:
 #   DEVICE=cpu AMP= DET_SIZE="64 96" SEG_SIZE="64 128" ITERS=1 WARMUP=0 \
 #     bash tools/analysis_tools/gpu_cost.sh /tmp/cost
+# PYTHON names the interpreter (default: python on PATH).
 set -euo pipefail
 OUT=${1:-work_dirs/gpu_cost}
 DEVICE=${DEVICE:-cuda}
@@ -23,6 +24,7 @@ BATCH=${BATCH:-8}
 FRACTION=${FRACTION:-0.25}
 ITERS=${ITERS:-10}
 WARMUP=${WARMUP:-3}
+PYTHON=${PYTHON:-python}
 HERE=$(cd "$(dirname "$0")" && pwd)
 DET=configs/prockd_retinanet_coco.py
 FAST=configs/prockd_retinanet_r50_fpn_frac-0.25-ownhead_1x_coco.py
@@ -34,7 +36,7 @@ bench() {  # NAME CONFIG SIZE [benchmark_cost.py options]
     local name=$1 config=$2 size=$3
     shift 3
     # shellcheck disable=SC2086  # SIZE and AMP are word lists on purpose
-    python "$HERE/benchmark_cost.py" "$config" --device "$DEVICE" $AMP \
+    "$PYTHON" "$HERE/benchmark_cost.py" "$config" --device "$DEVICE" $AMP \
         --size $size --batch "$BATCH" --iters "$ITERS" --warmup "$WARMUP" \
         --out "$OUT/$name.json" "$@" | tee "$OUT/$name.log"
 }
@@ -46,4 +48,4 @@ bench 3_retinanet_augneck "$AUG" "$DET_SIZE"
 bench 4_pspnet "$SEG" "$SEG_SIZE" --breakdown
 bench 5_pspnet_fast "$SEG" "$SEG_SIZE" \
     --cfg-options model.distill_fraction="$FRACTION" model.proto_head_grad=False
-python "$HERE/cost_table.py" "$OUT"/*.json | tee "$OUT/table.md"
+"$PYTHON" "$HERE/cost_table.py" "$OUT"/*.json | tee "$OUT/table.md"
