@@ -42,9 +42,13 @@ def run_tool(args: List[str], cwd: str,
         subprocess.CompletedProcess: with ``output``, stdout then stderr.
     """
     # a shell script runs its Python tools with the tests' interpreter,
-    # whether or not its virtual environment is on PATH
-    full_env = dict(
-        os.environ, PYTHONWARNINGS='ignore', PYTHON=sys.executable, **env)
+    # whether or not its virtual environment is on PATH; a test may name
+    # another (``env`` wins)
+    full_env = {
+        **os.environ, 'PYTHONWARNINGS': 'ignore',
+        'PYTHON': sys.executable,
+        **env
+    }
     script = osp.join(REPO, 'tools', args[0])
     launcher = ['bash'] if script.endswith('.sh') else [sys.executable]
     cmd = launcher + [script] + args[1:]
