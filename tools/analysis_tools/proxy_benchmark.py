@@ -695,8 +695,8 @@ def proto_entropy(runner, max_batches: int = 8) -> Dict[str, List[float]]:
     log K (1: spread evenly, 0: one prototype per position); and
     ``assign_usage`` / ``attn_usage``, the entropy of the prototypes'
     shares of the whole mass, divided by log K (1: all used alike)."""
-    from mmprockd.models.necks.prototype_learner import (assignment_entropy,
-                                                         usage_entropy)
+    from mmprockd.models.necks.prototype_stats import (assignment_entropy,
+                                                       usage_entropy)
     model = runner.model
     model.eval()
     acc: Dict[tuple, list] = {}

@@ -531,8 +531,8 @@ def test_assignment_entropy_by_hand():
     everywhere is 0 and 0; one prototype per position, each prototype at
     the same number of positions, is 0 per position but 1 in usage; and
     (1/2, 1/2, 0, 0) over K = 4 is log 2 / log 4 = 0.5."""
-    from mmprockd.models.necks.prototype_learner import (assignment_entropy,
-                                                         usage_entropy)
+    from mmprockd.models.necks.prototype_stats import (assignment_entropy,
+                                                       usage_entropy)
     k = 4
     uniform = torch.full((2, k, 3, 5), 1 / k)
     ent, mass = assignment_entropy(uniform)
