@@ -7,6 +7,7 @@ stays in eval mode whatever ``train()`` is called with; it runs under
 output; it may run in bf16/fp16; it has its own normalisation and input
 scale; it never computes a loss.
 """
+import copy
 import difflib
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -28,6 +29,27 @@ IMAGENET_STD = (58.395, 57.12, 57.375)
 _ORDERS = ('rgb', 'bgr')
 
 Convention = Tuple[Optional[Tensor], Optional[Tensor], bool]
+
+
+def deepcopy_sharing(module: nn.Module, memo: dict,
+                     shared: Sequence[str]) -> nn.Module:
+    """A deep copy of ``module`` in which the attributes named ``shared``
+    are the original objects, not copies.
+
+    For a distiller's ``__deepcopy__``: the frozen teacher and its feature
+    cache are held outside the module tree and never change, and a copy
+    (mmengine's ``EMAHook`` makes one of the whole model) that duplicated
+    them would hold a second teacher, and a second cache, that nothing
+    uses. Everything else is copied as ``copy.deepcopy`` copies a module.
+    """
+    for name in shared:
+        value = module.__dict__.get(name)
+        if value is not None:
+            memo[id(value)] = value
+    new = type(module).__new__(type(module))
+    memo[id(module)] = new
+    new.__setstate__(copy.deepcopy(module.__dict__, memo))
+    return new
 
 
 def student_input_convention(preprocessor) -> Convention:

@@ -26,7 +26,7 @@ from mmengine.model import BaseModel
 from torch import Tensor
 
 from mmprockd.registry import MODELS
-from .frozen_teacher import student_input_convention
+from .frozen_teacher import deepcopy_sharing, student_input_convention
 from .rank_mean import RankMeanLogVars
 from .student_interface import StudentInterface
 
@@ -150,6 +150,12 @@ class LogitKDDistiller(BaseModel):
     def teacher(self) -> torch.nn.Module:
         """The frozen model (not a submodule: never saved or trained)."""
         return self._teacher
+
+    def __deepcopy__(self, memo: dict):
+        """A copy shares the frozen model, which
+        nothing trains, and copies the rest: mmengine's ``EMAHook`` copies
+        the whole model to average it (:func:`deepcopy_sharing`)."""
+        return deepcopy_sharing(self, memo, ('_teacher', ))
 
     def train(self, mode: bool = True) -> 'LogitKDDistiller':
         super().train(mode)

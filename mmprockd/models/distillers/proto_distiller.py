@@ -31,7 +31,7 @@ from torch import Tensor
 from mmprockd.registry import MODELS
 from ..plugins.task_adaptive_augment import TaskAdaptiveAugment
 from .distill_sampler import DistillSampler, take_images
-from .frozen_teacher import FrozenTeacher
+from .frozen_teacher import FrozenTeacher, deepcopy_sharing
 from .rank_mean import RankMeanLogVars
 from .student_interface import StudentInterface
 from .teacher_cache import TeacherFeatureCache, sample_key
@@ -434,10 +434,11 @@ class ProtoDistiller(BaseModel):
     def branch_frozen(self) -> bool:
         """[ours] Whether the prototype branch has stopped training (set by
         ``DistillScheduleHook(branch_stop=...)``). A frozen branch runs in
-        eval mode and without gradient, its task loss is no longer computed
-        into the total, and the KL goes on teaching the student its
-        predictions: probe-then-distil inside one run, from a branch stopped
-        before it memorises the training set (docs/method.md)."""
+        eval mode and without gradient, its task loss is still logged under
+        the same keys but no longer counted into the total, and the KL goes
+        on teaching the student its predictions: probe-then-distil inside
+        one run, from a branch stopped before it memorises the training set
+        (docs/method.md)."""
         return self._branch_frozen
 
     @branch_frozen.setter
@@ -449,6 +450,12 @@ class ProtoDistiller(BaseModel):
         self._branch_frozen = value
         for m in self._branch_modules():
             m.train(self.training and not value)
+
+    def __deepcopy__(self, memo: dict):
+        """A copy shares the frozen teacher and its feature cache, which
+        nothing trains, and copies the rest: mmengine's ``EMAHook`` copies
+        the whole model to average it (:func:`deepcopy_sharing`)."""
+        return deepcopy_sharing(self, memo, ('_teacher', 'teacher_cache'))
 
     def train(self, mode: bool = True) -> 'ProtoDistiller':
         """The usual train/eval switch; a frozen branch stays in eval."""
@@ -532,9 +539,10 @@ class ProtoDistiller(BaseModel):
                         param_grad=not frozen
                         and (own or self.proto_head_grad),
                         update_stats=own and not frozen)
+                # a frozen branch's losses are still logged, under the same
+                # keys, so the log shows how the fixed teacher does on each
+                # batch; parse_losses keeps them out of the total
                 for k, v in proto_losses.items():
-                    if frozen:
-                        break
                     distill[f'distill.proto.{k}'] = _scale(
                         v, self.proto_weight * scale) if 'loss' in k else v
                 if self.branch_feat_loss is not None:
@@ -562,7 +570,8 @@ class ProtoDistiller(BaseModel):
                     f'ProtoDistiller: non-finite distillation loss {bad}, '
                     f'dropped for this step ({self.nan_skips} so far)')
                 distill = {}
-        if not any('loss' in k for k in distill):
+        if not any('loss' in k
+                   for k in distill if not self._frozen_log_key(k)):
             zero = self._touch_distill_params()
             if zero is not None:
                 distill['distill.loss_zero'] = zero
@@ -574,10 +583,22 @@ class ProtoDistiller(BaseModel):
         log variables that are, under DDP, the mean over the ranks
         (``log_rank_mean``; :class:`RankMeanLogVars` for the keys that only
         some ranks log). Called on every rank at every training step."""
-        loss, log_vars = super().parse_losses(losses)
+        frozen = {k: v for k, v in losses.items() if self._frozen_log_key(k)}
+        loss, log_vars = super().parse_losses({
+            k: v
+            for k, v in losses.items() if k not in frozen
+        })
+        for k, v in frozen.items():  # logged, not trained
+            log_vars[k] = (v if isinstance(v, Tensor) else sum(
+                x.mean() for x in v)).detach().mean()
         if self.log_rank_mean:
             log_vars = self._rank_mean(log_vars)
         return loss, log_vars
+
+    def _frozen_log_key(self, key: str) -> bool:
+        """Whether ``key`` is a frozen branch's loss: logged, kept out of
+        the total (:attr:`branch_frozen`)."""
+        return self._branch_frozen and key.startswith('distill.proto.')
 
     def _count_nan_steps(self, bad: List[str]) -> None:
         """Count consecutive steps with a non-finite distillation loss.

@@ -158,6 +158,24 @@ def test_student_starts_as_it_does_alone_and_predicts_alone(tmp_path):
     assert torch.equal(got[0].pred_score, want[0].pred_score)
 
 
+def test_a_copy_shares_the_frozen_model_and_copies_the_student(tmp_path):
+    """EMAHook's deep copy: one frozen model in memory, the student copied
+    (equal values in separate storage), and the copy still distils."""
+    ckpt = tmp_path / 'probe.pth'
+    save_teacher(ckpt)
+    model = distiller(ckpt)
+    twin = copy.deepcopy(model)
+    assert twin.teacher is model.teacher
+    ours, theirs = model.student.state_dict(), twin.student.state_dict()
+    assert ours.keys() == theirs.keys()
+    for k in ours:
+        assert torch.equal(ours[k], theirs[k]), k
+        assert ours[k].data_ptr() != theirs[k].data_ptr(), k
+    data = cls_batch(twin)
+    losses = twin(data['inputs'], data['data_samples'], mode='loss')
+    assert losses['distill.loss_kl'].item() > 0
+
+
 def test_distill_and_kl_scales_multiply_the_kl(tmp_path):
     ckpt = tmp_path / 'probe.pth'
     save_teacher(ckpt)

@@ -133,6 +133,41 @@ def test_teacher_is_frozen_outside_the_module_tree_and_in_eval():
     assert not teacher_ids & {id(p) for p in model.parameters()}
 
 
+def test_an_ema_copy_shares_the_frozen_teacher_and_averages_the_rest():
+    """mmengine's EMAHook deep-copies the whole model: the copy holds the
+    same frozen teacher and feature cache (one teacher in memory, not two),
+    its own student and branch, and averages them."""
+    from mmengine.model import ExponentialMovingAverage
+    model = build(teacher_cache=dict(max_items=8, dtype='fp32'))
+    ema = ExponentialMovingAverage(model, momentum=0.5)
+    avg = ema.module
+    assert avg.teacher is model.teacher
+    assert avg.teacher_cache is model.teacher_cache
+    for name in ('student', 'learner', 'augment'):
+        ours = dict(getattr(model, name).state_dict())
+        theirs = dict(getattr(avg, name).state_dict())
+        assert ours.keys() == theirs.keys()
+        for k in ours:
+            assert torch.equal(ours[k], theirs[k]), k
+            assert ours[k].data_ptr() != theirs[k].data_ptr(), k
+    # deepcopy elsewhere in the model still copies: the copy's student is
+    # not the model's
+    assert avg.student is not model.student
+    w = model.student.bbox_head.retina_cls.weight
+    start = w.detach().clone()
+    ema.update_parameters(model)  # the first call copies
+    with torch.no_grad():
+        w.add_(2.0)
+    ema.update_parameters(model)  # then (1 - m) * avg + m * model
+    torch.testing.assert_close(avg.student.bbox_head.retina_cls.weight,
+                               start + 1.0)
+    # the copy distils: its teacher features come from the shared cache
+    hits = model.teacher_cache.hits
+    loss_step(model)
+    assert 'distill.loss_kl' in loss_step(avg)
+    assert model.teacher_cache.hits > hits
+
+
 def test_teacher_dropout_and_droppath_stay_off_in_train_mode():
     teacher = MODELS.build(
         dict(
@@ -804,9 +839,26 @@ def test_frozen_branch_is_a_fixed_teacher_that_still_teaches():
         for k, v in model.student.state_dict().items()
     }
     losses = loss_step(model)
-    assert not any(k.startswith('distill.proto.') for k in losses)
+    # its losses are logged (no stale value in the log) but not trained
+    frozen = {k: v for k, v in losses.items() if k.startswith('distill.proto')}
+    assert 'distill.proto.loss_cls' in frozen
+    assert all(not t.requires_grad for v in frozen.values()
+               for t in (v if isinstance(v, list) else [v]))
     assert losses['distill.loss_kl'].item() > 0
-    total, _ = model.parse_losses(losses)
+    total, log_vars = model.parse_losses(losses)
+    trained, _ = model.parse_losses({
+        k: v
+        for k, v in losses.items() if k not in frozen
+    })
+    assert torch.equal(total, trained)
+    assert log_vars['loss'] == total
+    cls_loss = losses['distill.proto.loss_cls']
+    expected = sum(
+        x.mean()
+        for x in cls_loss) if isinstance(cls_loss, list) else cls_loss.mean()
+    assert log_vars['distill.proto.loss_cls'].item() == pytest.approx(
+        expected.item())
+    assert log_vars['distill.proto.loss_cls'].item() > 0
     optim = torch.optim.SGD(
         model.parameters(), lr=0.1, momentum=0.9, weight_decay=0.1)
     optim.zero_grad(set_to_none=True)
