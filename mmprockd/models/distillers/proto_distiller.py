@@ -98,6 +98,16 @@ class ProtoDistiller(BaseModel):
             KL (``distill.loss_branch_feat``). Needs the prototype branch.
         student_ckpt (str, optional): start the student from these weights
             (a plain student checkpoint or a ProtoDistiller one).
+        branch_ckpt (str, optional): [ours] start the prototype branch (the
+            learner, augment, level adapter and the own head copy) from
+            the branch of this ProtoDistiller checkpoint, loaded strictly
+            after ``init_weights``; the student starts as it would without
+            it. With ``DistillScheduleHook(branch_stop=0)`` the loaded
+            branch is a fixed teacher from the first step: ProC-KD in two
+            stages, the branch trained in a first run, its predictions
+            distilled into a fresh student in a second (docs/method.md).
+            Needs ``branch_head='own'`` (a shared head would be the new
+            student's, untrained).
         sync_student_prototypes (bool): copy the learned prototypes into
             every :class:`TaskAdaptiveAugment` inside the student before each
             step, so a deployed student carries them. Defaults to True.
@@ -152,6 +162,7 @@ class ProtoDistiller(BaseModel):
                  feat_loss: Optional[dict] = None,
                  branch_feat_loss: Optional[dict] = None,
                  student_ckpt: Optional[str] = None,
+                 branch_ckpt: Optional[str] = None,
                  sync_student_prototypes: bool = True,
                  nan_guard: bool = True,
                  max_nan_steps: Optional[int] = 50,
@@ -166,6 +177,19 @@ class ProtoDistiller(BaseModel):
             raise FileNotFoundError(
                 f'ProtoDistiller: student_ckpt {student_ckpt!r} does not '
                 'exist')
+        if branch_ckpt is not None:
+            if '://' not in branch_ckpt and not osp.isfile(branch_ckpt):
+                raise FileNotFoundError(
+                    f'ProtoDistiller: branch_ckpt {branch_ckpt!r} does not '
+                    'exist (a ProtoDistiller checkpoint with the prototype '
+                    'branch)')
+            if learner is None or branch_head != 'own':
+                raise ValueError(
+                    'ProtoDistiller: branch_ckpt needs the prototype branch '
+                    "(learner) with branch_head='own'; got learner="
+                    f'{None if learner is None else "..."}, branch_head='
+                    f'{branch_head!r} (a shared head is the new student\'s, '
+                    'untrained)')
         if data_preprocessor is not None and \
                 student.get('data_preprocessor') is None:
             student = dict(student, data_preprocessor=data_preprocessor)
@@ -204,6 +228,7 @@ class ProtoDistiller(BaseModel):
         self._branch_frozen = False
         self.proto_head_grad = proto_head_grad
         self.student_ckpt = student_ckpt
+        self.branch_ckpt = branch_ckpt
         self.sync_student_prototypes = sync_student_prototypes
         self.nan_guard = nan_guard
         if max_nan_steps is not None and max_nan_steps < 1:
@@ -354,6 +379,51 @@ class ProtoDistiller(BaseModel):
                 strict=False,
                 revise_keys=[(r'^module\.', ''), (r'^student\.', '')],
                 logger=MMLogger.get_current_instance())
+        if self.branch_ckpt is not None:
+            self._load_branch(self.branch_ckpt)
+
+    def _load_branch(self, path: str) -> None:
+        """Load every branch module from a ProtoDistiller checkpoint,
+        strictly: each of our branch tensors must be there with its shape.
+        """
+        from mmengine.runner.checkpoint import CheckpointLoader
+        try:
+            ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+        except Exception as err:
+            raise RuntimeError(f'ProtoDistiller: branch_ckpt {path!r} could '
+                               f'not be read: {err}') from err
+        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) \
+            else None
+        if not isinstance(state, dict):
+            raise RuntimeError(f'ProtoDistiller: branch_ckpt {path!r} holds '
+                               'no state dict')
+        state = {
+            k[len('module.'):] if k.startswith('module.') else k: v
+            for k, v in state.items()
+        }
+        names = ('learner', 'augment', 'level_adapter', 'branch_student')
+        ours = {
+            f'{n}.{k}': v
+            for n in names if getattr(self, n, None) is not None
+            for k, v in getattr(self, n).state_dict().items()
+        }
+        missing = sorted(k for k in ours if k not in state)
+        wrong = sorted(
+            f'{k}: {tuple(state[k].shape)} in the file, '
+            f'{tuple(v.shape)} here' for k, v in ours.items()
+            if k in state and tuple(state[k].shape) != tuple(v.shape))
+        if missing or wrong:
+            raise ValueError(
+                f'ProtoDistiller: branch_ckpt {path!r} does not hold this '
+                f'branch: {len(missing)} tensors missing '
+                f'{missing[:5]}{" ..." if len(missing) > 5 else ""}, '
+                f'{len(wrong)} of another shape {wrong[:5]}; it must be a '
+                'checkpoint of a ProtoDistiller with the same learner, '
+                "augment, level adapter and student head (branch_head='own')")
+        self.load_state_dict({k: state[k] for k in ours}, strict=False)
+        MMLogger.get_current_instance().info(
+            f'ProtoDistiller: the prototype branch ({len(ours)} tensors) '
+            f'loaded from {path}')
 
     # -------------------------------------------------------------- forward
     def forward(self,

@@ -886,6 +886,62 @@ def test_frozen_branch_is_a_fixed_teacher_that_still_teaches():
     assert 'distill.proto.loss_cls' in loss_step(model)
 
 
+def test_branch_ckpt_loads_the_branch_and_leaves_the_student_fresh(tmp_path):
+    """[ours] ProC-KD in two stages: the branch of a first run's checkpoint
+    is loaded whole (learner, augment, adapters, own head copy), and the
+    student starts exactly as it does without it."""
+    learner = dict(
+        type='mmprockd.PrototypeLearner', channels=16, num_prototypes=6)
+    first = build(branch_head='own', learner=learner)
+    with torch.no_grad():  # a trained branch, unlike any fresh init
+        for b in first._branch_modules():
+            for p in b.parameters():
+                p.add_(torch.randn_like(p))
+    path = tmp_path / 'stage1.pth'
+    torch.save(
+        dict(state_dict={
+            f'module.{k}': v
+            for k, v in first.state_dict().items()
+        }), path)
+    second = build(branch_head='own', learner=learner, branch_ckpt=str(path))
+    fresh = build(branch_head='own', learner=learner)
+    saved = first.state_dict()
+    loaded = 0
+    branch = ('learner.', 'augment.', 'level_adapter.', 'branch_student.')
+    for k, v in second.state_dict().items():
+        if k.startswith(branch):
+            assert torch.equal(v, saved[k]), k
+            loaded += 1
+        else:
+            assert torch.equal(v, fresh.state_dict()[k]), k
+    assert loaded > 0 and any(
+        k.startswith('branch_student.') for k in second.state_dict())
+
+
+def test_branch_ckpt_bad_input_names_the_file_and_what_differs(tmp_path):
+    learner = dict(
+        type='mmprockd.PrototypeLearner', channels=16, num_prototypes=6)
+    missing = str(tmp_path / 'nope.pth')
+    with pytest.raises(FileNotFoundError, match='nope.pth'):
+        build(branch_head='own', learner=learner, branch_ckpt=missing)
+    other = build(branch_head='own', learner=dict(learner, num_prototypes=4))
+    path = tmp_path / 'k4.pth'
+    torch.save(dict(state_dict=other.state_dict()), path)
+    with pytest.raises(ValueError, match='shared head'):
+        build(learner=learner, branch_ckpt=str(path))
+    with pytest.raises(ValueError, match=r'k4\.pth.*of another shape'):
+        build(branch_head='own', learner=learner, branch_ckpt=str(path))
+    student_only = tmp_path / 'student.pth'
+    torch.save(dict(state_dict=other.student.state_dict()), student_only)
+    with pytest.raises(ValueError, match=r'student\.pth.*tensors missing'):
+        build(
+            branch_head='own', learner=learner, branch_ckpt=str(student_only))
+    corrupt = tmp_path / 'corrupt.pth'
+    corrupt.write_bytes(b'not a checkpoint')
+    with pytest.raises(RuntimeError, match='corrupt.pth.*could not be read'):
+        build(branch_head='own', learner=learner, branch_ckpt=str(corrupt))
+
+
 def test_freezing_a_branch_that_does_not_exist_is_refused():
     model = build(
         learner=None,
