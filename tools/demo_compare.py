@@ -145,7 +145,8 @@ def worker(args: argparse.Namespace) -> None:
     # isort: off
     import mmprockd  # noqa: F401  (its compat fixes first)
     # isort: on
-    from proxy_benchmark import atomic_write_text, run_one
+    from proxy_benchmark import atomic_write_text
+    from proxy_run import run_one
     run = args.worker
     out_dir = osp.join(args.work_dir, run)
 

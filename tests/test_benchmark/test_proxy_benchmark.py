@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from build_fmnist_canvas import build
 from fmnist_fakes import BLOCKS
-from proxy_benchmark import (DEFAULT_VARIANTS, VARIANTS, aggregate,
-                             format_table, load_results, main, parse_args,
-                             summarise_curve)
+from proxy_benchmark import (aggregate, format_table, load_results, main,
+                             parse_args)
+from proxy_run import needed_checkpoint, summarise_curve
+from proxy_variants import DEFAULT_VARIANTS, VARIANTS
 
 
 def _fake(variant, seed, mAP, mAP50=None, test=None):
@@ -110,7 +111,7 @@ def test_summarise_curve():
 
 
 def test_variants_name_existing_configs():
-    from proxy_benchmark import CFG_DIR
+    from proxy_variants import CFG_DIR
     for group, cfg, overrides, desc in VARIANTS.values():
         assert osp.isfile(osp.join(CFG_DIR, cfg)), cfg
     assert {'student', 'feat_mimic', 'prockd'} <= set(VARIANTS)
@@ -175,11 +176,11 @@ def test_probe_kd_waits_for_the_probe_of_its_seed(tmp_path, monkeypatch):
     # the worker side: the probe's newest checkpoint, or an error naming
     # the run to do first
     with pytest.raises(FileNotFoundError, match='run teacher_probe first'):
-        pb.needed_checkpoint(str(tmp_path), 'probe_kd', 0)
+        needed_checkpoint(str(tmp_path), 'probe_kd', 0)
     ckpt = tmp_path / 'teacher_probe' / 'seed0' / 'iter_400.pth'
     ckpt.write_bytes(b'')
     (ckpt.parent / 'last_checkpoint').write_text(str(ckpt))
-    assert pb.needed_checkpoint(str(tmp_path), 'probe_kd', 0) == str(ckpt)
+    assert needed_checkpoint(str(tmp_path), 'probe_kd', 0) == str(ckpt)
 
 
 @pytest.mark.parametrize('task,stage1,stage2', [
@@ -192,8 +193,9 @@ def test_two_stage_prockd_configs(tmp_path, task, stage1, stage2):
     of the same seed as its branch (not as the teacher), frozen from
     iteration 0, with the KL on. probe_kd still gets the probe as its
     teacher."""
-    import proxy_benchmark as pb
-    assert pb.NEEDS[stage2] == stage1
+    from proxy_run import build_cfg
+    from proxy_variants import NEEDS
+    assert NEEDS[stage2] == stage1
     kw = dict(
         data_root=str(tmp_path / 'data') + '/',
         iters=400,
@@ -201,18 +203,18 @@ def test_two_stage_prockd_configs(tmp_path, task, stage1, stage2):
         canvas=96,
         val_subset=None,
         task=task)
-    first = pb.build_cfg(stage1, 3, str(tmp_path / stage1 / 'seed3'), **kw)
+    first = build_cfg(stage1, 3, str(tmp_path / stage1 / 'seed3'), **kw)
     assert first.model.kl_loss is None
     assert first.model.branch_head == 'own'
     assert first.default_hooks.checkpoint.save_last is True
     with pytest.raises(FileNotFoundError, match=f'run {stage1} first'):
-        pb.build_cfg(stage2, 3, str(tmp_path / stage2 / 'seed3'), **kw)
+        build_cfg(stage2, 3, str(tmp_path / stage2 / 'seed3'), **kw)
     run = tmp_path / stage1 / 'seed3'
     run.mkdir(parents=True)
     ckpt = run / 'iter_400.pth'
     ckpt.write_bytes(b'')
     (run / 'last_checkpoint').write_text(str(ckpt))
-    second = pb.build_cfg(stage2, 3, str(tmp_path / stage2 / 'seed3'), **kw)
+    second = build_cfg(stage2, 3, str(tmp_path / stage2 / 'seed3'), **kw)
     assert second.model.branch_ckpt == str(ckpt)
     assert 'teacher_ckpt' not in second.model
     assert second.model.kl_loss is not None
@@ -224,8 +226,7 @@ def test_two_stage_prockd_configs(tmp_path, task, stage1, stage2):
     probe.mkdir(parents=True)
     (probe / 'iter_400.pth').write_bytes(b'')
     (probe / 'last_checkpoint').write_text(str(probe / 'iter_400.pth'))
-    kd = pb.build_cfg('probe_kd', 3, str(tmp_path / 'probe_kd' / 'seed3'),
-                      **kw)
+    kd = build_cfg('probe_kd', 3, str(tmp_path / 'probe_kd' / 'seed3'), **kw)
     assert kd.model.teacher_ckpt == str(probe / 'iter_400.pth')
 
 
@@ -287,7 +288,7 @@ def _seg_canvases(fmnist_dir, out):
 
 
 def test_seg_variants_name_existing_configs():
-    from proxy_benchmark import CFG_DIR, SEG_VARIANTS, TASKS
+    from proxy_variants import CFG_DIR, SEG_VARIANTS, TASKS
     for group, cfg, overrides, desc in SEG_VARIANTS.values():
         assert osp.isfile(osp.join(CFG_DIR, cfg)), cfg
     args = parse_args(['--task', 'seg'])
@@ -312,7 +313,7 @@ def test_seg_dataset_config_loads_the_builders_label_map(fmnist_dir, tmp_path):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS
-    from proxy_benchmark import CFG_DIR, SEG_STUDENT
+    from proxy_variants import CFG_DIR, SEG_STUDENT
     from pycocotools import mask as mask_utils
     data = str(tmp_path / 'canvas')
     coco = _seg_canvases(fmnist_dir, data)['val']
@@ -383,7 +384,7 @@ def test_seg_variant_builds_and_runs_a_loss_step(variant):
     from mmengine.registry import init_default_scope
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
-    from proxy_benchmark import CFG_DIR, SEG_VARIANTS
+    from proxy_variants import CFG_DIR, SEG_VARIANTS
 
     from mmprockd.registry import MODELS
     from mmprockd.utils.offline import make_offline
@@ -427,7 +428,7 @@ def test_seg_probe_kd_distils_a_saved_probe(tmp_path):
     from mmengine.registry import init_default_scope
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
-    from proxy_benchmark import CFG_DIR, SEG_VARIANTS
+    from proxy_variants import CFG_DIR, SEG_VARIANTS
 
     from mmprockd.registry import MODELS
     from mmprockd.utils.offline import make_offline
@@ -467,7 +468,7 @@ def test_branch_figure_is_skipped_for_a_shared_norm_head():
     from types import SimpleNamespace
 
     import torch.nn as nn
-    from proxy_benchmark import _shared_norm_head
+    from proxy_run import _shared_norm_head
     bn_head = nn.Sequential(nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4))
     plain_head = nn.Sequential(nn.Conv2d(4, 4, 3), nn.ReLU())
 
@@ -486,7 +487,8 @@ def test_set_iters_scales_the_distill_schedule_with_the_run():
     and must land at the same fraction of a shorter run: the cls config has
     1000 iterations, a run 500, so branch_stop 300 freezes at 150."""
     from mmengine.config import Config
-    from proxy_benchmark import CFG_DIR, CLS_VARIANTS, _set_iters
+    from proxy_run import _set_iters
+    from proxy_variants import CFG_DIR, CLS_VARIANTS
     name = 'prockd_own_area_kd_pkd_bstop150'
     _, cfg_file, overrides, _ = CLS_VARIANTS[name]
     cfg = Config.fromfile(osp.join(CFG_DIR, cfg_file))
