@@ -27,6 +27,7 @@ class _Bare(ProtoDistiller):
         BaseModel.__init__(self)
         self.log_rank_mean = log_rank_mean
         self._rank_mean = RankMeanLogVars()
+        self._branch_frozen = False  # parse_losses reads it
 
 
 def _count_collectives(calls: list) -> None:
