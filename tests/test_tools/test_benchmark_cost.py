@@ -31,7 +31,7 @@ def test_measurements_and_ratios(tmp_path, capsys):
     assert set(res) == {
         'student_step', 'teacher_inference', 'prockd_step',
         'prockd_step_cached', 'branch_modules', 'branch_head_pass',
-        'deployed_student'
+        'frozen_branch_step', 'deployed_student'
     }
     assert all(v['ms'] > 0 for v in res.values())
     # one timed step of 4 images, all of them distilled
@@ -42,8 +42,21 @@ def test_measurements_and_ratios(tmp_path, capsys):
         ms['prockd_step'] / (ms['student_step'] + ms['teacher_inference']))
     assert ratios['prockd_cached_over_student'] == pytest.approx(
         ms['prockd_step_cached'] / ms['student_step'])
+    assert ratios['frozen_branch_over_student'] == pytest.approx(
+        ms['frozen_branch_step'] / ms['student_step'])
     printed = capsys.readouterr().out
     assert 'branch_head_pass' in printed and 'batch 4' in printed
+
+
+def test_a_frozen_own_head_branch_is_also_timed_from_its_cache(tmp_path):
+    """[ours] two-stage ProC-KD's stage 2: with its own head the frozen
+    branch's outputs can be cached (``branch_cache``), and that step is
+    timed too; the demo's shared head cannot be (previous test)."""
+    figures = run(tmp_path, '--cfg-options', 'model.branch_head=own')
+    res, ratios = figures['results'], figures['ratios']
+    assert {'frozen_branch_step', 'frozen_branch_step_cached'} <= set(res)
+    assert ratios['frozen_branch_cached_over_student'] == pytest.approx(
+        res['frozen_branch_step_cached']['ms'] / res['student_step']['ms'])
 
 
 def test_cfg_options_reach_the_model(tmp_path, monkeypatch):

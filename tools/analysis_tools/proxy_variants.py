@@ -37,11 +37,19 @@ NEEDS = {
 # stage-1 run's checkpoint (``model.branch_ckpt``, not the teacher's)
 NEEDS.update({
     'prockd_signed_own_2stage': 'prockd_signed_own_stage1',
+    'prockd_signed_own_2stage_kl3': 'prockd_signed_own_stage1',
+    'prockd_signed_own_2stage_kl10': 'prockd_signed_own_stage1',
+    'prockd_signed_own_2stage_bfeat': 'prockd_signed_own_stage1',
+    'prockd_signed_own_2stage_cached': 'prockd_signed_own_stage1',
     'prockd_own_area_kd_2stage': 'prockd_own_area_stage1',
 })
 # the config key a needed run's checkpoint goes to, if not teacher_ckpt
 NEEDS_KEY = {
     'prockd_signed_own_2stage': 'model.branch_ckpt',
+    'prockd_signed_own_2stage_kl3': 'model.branch_ckpt',
+    'prockd_signed_own_2stage_kl10': 'model.branch_ckpt',
+    'prockd_signed_own_2stage_bfeat': 'model.branch_ckpt',
+    'prockd_signed_own_2stage_cached': 'model.branch_ckpt',
     'prockd_own_area_kd_2stage': 'model.branch_ckpt',
 }
 # [ours] stage 1 of two-stage ProC-KD: the branch learns (no KL, so the
@@ -50,6 +58,11 @@ STAGE1 = dict({'model.kl_loss': None}, **KEEP_WEIGHTS)
 # stage 2: the stage-1 branch, frozen from the first step, teaches a fresh
 # student through the KL
 STAGE2 = {'custom_hooks.0.branch_stop': 0}
+# [ours] and the frozen branch's outputs reused from the second epoch on
+# (``branch_cache``): the same targets, a stage-2 step at a student step's
+# cost (the pipelines are a fixed resize and a flip, in the key)
+STAGE2_CACHED = dict(
+    STAGE2, **{'model.branch_cache': dict(max_items=2000, dtype='fp32')})
 
 # [ours] a branch that can detect: each teacher layer standardised before
 # the fusion, a 3x3 conv + BN + ReLU after it, and a 3x3 conv at the end so
@@ -169,6 +182,25 @@ VARIANTS: Dict[str, tuple] = {
     'prockd_signed_own_2stage':
     ('recipe [ours]', PROCKD, dict(SIGNED_OWN, **STAGE2),
      'two-stage, stage 2: KL from the frozen stage-1 branch'),
+    # [ours] stage 2 with more of the frozen branch: the target no longer
+    # moves, so a heavier KL or a feature term cannot chase it
+    'prockd_signed_own_2stage_cached':
+    ('recipe [ours]', PROCKD, dict(SIGNED_OWN, **STAGE2_CACHED),
+     'two-stage, stage 2 from the cached outputs of the frozen branch'),
+    'prockd_signed_own_2stage_kl3': ('recipe [ours]', PROCKD,
+                                     dict(SIGNED_OWN, **STAGE2,
+                                          **{'model.kl_loss.loss_weight':
+                                             3.0}),
+                                     'two-stage, stage 2 with KL weight 3'),
+    'prockd_signed_own_2stage_kl10':
+    ('recipe [ours]', PROCKD,
+     dict(SIGNED_OWN, **STAGE2,
+          **{'model.kl_loss.loss_weight':
+             10.0}), 'two-stage, stage 2 with KL weight 10'),
+    'prockd_signed_own_2stage_bfeat':
+    ('recipe [ours]', PROCKD,
+     dict(SIGNED_OWN, **STAGE2, **{'model.branch_feat_loss': BFEAT}),
+     'two-stage, stage 2: KL + PKD from the frozen branch features'),
     'prockd_signed_own_kl0': ('recipe [ours]', PROCKD,
                               dict(SIGNED_OWN, **{'model.kl_loss': None}),
                               'the same without the KL (a control)'),

@@ -132,6 +132,22 @@ class ProtoDistiller(BaseModel):
             :class:`TeacherFeatureCache` (``max_items``, ``dtype``) to reuse
             teacher features across epochs. Only valid for deterministic
             pipelines: read the caveat in ``teacher_cache.py``.
+        branch_cache (dict, optional): [ours] arguments of
+            :class:`TeacherFeatureCache` for the outputs of a *frozen*
+            prototype branch (:attr:`branch_frozen`): its logits (and the
+            maps ``branch_feat_loss`` reads) per sample, under the teacher
+            cache's key. A frozen branch is a fixed function of the image,
+            so from the second epoch on the teacher, the branch and its
+            head no longer run and a two-stage stage-2 step costs about a
+            student step. The same caveat as ``teacher_cache`` holds (a
+            deterministic pipeline); the branch needs its own head
+            (``branch_head='own'``) and every student level must be a
+            prototype level (else the branch's output also depends on the
+            student's changing head or maps); and the frozen branch's losses
+            are logged on the images it ran on only. Emptied whenever
+            ``branch_frozen`` changes. One entry holds the head's logits of
+            every level, so size ``max_items`` to the memory: small data
+            sets and proxies, not COCO at full scale.
         log_rank_mean (bool): under DDP, log every loss (and ``loss``, the
             total) as its mean over the ranks, so that a 2-process log reads
             like a 1-process one with the same global batch; the
@@ -168,6 +184,7 @@ class ProtoDistiller(BaseModel):
                  max_nan_steps: Optional[int] = 50,
                  distill_fraction: float = 1.0,
                  teacher_cache: Optional[dict] = None,
+                 branch_cache: Optional[dict] = None,
                  log_rank_mean: bool = True,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -240,6 +257,22 @@ class ProtoDistiller(BaseModel):
         self.sampler = DistillSampler(distill_fraction)
         self.teacher_cache = None if teacher_cache is None else \
             TeacherFeatureCache(**teacher_cache)
+        self.branch_cache = None
+        if branch_cache is not None:
+            if learner is None or branch_head != 'own':
+                raise ValueError(
+                    'ProtoDistiller: branch_cache needs the prototype branch '
+                    "(learner) with branch_head='own', got branch_head="
+                    f"{branch_head!r} (a shared head is the student's, which "
+                    'changes every step)')
+            if sorted(self.proto_levels) != list(range(n_levels)):
+                raise ValueError(
+                    'ProtoDistiller: branch_cache needs every student level '
+                    f'to be a prototype level, got proto_levels='
+                    f'{self.proto_levels} of {n_levels} levels (the '
+                    "branch's head would read the student's own maps at the "
+                    'others, which change every step)')
+            self.branch_cache = TeacherFeatureCache(**branch_cache)
         self.distill_scale = 1.0  # set by DistillScheduleHook
         self.log_rank_mean = log_rank_mean
         self._rank_mean = RankMeanLogVars()
@@ -517,6 +550,8 @@ class ProtoDistiller(BaseModel):
         if value and self.learner is None:
             raise ValueError('ProtoDistiller: branch_frozen needs the '
                              'prototype branch (learner)')
+        if value != self._branch_frozen and self.branch_cache is not None:
+            self.branch_cache.clear()  # outputs of another branch state
         self._branch_frozen = value
         for m in self._branch_modules():
             m.train(self.training and not value)
@@ -525,7 +560,8 @@ class ProtoDistiller(BaseModel):
         """A copy shares the frozen teacher and its feature cache, which
         nothing trains, and copies the rest: mmengine's ``EMAHook`` copies
         the whole model to average it (:func:`deepcopy_sharing`)."""
-        return deepcopy_sharing(self, memo, ('_teacher', 'teacher_cache'))
+        return deepcopy_sharing(self, memo,
+                                ('_teacher', 'teacher_cache', 'branch_cache'))
 
     def train(self, mode: bool = True) -> 'ProtoDistiller':
         """The usual train/eval switch; a frozen branch stays in eval."""
@@ -595,31 +631,15 @@ class ProtoDistiller(BaseModel):
         if scale > 0 and (idx is None or idx.numel() > 0):
             inputs, feats, data_samples, student_logits = take_images(
                 idx, inputs, feats, data_samples, student_logits)
-            teacher_feats = self._teacher_features(inputs, data_samples)
+            teacher_feats = None
             if self.learner is not None:
-                own = self.branch_student is not None
-                frozen = self._branch_frozen
-                # a frozen branch is a fixed teacher: no graph, no task loss
-                with torch.no_grad() if frozen else nullcontext():
-                    proto_feats = self.prototype_branch(teacher_feats, feats)
-                    proto_losses, proto_logits = self.branch_iface.loss(
-                        inputs,
-                        proto_feats,
-                        data_samples,
-                        param_grad=not frozen
-                        and (own or self.proto_head_grad),
-                        update_stats=own and not frozen)
-                # a frozen branch's losses are still logged, under the same
-                # keys, so the log shows how the fixed teacher does on each
-                # batch; parse_losses keeps them out of the total
-                for k, v in proto_losses.items():
-                    distill[f'distill.proto.{k}'] = _scale(
-                        v, self.proto_weight * scale) if 'loss' in k else v
+                proto_logits, proto_maps, teacher_feats = \
+                    self._branch_outputs(inputs, feats, data_samples,
+                                         distill, scale)
                 if self.branch_feat_loss is not None:
                     distill['distill.loss_branch_feat'] = scale * \
                         self.branch_feat_loss(
-                            [feats[i] for i in self.proto_levels],
-                            [proto_feats[i] for i in self.proto_levels])
+                            [feats[i] for i in self.proto_levels], proto_maps)
                 kl_scale = float(self.kl_scale)
                 if self.kl_loss is not None and kl_scale > 0:
                     valid = self.iface.ignore_masks(data_samples,
@@ -627,6 +647,9 @@ class ProtoDistiller(BaseModel):
                     distill['distill.loss_kl'] = scale * kl_scale * \
                         self.kl_loss(student_logits, proto_logits, valid)
             if self.feat_loss is not None:
+                if teacher_feats is None:
+                    teacher_feats = self._teacher_features(
+                        inputs, data_samples)
                 distill['distill.loss_feat'] = scale * self.feat_loss(
                     feats, teacher_feats)
         if distill and (self.nan_guard or self.max_nan_steps is not None):
@@ -647,6 +670,62 @@ class ProtoDistiller(BaseModel):
                 distill['distill.loss_zero'] = zero
         losses.update(distill)
         return losses
+
+    def _run_branch(self, inputs: Tensor, feats: Tuple[Tensor, ...],
+                    data_samples: list, distill: LossDict,
+                    scale: float) -> Tuple[List[Tensor], List[Tensor]]:
+        """The prototype branch on these images: its head's logits and its
+        prototype-level maps; its task losses go into ``distill``."""
+        teacher_feats = self._teacher_features(inputs, data_samples)
+        own = self.branch_student is not None
+        frozen = self._branch_frozen
+        # a frozen branch is a fixed teacher: no graph, no task loss
+        with torch.no_grad() if frozen else nullcontext():
+            proto_feats = self.prototype_branch(teacher_feats, feats)
+            proto_losses, proto_logits = self.branch_iface.loss(
+                inputs,
+                proto_feats,
+                data_samples,
+                param_grad=not frozen and (own or self.proto_head_grad),
+                update_stats=own and not frozen)
+        # a frozen branch's losses are still logged, under the same keys, so
+        # the log shows how the fixed teacher does on each batch;
+        # parse_losses keeps them out of the total
+        for k, v in proto_losses.items():
+            distill[f'distill.proto.{k}'] = _scale(v, self.proto_weight *
+                                                   scale) if 'loss' in k else v
+        return (list(proto_logits),
+                [proto_feats[i] for i in self.proto_levels], teacher_feats)
+
+    def _branch_outputs(
+        self, inputs: Tensor, feats: Tuple[Tensor, ...], data_samples: list,
+        distill: LossDict, scale: float
+    ) -> Tuple[List[Tensor], List[Tensor], Optional[List[Tensor]]]:
+        """The branch's logits and prototype-level maps for the batch, and
+        the teacher features if they were computed for all of it; a frozen
+        branch with ``branch_cache`` runs only on the images it lacks."""
+        if not (self._branch_frozen and self.branch_cache is not None):
+            return self._run_branch(inputs, feats, data_samples, distill,
+                                    scale)
+        keys = [sample_key(s, inputs.shape[-2:]) for s in data_samples]
+        cached = self.branch_cache.get_each(keys, inputs.device)
+        missing = [i for i, c in enumerate(cached) if c is None]
+        if missing:
+            idx = torch.tensor(missing, device=inputs.device)
+            sub_inputs, sub_feats, sub_samples, _ = take_images(
+                idx, inputs, feats, data_samples, [])
+            logits, maps, _ = self._run_branch(sub_inputs, sub_feats,
+                                               sub_samples, distill, scale)
+            fresh = logits + (maps if self.branch_feat_loss else [])
+            self.branch_cache.put([keys[i] for i in missing], fresh)
+            for j, i in enumerate(missing):
+                # as a later hit returns it: rounded to the stored dtype
+                cached[i] = [
+                    x[j].to(self.branch_cache.dtype).float() for x in fresh
+                ]
+        n_maps = len(self.proto_levels) if self.branch_feat_loss else 0
+        outs = [torch.stack(level) for level in zip(*cached)]
+        return outs[:len(outs) - n_maps], outs[len(outs) - n_maps:], None
 
     def parse_losses(self, losses: LossDict) -> Tuple[Tensor, dict]:
         """mmengine's total loss, which is backpropagated as it is, and

@@ -70,6 +70,10 @@ class TeacherFeatureCache:
     def __len__(self) -> int:
         return len(self._store)
 
+    def clear(self) -> None:
+        """Drop every stored sample (the counters stay)."""
+        self._store.clear()
+
     def get(self, keys: Sequence[Optional[Hashable]],
             device: torch.device) -> Optional[List[Tensor]]:
         """Batched maps if every key is stored, else None (counted)."""

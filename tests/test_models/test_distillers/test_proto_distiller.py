@@ -886,6 +886,81 @@ def test_frozen_branch_is_a_fixed_teacher_that_still_teaches():
     assert 'distill.proto.loss_cls' in loss_step(model)
 
 
+def _counting_teacher(model):
+    """Record the batch size of every teacher call of ``model``."""
+    calls = []
+    real = model.teacher.from_student_input
+
+    def counted(inputs, *args):
+        calls.append(inputs.shape[0])
+        return real(inputs, *args)
+
+    model.teacher.from_student_input = counted
+    return calls
+
+
+def test_branch_cache_serves_a_frozen_branch_exactly_without_the_teacher():
+    """[ours] branch_cache: a frozen branch's logits (and the maps of
+    branch_feat_loss) are stored per image; a later step takes them from
+    the store, skips the teacher and the branch, and distils the same
+    values as a model without the store; a new image runs alone."""
+    kwargs = dict(
+        branch_head='own',
+        branch_feat_loss=dict(type='mmprockd.BranchMimicLoss'))
+    cached = build(branch_cache=dict(dtype='fp32'), **kwargs)
+    plain = build(**kwargs)
+    assert copy.deepcopy(cached).branch_cache is cached.branch_cache
+    for m in (cached, plain):
+        m.branch_frozen = True
+        m.train()
+    calls = _counting_teacher(cached)
+    ref = loss_step(plain)
+    first = loss_step(cached)
+    assert calls == [2] and len(cached.branch_cache) == 2
+    assert 'distill.proto.loss_cls' in first
+    second = loss_step(cached)
+    assert calls == [2], 'a cached step must not run the teacher'
+    assert cached.branch_cache.hits == 2
+    # nothing ran the branch: no frozen-branch loss to log this step
+    assert not any(k.startswith('distill.proto') for k in second)
+    for losses in (first, second):
+        for key in ('distill.loss_kl', 'distill.loss_branch_feat'):
+            assert losses[key].item() == pytest.approx(
+                ref[key].item(), rel=1e-6, abs=1e-9), key
+    assert second['distill.loss_kl'].item() > 0
+    # the cached targets still train the student
+    cached.zero_grad()
+    (second['distill.loss_kl'] + second['distill.loss_branch_feat']).backward()
+    assert any(g is not None and g.abs().sum() > 0
+               for g in grads_of(cached.student.bbox_head))
+    assert all(p.grad is None for b in cached._branch_modules()
+               for p in b.parameters())
+    # images 0 and 1 stored, image 2 new: the teacher runs on one image
+    batch = det_batch(3, (64, 96))
+    third = loss_step(cached, batch)
+    assert calls == [2, 1] and len(cached.branch_cache) == 3
+    assert third['distill.loss_kl'].item() == pytest.approx(
+        loss_step(plain, det_batch(3, (64, 96)))['distill.loss_kl'].item(),
+        rel=1e-6)
+    # another branch state empties the store; a training branch never uses
+    # it
+    cached.branch_frozen = False
+    assert len(cached.branch_cache) == 0
+    assert 'distill.proto.loss_cls' in loss_step(cached)
+    assert len(cached.branch_cache) == 0 and calls[-1] == 2
+
+
+@pytest.mark.parametrize('kwargs, text', [
+    (dict(learner=None, kl_loss=None), 'branch_cache needs the prototype'),
+    (dict(), "branch_head='own', got branch_head='shared'"),
+    (dict(proto_levels=[0, 1],
+          branch_head='own'), r'every student level .*\[0, 1\] of 4'),
+])
+def test_branch_cache_refuses_what_it_cannot_serve(kwargs, text):
+    with pytest.raises(ValueError, match=text):
+        build(branch_cache=dict(), **kwargs)
+
+
 def test_branch_ckpt_loads_the_branch_and_leaves_the_student_fresh(tmp_path):
     """[ours] ProC-KD in two stages: the branch of a first run's checkpoint
     is loaded whole (learner, augment, adapters, own head copy), and the
