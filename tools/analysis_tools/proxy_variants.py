@@ -42,6 +42,8 @@ NEEDS.update({
     'prockd_signed_own_2stage_bfeat': 'prockd_signed_own_stage1',
     'prockd_signed_own_2stage_cached': 'prockd_signed_own_stage1',
     'prockd_own_area_kd_2stage': 'prockd_own_area_stage1',
+    'prockd_own_area_kd_2stage_bfeat': 'prockd_own_area_stage1',
+    'prockd_own_area_kd_2stage_bfeat6': 'prockd_own_area_stage1',
 })
 # the config key a needed run's checkpoint goes to, if not teacher_ckpt
 NEEDS_KEY = {
@@ -51,6 +53,8 @@ NEEDS_KEY = {
     'prockd_signed_own_2stage_bfeat': 'model.branch_ckpt',
     'prockd_signed_own_2stage_cached': 'model.branch_ckpt',
     'prockd_own_area_kd_2stage': 'model.branch_ckpt',
+    'prockd_own_area_kd_2stage_bfeat': 'model.branch_ckpt',
+    'prockd_own_area_kd_2stage_bfeat6': 'model.branch_ckpt',
 }
 # [ours] stage 1 of two-stage ProC-KD: the branch learns (no KL, so the
 # student of this run is the student alone's), and its weights are kept
@@ -414,6 +418,17 @@ CLS_VARIANTS: Dict[str, tuple] = {
     'prockd_own_area_kd_2stage':
     ('recipe [ours]', CLS_PROCKD, dict(OWN_AREA, **HINTON, **STAGE2),
      'two-stage, stage 2: KD from the frozen stage-1 branch'),
+    'prockd_own_area_kd_2stage_bfeat':
+    ('recipe [ours]', CLS_PROCKD,
+     dict(OWN_AREA, **HINTON, **STAGE2_CACHED,
+          **{'model.branch_feat_loss': BFEAT}),
+     'two-stage, stage 2: KD + PKD from the frozen branch features'),
+    'prockd_own_area_kd_2stage_bfeat6':
+    ('recipe [ours]', CLS_PROCKD,
+     dict(OWN_AREA, **HINTON, **STAGE2_CACHED,
+          **{'model.branch_feat_loss':
+             dict(BFEAT,
+                  loss_weight=6.0)}), 'the same, PKD weight 6 (PKD\'s own)'),
     'prockd_own_area_pkd_kl1':
     ('recipe [ours]', CLS_PROCKD,
      dict(OWN_AREA, **{
