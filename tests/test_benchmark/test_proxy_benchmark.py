@@ -185,7 +185,11 @@ def test_probe_kd_waits_for_the_probe_of_its_seed(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize('task,stage1,stage2', [
     ('det', 'prockd_signed_own_stage1', 'prockd_signed_own_2stage'),
+    ('det', 'prockd_signed_own_stage1', 'prockd_signed_own_2stage_cached'),
+    ('det', 'prockd_signed_own_stage1',
+     'prockd_signed_own_2stage_bfeat_cached'),
     ('cls', 'prockd_own_area_stage1', 'prockd_own_area_kd_2stage'),
+    ('cls', 'prockd_own_area_stage1', 'prockd_own_area_kd_2stage_bfeat'),
 ])
 def test_two_stage_prockd_configs(tmp_path, task, stage1, stage2):
     """[ours] Two-stage ProC-KD: stage 1 trains the own-head branch without
@@ -222,6 +226,11 @@ def test_two_stage_prockd_configs(tmp_path, task, stage1, stage2):
     hook = second.custom_hooks[0]
     assert hook.type == 'mmprockd.DistillScheduleHook'
     assert hook.branch_stop == 0
+    # the rows that reuse the frozen branch's outputs store them exactly
+    cached = 'cached' in stage2 or stage2.endswith('_bfeat')
+    assert second.model.get('branch_cache') == (
+        dict(max_items=2000, dtype='fp32') if cached else None)
+    assert ('branch_feat_loss' in second.model) == ('bfeat' in stage2)
     probe = tmp_path / 'teacher_probe' / 'seed3'
     probe.mkdir(parents=True)
     (probe / 'iter_400.pth').write_bytes(b'')
