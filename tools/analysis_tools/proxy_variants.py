@@ -45,6 +45,7 @@ NEEDS.update({
     'prockd_own_area_kd_2stage': 'prockd_own_area_stage1',
     'prockd_own_area_kd_2stage_bfeat': 'prockd_own_area_stage1',
     'prockd_own_area_kd_2stage_bfeat6': 'prockd_own_area_stage1',
+    'prockd_own_area_kd_2stage_bfeat3': 'prockd_own_area_stage1',
 })
 # the config key a needed run's checkpoint goes to, if not teacher_ckpt
 NEEDS_KEY = {
@@ -57,6 +58,7 @@ NEEDS_KEY = {
     'prockd_own_area_kd_2stage': 'model.branch_ckpt',
     'prockd_own_area_kd_2stage_bfeat': 'model.branch_ckpt',
     'prockd_own_area_kd_2stage_bfeat6': 'model.branch_ckpt',
+    'prockd_own_area_kd_2stage_bfeat3': 'model.branch_ckpt',
 }
 # [ours] stage 1 of two-stage ProC-KD: the branch learns (no KL, so the
 # student of this run is the student alone's), and its weights are kept
@@ -435,6 +437,11 @@ CLS_VARIANTS: Dict[str, tuple] = {
           **{'model.branch_feat_loss':
              dict(BFEAT,
                   loss_weight=6.0)}), 'the same, PKD weight 6 (PKD\'s own)'),
+    'prockd_own_area_kd_2stage_bfeat3':
+    ('recipe [ours]', CLS_PROCKD,
+     dict(OWN_AREA, **HINTON, **STAGE2_CACHED,
+          **{'model.branch_feat_loss':
+             dict(BFEAT, loss_weight=3.0)}), 'the same, PKD weight 3'),
     'prockd_own_area_pkd_kl1':
     ('recipe [ours]', CLS_PROCKD,
      dict(OWN_AREA, **{
