@@ -67,8 +67,9 @@ STAGE1 = dict({'model.kl_loss': None}, **KEEP_WEIGHTS)
 # student through the KL
 STAGE2 = {'custom_hooks.0.branch_stop': 0}
 # [ours] and the frozen branch's outputs reused from the second epoch on
-# (``branch_cache``): the same targets, a stage-2 step at a student step's
-# cost (the pipelines are a fixed resize and a flip, in the key)
+# (``branch_cache``): the same targets to float rounding, a stage-2 step at
+# a student step's cost (the pipelines are a fixed resize and a flip, in the
+# key)
 STAGE2_CACHED = dict(
     STAGE2, **{'model.branch_cache': dict(max_items=2000, dtype='fp32')})
 
