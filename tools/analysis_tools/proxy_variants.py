@@ -36,16 +36,28 @@ NEEDS = {
 # [ours] ProC-KD in two stages: stage 2 starts its frozen branch from the
 # stage-1 run's checkpoint (``model.branch_ckpt``, not the teacher's)
 NEEDS.update({
-    'prockd_signed_own_2stage': 'prockd_signed_own_stage1',
-    'prockd_signed_own_2stage_kl3': 'prockd_signed_own_stage1',
-    'prockd_signed_own_2stage_kl10': 'prockd_signed_own_stage1',
-    'prockd_signed_own_2stage_bfeat': 'prockd_signed_own_stage1',
-    'prockd_signed_own_2stage_cached': 'prockd_signed_own_stage1',
-    'prockd_signed_own_2stage_bfeat_cached': 'prockd_signed_own_stage1',
-    'prockd_own_area_kd_2stage': 'prockd_own_area_stage1',
-    'prockd_own_area_kd_2stage_bfeat': 'prockd_own_area_stage1',
-    'prockd_own_area_kd_2stage_bfeat6': 'prockd_own_area_stage1',
-    'prockd_own_area_kd_2stage_bfeat3': 'prockd_own_area_stage1',
+    'prockd_signed_own_2stage':
+    'prockd_signed_own_stage1',
+    'prockd_signed_own_2stage_kl3':
+    'prockd_signed_own_stage1',
+    'prockd_signed_own_2stage_kl10':
+    'prockd_signed_own_stage1',
+    'prockd_signed_own_2stage_bfeat':
+    'prockd_signed_own_stage1',
+    'prockd_signed_own_2stage_cached':
+    'prockd_signed_own_stage1',
+    'prockd_signed_own_2stage_bfeat_cached':
+    'prockd_signed_own_stage1',
+    'prockd_own_area_kd_2stage':
+    'prockd_own_area_stage1',
+    'prockd_own_area_kd_2stage_bfeat':
+    'prockd_own_area_stage1',
+    'prockd_own_area_kd_2stage_bfeat6':
+    'prockd_own_area_stage1',
+    'prockd_own_area_kd_2stage_bfeat3':
+    'prockd_own_area_stage1',
+    'prockd_own_area_kd_2stage_bfeat_t224':
+    'prockd_own_area_stage1_t224',
 })
 # the config key a needed run's checkpoint goes to, if not teacher_ckpt
 NEEDS_KEY = {
@@ -59,6 +71,7 @@ NEEDS_KEY = {
     'prockd_own_area_kd_2stage_bfeat': 'model.branch_ckpt',
     'prockd_own_area_kd_2stage_bfeat6': 'model.branch_ckpt',
     'prockd_own_area_kd_2stage_bfeat3': 'model.branch_ckpt',
+    'prockd_own_area_kd_2stage_bfeat_t224': 'model.branch_ckpt',
 }
 # [ours] stage 1 of two-stage ProC-KD: the branch learns (no KL, so the
 # student of this run is the student alone's), and its weights are kept
@@ -443,6 +456,20 @@ CLS_VARIANTS: Dict[str, tuple] = {
      dict(OWN_AREA, **HINTON, **STAGE2_CACHED,
           **{'model.branch_feat_loss':
              dict(BFEAT, loss_weight=3.0)}), 'the same, PKD weight 3'),
+    # the same two stages with the teacher at its own resolution (224 px):
+    # does a teacher side that knows more carry more?
+    'prockd_own_area_stage1_t224':
+    ('teacher input [ours]', CLS_PROCKD,
+     dict(OWN_AREA, **STAGE1,
+          **{'model.teacher.input_scale':
+             3.5}), 'two-stage, stage 1, the teacher sees 224 px'),
+    'prockd_own_area_kd_2stage_bfeat_t224':
+    ('teacher input [ours]', CLS_PROCKD,
+     dict(
+         OWN_AREA, **HINTON, **STAGE2_CACHED, **{
+             'model.branch_feat_loss': BFEAT,
+             'model.teacher.input_scale': 3.5
+         }), 'two-stage with branch PKD, the teacher sees 224 px'),
     'prockd_own_area_pkd_kl1':
     ('recipe [ours]', CLS_PROCKD,
      dict(OWN_AREA, **{
