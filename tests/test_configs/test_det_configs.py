@@ -11,9 +11,11 @@ from mmprockd.utils import get_config_path, list_configs
 from mmprockd.utils.offline import make_offline
 
 ALL = list_configs()
+# stage 2 of two-stage ProC-KD loads stage 1's checkpoint at build:
+# test_two_stage_configs.py builds the pair
 DET = [
-    c for c in ALL
-    if c.endswith('_coco.py') and not c.startswith(('demo/', 'seg/', 'cls/'))
+    c for c in ALL if c.endswith('_coco.py') and not c.startswith(
+        ('demo/', 'seg/', 'cls/')) and c != 'prockd_2stage_retinanet_coco.py'
 ]
 
 
