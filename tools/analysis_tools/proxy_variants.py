@@ -31,7 +31,7 @@ KEEP_WEIGHTS = {
 # ``model.teacher_ckpt`` is that run's last checkpoint
 NEEDS = {
     v: 'teacher_probe'
-    for v in ('probe_kd', 'probe_kd_kl10', 'probe_kd_conf')
+    for v in ('probe_kd', 'probe_kd_kl10', 'probe_kd_conf', 'probe_kd_pfeat')
 }
 # [ours] ProC-KD in two stages: stage 2 starts its frozen branch from the
 # stage-1 run's checkpoint (``model.branch_ckpt``, not the teacher's)
@@ -252,6 +252,11 @@ VARIANTS: Dict[str, tuple] = {
     'teacher_probe': ('method', PROBE, KEEP_WEIGHTS,
                       'stage 1: RetinaNet on the frozen teacher (not a '
                       'student)'),
+    # [ours] the baseline matched to two-stage ProC-KD with branch PKD: the
+    # probe's FPN maps as a PKD target beside its KL
+    'probe_kd_pfeat': ('method', PROBE_KD, {
+        'model.feat_loss': BFEAT
+    }, 'stage 2: KD + PKD from the probe\'s FPN'),
     'probe_kd': ('method', PROBE_KD, {},
                  'stage 2: KD from the stage-1 probe (KL 1, as ProC-KD\'s)'),
     'probe_kd_kl10': ('method', PROBE_KD, {

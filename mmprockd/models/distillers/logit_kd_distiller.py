@@ -18,7 +18,7 @@ checked at the first step. It is held outside the module tree like
 eval mode.
 """
 import os.path as osp
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmengine.logging import MMLogger
@@ -74,6 +74,13 @@ class LogitKDDistiller(BaseModel):
             config, e.g. ``iter_400.pth`` of its run), loaded strictly.
         kl_loss (dict): :class:`ConsistencyKLLoss` config; ``kind`` defaults
             to the student head's (sigmoid for RetinaNet).
+        feat_loss (dict, optional): [ours] a loss between the student's
+            features and the frozen model's of the same shapes
+            (``extract``: backbone and neck for dense detectors, e.g.
+            :class:`BranchMimicLoss`, PKD without a projector), logged as
+            ``distill.loss_feat``: probe-then-distil with the frozen
+            probe's FPN as a feature target, the baseline matched to
+            two-stage ProC-KD with ``branch_feat_loss``.
         data_preprocessor (dict, optional): handed to the student when its
             own config has none (as :class:`ProtoDistiller` does).
         log_rank_mean (bool): log every loss as its mean over the DDP ranks.
@@ -86,6 +93,7 @@ class LogitKDDistiller(BaseModel):
                  teacher: Union[str, dict],
                  teacher_ckpt: str,
                  kl_loss: dict,
+                 feat_loss: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  log_rank_mean: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
@@ -141,6 +149,7 @@ class LogitKDDistiller(BaseModel):
         kl_loss = dict(kl_loss)
         kl_loss.setdefault('kind', self.iface.kl_kind)
         self.kl_loss = MODELS.build(kl_loss)
+        self.feat_loss = None if feat_loss is None else MODELS.build(feat_loss)
         self.distill_scale = 1.0  # set by DistillScheduleHook
         self.kl_scale = 1.0  # set by DistillScheduleHook(kl_start=...)
         self.log_rank_mean = log_rank_mean
@@ -177,10 +186,16 @@ class LogitKDDistiller(BaseModel):
     def teacher_logits(self, inputs: Tensor) -> List[Tensor]:
         """The frozen model's head logits on the student's batch (it
         follows the batch's device on first use)."""
+        return self.teacher_outputs(inputs)[1]
+
+    def teacher_outputs(
+            self, inputs: Tensor) -> Tuple[Tuple[Tensor, ...], List[Tensor]]:
+        """The frozen model's features (``extract``) and head logits on the
+        student's batch, from one pass."""
         if next(self._teacher.parameters()).device != inputs.device:
             self._teacher.to(inputs.device)
         with torch.no_grad():
-            return self.teacher_iface.forward_logits(inputs)
+            return self.teacher_iface.forward_feats_and_logits(inputs)
 
     def loss(self, inputs: Tensor,
              data_samples: list) -> Dict[str, Union[Tensor, List[Tensor]]]:
@@ -190,7 +205,7 @@ class LogitKDDistiller(BaseModel):
             inputs, feats, data_samples)
         losses = {f'student.{k}': v for k, v in student_losses.items()}
         scale = float(self.distill_scale) * float(self.kl_scale)
-        target = self.teacher_logits(inputs)
+        teacher_feats, target = self.teacher_outputs(inputs)
         shapes = [tuple(t.shape) for t in target]
         if shapes != [tuple(s.shape) for s in student_logits]:
             raise ValueError(
@@ -202,6 +217,9 @@ class LogitKDDistiller(BaseModel):
         valid = self.iface.ignore_masks(data_samples, student_logits)
         losses['distill.loss_kl'] = scale * self.kl_loss(
             student_logits, target, valid)
+        if self.feat_loss is not None:
+            losses['distill.loss_feat'] = float(self.distill_scale) * \
+                self.feat_loss(feats, teacher_feats)
         return losses
 
     def parse_losses(self, losses):

@@ -260,10 +260,17 @@ class StudentInterface:
         """The logits of the model's own features, without a loss (a
         frozen model's predictions, :class:`LogitKDDistiller`), in the
         layout :meth:`loss` returns them."""
+        return self.forward_feats_and_logits(inputs)[1]
+
+    def forward_feats_and_logits(
+            self, inputs: Tensor) -> Tuple[Tuple[Tensor, ...], List[Tensor]]:
+        """:meth:`extract`'s features and :meth:`forward_logits`'s logits
+        from one pass."""
         feats = self.extract(inputs)
+        head_in = feats
         if self.family == 'cls' and self.model.with_neck:
-            feats = self.model.neck(feats)
-        return self._logits(self.logit_head(feats))
+            head_in = self.model.neck(feats)
+        return feats, self._logits(self.logit_head(head_in))
 
     def _logits(self, output: Any) -> List[Tensor]:
         if self.kl_unsupported:  # no consistency term for this head

@@ -295,3 +295,65 @@ def test_dense_detector_bernoulli_kl_per_anchor(tmp_path):
     by_hand = torch.stack(levels).mean()
     assert len(s) == 5
     assert torch.allclose(losses['distill.loss_kl'], by_hand, rtol=1e-4)
+
+
+def test_feature_pkd_from_the_frozen_models_neck(tmp_path):
+    """[ours] feat_loss: PKD between the student's FPN maps and the frozen
+    probe's of the same shapes, by hand; it trains the student's neck and
+    leaves the frozen model without gradient."""
+    from mmengine.hub import get_config
+
+    from mmprockd.models.losses.feature_mimic_loss import pkd_standardise
+    from mmprockd.testing import det_batch
+    init_default_scope('mmdet')
+    base = get_config('mmdet::_base_/models/retinanet_r50_fpn.py').model
+    head = dict(
+        base.bbox_head,
+        num_classes=3,
+        in_channels=16,
+        feat_channels=16,
+        stacked_convs=1)
+    student = dict(
+        base,
+        backbone=dict(base.backbone, depth=18, base_channels=8, init_cfg=None),
+        neck=dict(base.neck, in_channels=[8, 16, 32, 64], out_channels=16),
+        bbox_head=head)
+    teacher = dict(
+        base,
+        backbone=dict(
+            type='mmpretrain.MobileNetV2',
+            widen_factor=0.25,
+            out_indices=(2, 4, 6)),
+        neck=dict(
+            base.neck,
+            in_channels=[8, 24, 80],
+            out_channels=16,
+            start_level=0,
+            add_extra_convs='on_input'),
+        bbox_head=head)
+    ckpt = tmp_path / 'probe.pth'
+    save_teacher(ckpt, teacher)
+    model = distiller(
+        ckpt,
+        student=student,
+        teacher=teacher,
+        kl_loss=dict(type='mmprockd.ConsistencyKLLoss', loss_weight=1.0),
+        feat_loss=dict(type='mmprockd.BranchMimicLoss', loss_weight=2.0))
+    data = model.data_preprocessor(det_batch(2, (64, 64), 3), True)
+    inputs, samples = data['inputs'], data['data_samples']
+    model.distill_scale = 0.5
+    losses = model(inputs, samples, mode='loss')
+    with torch.no_grad():
+        s = model.student.extract_feat(inputs)
+        t = model.teacher.extract_feat(inputs)
+    assert len(s) == len(t) == 5
+    by_hand = 0.5 * 2.0 * sum(
+        F.mse_loss(pkd_standardise(a), pkd_standardise(b)) / 2
+        for a, b in zip(s, t))
+    assert losses['distill.loss_feat'].item() == pytest.approx(
+        by_hand.item(), rel=1e-5)
+    losses['distill.loss_feat'].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0
+               for p in model.student.neck.parameters())
+    assert all(p.grad is None for p in model.student.bbox_head.parameters())
+    assert all(p.grad is None for p in model.teacher.parameters())
