@@ -188,8 +188,8 @@ class LogitKDDistiller(BaseModel):
         follows the batch's device on first use)."""
         return self.teacher_outputs(inputs)[1]
 
-    def teacher_outputs(
-            self, inputs: Tensor) -> Tuple[Tuple[Tensor, ...], List[Tensor]]:
+    def teacher_outputs(self, inputs: Tensor
+                        ) -> Tuple[Tuple[Tensor, ...], List[Tensor]]:
         """The frozen model's features (``extract``) and head logits on the
         student's batch, from one pass."""
         if next(self._teacher.parameters()).device != inputs.device:

@@ -262,8 +262,8 @@ class StudentInterface:
         layout :meth:`loss` returns them."""
         return self.forward_feats_and_logits(inputs)[1]
 
-    def forward_feats_and_logits(
-            self, inputs: Tensor) -> Tuple[Tuple[Tensor, ...], List[Tensor]]:
+    def forward_feats_and_logits(self, inputs: Tensor
+                                 ) -> Tuple[Tuple[Tensor, ...], List[Tensor]]:
         """:meth:`extract`'s features and :meth:`forward_logits`'s logits
         from one pass."""
         feats = self.extract(inputs)
