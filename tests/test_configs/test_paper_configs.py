@@ -1,8 +1,9 @@
 """The ``*_paper`` configs: the flagship configs with every switch pinned to
 the authors' recipe (``configs/_base_/models/prockd_paper_recipe.py``).
 
-Today no [ours] recipe has won on a proxy (docs/benchmark.md), so each
-flagship is itself the paper's recipe: every pinned value must be what the
+Each flagship is itself the paper's recipe (the [ours] recipe that won on
+the low-data detection proxy, docs/benchmark.md, ships as a separate
+two-stage pair): every pinned value must be what the
 flagship sets or, where it sets nothing, the default of the class it
 configures. When a flagship takes a recipe that wins, this test names the
 switch, and the README's config table must say so.
