@@ -238,12 +238,11 @@ def test_teacher_from_a_config_file_and_student_export(tmp_path):
     assert plain.custom_hooks == []
 
 
-def test_dense_detector_bernoulli_kl_per_anchor(tmp_path):
-    """A RetinaNet student and a RetinaNet "probe" on another backbone:
-    the sigmoid KL over every anchor and class, per-level mean."""
+def retinanet_pair():
+    """A tiny RetinaNet student (ResNet-18) and a RetinaNet "probe" on
+    another backbone (MobileNetV2) with the same 5-level FPN width and head,
+    in mmdet's scope."""
     from mmengine.hub import get_config
-
-    from mmprockd.testing import det_batch
     init_default_scope('mmdet')
     base = get_config('mmdet::_base_/models/retinanet_r50_fpn.py').model
     head = dict(
@@ -270,6 +269,14 @@ def test_dense_detector_bernoulli_kl_per_anchor(tmp_path):
             start_level=0,
             add_extra_convs='on_input'),
         bbox_head=head)
+    return student, teacher
+
+
+def test_dense_detector_bernoulli_kl_per_anchor(tmp_path):
+    """A RetinaNet student and a RetinaNet "probe" on another backbone:
+    the sigmoid KL over every anchor and class, per-level mean."""
+    from mmprockd.testing import det_batch
+    student, teacher = retinanet_pair()
     ckpt = tmp_path / 'probe.pth'
     save_teacher(ckpt, teacher)
     model = distiller(
@@ -301,36 +308,9 @@ def test_feature_pkd_from_the_frozen_models_neck(tmp_path):
     """[ours] feat_loss: PKD between the student's FPN maps and the frozen
     probe's of the same shapes, by hand; it trains the student's neck and
     leaves the frozen model without gradient."""
-    from mmengine.hub import get_config
-
     from mmprockd.models.losses.feature_mimic_loss import pkd_standardise
     from mmprockd.testing import det_batch
-    init_default_scope('mmdet')
-    base = get_config('mmdet::_base_/models/retinanet_r50_fpn.py').model
-    head = dict(
-        base.bbox_head,
-        num_classes=3,
-        in_channels=16,
-        feat_channels=16,
-        stacked_convs=1)
-    student = dict(
-        base,
-        backbone=dict(base.backbone, depth=18, base_channels=8, init_cfg=None),
-        neck=dict(base.neck, in_channels=[8, 16, 32, 64], out_channels=16),
-        bbox_head=head)
-    teacher = dict(
-        base,
-        backbone=dict(
-            type='mmpretrain.MobileNetV2',
-            widen_factor=0.25,
-            out_indices=(2, 4, 6)),
-        neck=dict(
-            base.neck,
-            in_channels=[8, 24, 80],
-            out_channels=16,
-            start_level=0,
-            add_extra_convs='on_input'),
-        bbox_head=head)
+    student, teacher = retinanet_pair()
     ckpt = tmp_path / 'probe.pth'
     save_teacher(ckpt, teacher)
     model = distiller(
