@@ -393,6 +393,10 @@ CLS_VARIANTS: Dict[str, tuple] = {
     'feat_mimic_t224': ('teacher input [ours]', CLS_FEAT, {
         'model.teacher.input_scale': 3.5
     }, 'PKD, the teacher sees 224 px'),
+    'inv_proj_t224': ('teacher input [ours]', CLS_FEAT, {
+        'model.feat_loss.projector': 'teacher',
+        'model.teacher.input_scale': 3.5
+    }, 'inverted projection + PKD, the teacher sees 224 px'),
     'prockd_t224': ('teacher input [ours]', CLS_PROCKD, {
         'model.teacher.input_scale': 3.5
     }, 'paper recipe, the teacher sees 224 px'),
