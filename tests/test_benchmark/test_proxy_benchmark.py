@@ -470,6 +470,50 @@ def test_seg_probe_kd_distils_a_saved_probe(tmp_path):
     assert losses['distill.loss_kl'] > 0
 
 
+def test_cls_probe_kd_t224_sees_224_px_and_caches_the_backbone(tmp_path):
+    """Probe-then-distil with the teacher at 224 px: the stage-1 probe's
+    config resizes to 224 in its pipeline and caches its frozen backbone;
+    the stage-2 config loads its weights and gives it the student's 64 px
+    batch at 224 px, and a repeated batch does not run the backbone."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.structures import DataSample
+    from proxy_variants import CFG_DIR, CLS_VARIANTS, NEEDS
+
+    from mmprockd.registry import MODELS
+    from mmprockd.utils.offline import make_offline
+    assert NEEDS['probe_kd_t224'] == 'teacher_probe_t224'
+    probe_cfg = Config.fromfile(
+        osp.join(CFG_DIR, CLS_VARIANTS['teacher_probe_t224'][1]))
+    resize = [t for t in probe_cfg.train_pipeline if t.type == 'Resize']
+    assert resize and resize[0].scale == (224, 224)
+    init_default_scope(probe_cfg.default_scope)
+    probe = MODELS.build(make_offline(probe_cfg.model))
+    ckpt = tmp_path / 'iter_500.pth'
+    torch.save(dict(state_dict=probe.state_dict()), ckpt)
+    cfg = Config.fromfile(osp.join(CFG_DIR, CLS_VARIANTS['probe_kd_t224'][1]))
+    cfg.model.teacher_ckpt = str(ckpt)
+    model = MODELS.build(cfg.model)
+    wrapper = model.teacher.backbone
+    assert type(wrapper).__name__ == 'CachedFrozenBackbone'
+    seen = []
+    wrapper.backbone.register_forward_hook(
+        lambda m, args, out: seen.append(tuple(args[0].shape)))
+    g = torch.Generator().manual_seed(0)
+    inputs = [
+        torch.randint(0, 255, (3, 64, 64), generator=g) for _ in range(2)
+    ]
+    samples = [DataSample().set_gt_label(i) for i in range(2)]
+    data = model.data_preprocessor(
+        dict(inputs=inputs, data_samples=samples), True)
+    for _ in range(2):
+        losses = model(**data, mode='loss')
+        assert torch.isfinite(losses['distill.loss_kl'])
+    assert seen == [(2, 3, 224, 224)]
+    assert wrapper.cache.hits == 2
+
+
 def test_branch_figure_is_skipped_for_a_shared_norm_head():
     """The shared FCN head keeps the student's BN statistics, so a branch
     figure through it would be meaningless: it is not measured. An own

@@ -33,6 +33,7 @@ NEEDS = {
     v: 'teacher_probe'
     for v in ('probe_kd', 'probe_kd_kl10', 'probe_kd_conf', 'probe_kd_pfeat')
 }
+NEEDS['probe_kd_t224'] = 'teacher_probe_t224'
 # [ours] ProC-KD in two stages: stage 2 starts its frozen branch from the
 # stage-1 run's checkpoint (``model.branch_ckpt``, not the teacher's)
 NEEDS.update({
@@ -287,6 +288,8 @@ CLS_PROCKD = 'prockd_mobilenetv2_cls_tiny_fmnist.py'
 CLS_FEAT = 'featmimic_mobilenetv2_cls_tiny_fmnist.py'
 CLS_PROBE = 'probe_mobilenetv2_cls_tiny_fmnist.py'
 CLS_PROBE_KD = 'probekd_mobilenetv2_cls_tiny_fmnist.py'
+CLS_PROBE_T224 = 'probe224_mobilenetv2_cls_tiny_fmnist.py'
+CLS_PROBE_KD_T224 = 'probekd224_mobilenetv2_cls_tiny_fmnist.py'
 CLS_EQUAL_TIME_REF = 'prockd_own_area'
 # [ours] the classification recipe: the branch has its own head, and the
 # teacher layers are standardised and averaged (not sampled) down to the
@@ -397,6 +400,11 @@ CLS_VARIANTS: Dict[str, tuple] = {
         'model.feat_loss.projector': 'teacher',
         'model.teacher.input_scale': 3.5
     }, 'inverted projection + PKD, the teacher sees 224 px'),
+    'teacher_probe_t224': ('teacher input [ours]', CLS_PROBE_T224,
+                           KEEP_WEIGHTS, 'linear probe, the teacher sees '
+                           '224 px (not a student)'),
+    'probe_kd_t224': ('teacher input [ours]', CLS_PROBE_KD_T224, {},
+                      'KD (T 4) from the 224 px probe'),
     'prockd_t224': ('teacher input [ours]', CLS_PROCKD, {
         'model.teacher.input_scale': 3.5
     }, 'paper recipe, the teacher sees 224 px'),

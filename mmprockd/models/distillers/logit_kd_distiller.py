@@ -21,6 +21,7 @@ import os.path as osp
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModel
 from torch import Tensor
@@ -81,6 +82,12 @@ class LogitKDDistiller(BaseModel):
             ``distill.loss_feat``: probe-then-distil with the frozen
             probe's FPN as a feature target, the baseline matched to
             two-stage ProC-KD with ``branch_feat_loss``.
+        teacher_input_scale (float): [ours] the frozen model sees the
+            student's batch resized by this factor (bilinear, as
+            :class:`FrozenTeacher`'s ``input_scale``), e.g. 3.5 for a probe
+            on an ImageNet backbone trained on 64 px images upsampled to
+            224 px. Not with ``feat_loss`` (its features would be at another
+            resolution than the student's). Defaults to 1.0.
         data_preprocessor (dict, optional): handed to the student when its
             own config has none (as :class:`ProtoDistiller` does).
         log_rank_mean (bool): log every loss as its mean over the DDP ranks.
@@ -94,6 +101,7 @@ class LogitKDDistiller(BaseModel):
                  teacher_ckpt: str,
                  kl_loss: dict,
                  feat_loss: Optional[dict] = None,
+                 teacher_input_scale: float = 1.0,
                  data_preprocessor: Optional[dict] = None,
                  log_rank_mean: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
@@ -103,6 +111,15 @@ class LogitKDDistiller(BaseModel):
             raise FileNotFoundError(
                 f'LogitKDDistiller: teacher_ckpt {teacher_ckpt!r} does not '
                 'exist (the trained weights of the frozen model)')
+        if not float(teacher_input_scale) > 0:
+            raise ValueError('LogitKDDistiller: teacher_input_scale must be '
+                             f'> 0, got {teacher_input_scale!r}')
+        if feat_loss is not None and float(teacher_input_scale) != 1.0:
+            raise ValueError(
+                'LogitKDDistiller: feat_loss needs teacher_input_scale 1.0 '
+                f'(got {teacher_input_scale}): the frozen model\'s features '
+                "would not be on the student's grid")
+        self.teacher_input_scale = float(teacher_input_scale)
         if data_preprocessor is not None and \
                 student.get('data_preprocessor') is None:
             student = dict(student, data_preprocessor=data_preprocessor)
@@ -191,9 +208,16 @@ class LogitKDDistiller(BaseModel):
     def teacher_outputs(self, inputs: Tensor
                         ) -> Tuple[Tuple[Tensor, ...], List[Tensor]]:
         """The frozen model's features (``extract``) and head logits on the
-        student's batch, from one pass."""
+        student's batch (resized by ``teacher_input_scale``), from one
+        pass."""
         if next(self._teacher.parameters()).device != inputs.device:
             self._teacher.to(inputs.device)
+        if self.teacher_input_scale != 1.0:
+            inputs = F.interpolate(
+                inputs,
+                scale_factor=self.teacher_input_scale,
+                mode='bilinear',
+                align_corners=False)
         with torch.no_grad():
             return self.teacher_iface.forward_feats_and_logits(inputs)
 

@@ -188,6 +188,39 @@ def test_distill_and_kl_scales_multiply_the_kl(tmp_path):
                           0.25 * full['distill.loss_kl'])
 
 
+def test_teacher_input_scale_resizes_what_the_frozen_model_sees(tmp_path):
+    ckpt = tmp_path / 'probe.pth'
+    reference = save_teacher(ckpt).eval()
+    model = distiller(ckpt, teacher_input_scale=2.0)
+    seen = []
+    model.teacher.backbone.register_forward_hook(
+        lambda m, args, out: seen.append(args[0]))
+    data = cls_batch(model)
+    inputs, samples = data['inputs'], data['data_samples']
+    losses = model(inputs, samples, mode='loss')
+    # the frozen model got the 32 px batch at 64 px, bilinearly resized
+    big = F.interpolate(
+        inputs, scale_factor=2.0, mode='bilinear', align_corners=False)
+    assert seen[0].shape == (3, 3, 64, 64)
+    assert torch.equal(seen[0], big)
+    with torch.no_grad():
+        s = model.student.head(
+            model.student.neck(model.student.backbone(inputs)))
+        t = reference.head(reference.neck(reference.backbone(big)))
+        t_small = reference.head(reference.neck(reference.backbone(inputs)))
+    log_ps, log_pt = F.log_softmax(s / 4, 1), F.log_softmax(t / 4, 1)
+    by_hand = 0.5 * 16 * (log_pt.exp() * (log_pt - log_ps)).sum(1).mean()
+    assert torch.allclose(losses['distill.loss_kl'], by_hand, rtol=1e-5)
+    # and it is not what the frozen model says at the student's size
+    assert not torch.allclose(t, t_small, rtol=1e-3)
+    # a feature target would be on another grid; a scale must be positive
+    feat = dict(type='mmprockd.BranchMimicLoss', loss_weight=1.0)
+    with pytest.raises(ValueError, match='feat_loss needs'):
+        distiller(ckpt, teacher_input_scale=2.0, feat_loss=feat)
+    with pytest.raises(ValueError, match='teacher_input_scale must be'):
+        distiller(ckpt, teacher_input_scale=0)
+
+
 def test_bad_inputs_name_what_is_wrong(tmp_path):
     ckpt = tmp_path / 'probe.pth'
     save_teacher(ckpt)
