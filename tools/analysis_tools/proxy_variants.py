@@ -34,6 +34,7 @@ NEEDS = {
     for v in ('probe_kd', 'probe_kd_kl10', 'probe_kd_conf', 'probe_kd_pfeat')
 }
 NEEDS['probe_kd_t224'] = 'teacher_probe_t224'
+NEEDS['probe_kd_mix'] = 'teacher_probe'
 # [ours] ProC-KD in two stages: stage 2 starts its frozen branch from the
 # stage-1 run's checkpoint (``model.branch_ckpt``, not the teacher's)
 NEEDS.update({
@@ -59,6 +60,8 @@ NEEDS.update({
     'prockd_own_area_stage1',
     'prockd_own_area_kd_2stage_bfeat_t224':
     'prockd_own_area_stage1_t224',
+    'prockd_own_area_kd_2stage_bfeat_mix':
+    'prockd_own_area_stage1',
 })
 # the config key a needed run's checkpoint goes to, if not teacher_ckpt
 NEEDS_KEY = {
@@ -73,6 +76,7 @@ NEEDS_KEY = {
     'prockd_own_area_kd_2stage_bfeat6': 'model.branch_ckpt',
     'prockd_own_area_kd_2stage_bfeat3': 'model.branch_ckpt',
     'prockd_own_area_kd_2stage_bfeat_t224': 'model.branch_ckpt',
+    'prockd_own_area_kd_2stage_bfeat_mix': 'model.branch_ckpt',
 }
 # [ours] stage 1 of two-stage ProC-KD: the branch learns (no KL, so the
 # student of this run is the student alone's), and its weights are kept
@@ -303,6 +307,22 @@ OWN_AREA = {
 HINTON = {'model.kl_loss.temperature': 4.0, 'model.kl_loss.loss_weight': 1.0}
 
 
+MIXUP = dict(augments=[dict(type='Mixup', alpha=1.0)])
+MIX_STUDENT = {
+    'model.data_preprocessor.batch_augments': MIXUP,
+    'model.head.loss.use_soft': True,
+}
+MIX_STUDENT_OF_KD = {
+    'model.student.data_preprocessor.batch_augments': MIXUP,
+    'model.student.head.loss.use_soft': True,
+}
+MIX_DISTILLER = dict(
+    MIX_STUDENT_OF_KD, **{
+        'model.teacher_cache': None,
+        'model.branch_cache': None
+    })
+
+
 def _branch_stop_variants() -> Dict[str, tuple]:
     """[ours] The branch stops training before it memorises the 500 images
     (its training loss is about 0.5 at 100-150 of 500 iterations, the
@@ -487,6 +507,27 @@ CLS_VARIANTS: Dict[str, tuple] = {
              'model.branch_feat_loss': BFEAT,
              'model.teacher.input_scale': 3.5
          }), 'two-stage with branch PKD, the teacher sees 224 px'),
+    # [ours] Mixup (alpha 1) in the data preprocessor, so the student and
+    # the frozen branch see the same mixed images (Beyer et al. 2022, "a
+    # good teacher is patient and consistent"): KD matches the two on new
+    # points every step instead of the same 200 views. No cache can serve a
+    # mixed image: both caches off (ProtoDistiller refuses them with batch
+    # augments). The student alone with the same Mixup is its baseline.
+    'student_mix': ('mixup [ours]', CLS_STUDENT, MIX_STUDENT,
+                    'student alone, Mixup (alpha 1)'),
+    'prockd_own_area_kd_2stage_bfeat_mix':
+    ('mixup [ours]', CLS_PROCKD,
+     dict(OWN_AREA, **HINTON, **STAGE2, **MIX_DISTILLER,
+          **{'model.branch_feat_loss': BFEAT}),
+     'two-stage with branch PKD, Mixup seen by student and branch'),
+    'feat_mimic_mix': ('mixup [ours]', CLS_FEAT, MIX_DISTILLER,
+                       'PKD, Mixup seen by student and teacher'),
+    'inv_proj_mix': ('mixup [ours]', CLS_FEAT,
+                     dict(MIX_DISTILLER,
+                          **{'model.feat_loss.projector': 'teacher'}),
+                     'inverted projection, Mixup'),
+    'probe_kd_mix': ('mixup [ours]', CLS_PROBE_KD, MIX_STUDENT_OF_KD,
+                     'KD (T 4) from the 64 px probe, Mixup'),
     'prockd_own_area_pkd_kl1':
     ('recipe [ours]', CLS_PROCKD,
      dict(OWN_AREA, **{
