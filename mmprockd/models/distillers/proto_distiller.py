@@ -255,6 +255,17 @@ class ProtoDistiller(BaseModel):
         self.nan_skips = 0  # steps whose distillation losses were dropped
         self.nan_streak = 0  # consecutive steps with a non-finite one
         self.sampler = DistillSampler(distill_fraction)
+        augments = getattr(self.data_preprocessor, 'batch_augments', None)
+        if augments and (teacher_cache is not None
+                         or branch_cache is not None):
+            # Mixup, CutMix...: the batch the teacher sees is not the
+            # image the cache key names
+            raise ValueError(
+                'ProtoDistiller: teacher_cache and branch_cache key a sample '
+                'by its image path and flip, but the data preprocessor has '
+                f'batch_augments ({type(augments).__name__}) that change '
+                'the image after that; set teacher_cache=None and '
+                'branch_cache=None')
         self.teacher_cache = None if teacher_cache is None else \
             TeacherFeatureCache(**teacher_cache)
         self.branch_cache = None

@@ -963,6 +963,21 @@ def test_branch_cache_refuses_what_it_cannot_serve(kwargs, text):
         build(branch_cache=dict(), **kwargs)
 
 
+@pytest.mark.parametrize('cache', ['teacher_cache', 'branch_cache'])
+def test_caches_are_refused_with_batch_augments(cache):
+    """A batch augment (here mmdet's multi-scale resize; Mixup or CutMix
+    alike) changes the image after the path and flip that key a cache: a
+    stored map would be another image's."""
+    student = tiny_student()
+    student['data_preprocessor']['batch_augments'] = [
+        dict(type='BatchSyncRandomResize', random_size_range=(64, 96))
+    ]
+    with pytest.raises(ValueError, match='image path and flip.*batch_augme'):
+        build(student=student, branch_head='own', **{cache: dict()})
+    # without a cache the same student builds
+    build(student=student, branch_head='own')
+
+
 def test_branch_ckpt_loads_the_branch_and_leaves_the_student_fresh(tmp_path):
     """[ours] ProC-KD in two stages: the branch of a first run's checkpoint
     is loaded whole (learner, augment, adapters, own head copy), and the
