@@ -38,30 +38,18 @@ NEEDS['probe_kd_mix'] = 'teacher_probe'
 # [ours] ProC-KD in two stages: stage 2 starts its frozen branch from the
 # stage-1 run's checkpoint (``model.branch_ckpt``, not the teacher's)
 NEEDS.update({
-    'prockd_signed_own_2stage':
-    'prockd_signed_own_stage1',
-    'prockd_signed_own_2stage_kl3':
-    'prockd_signed_own_stage1',
-    'prockd_signed_own_2stage_kl10':
-    'prockd_signed_own_stage1',
-    'prockd_signed_own_2stage_bfeat':
-    'prockd_signed_own_stage1',
-    'prockd_signed_own_2stage_cached':
-    'prockd_signed_own_stage1',
-    'prockd_signed_own_2stage_bfeat_cached':
-    'prockd_signed_own_stage1',
-    'prockd_own_area_kd_2stage':
-    'prockd_own_area_stage1',
-    'prockd_own_area_kd_2stage_bfeat':
-    'prockd_own_area_stage1',
-    'prockd_own_area_kd_2stage_bfeat6':
-    'prockd_own_area_stage1',
-    'prockd_own_area_kd_2stage_bfeat3':
-    'prockd_own_area_stage1',
-    'prockd_own_area_kd_2stage_bfeat_t224':
-    'prockd_own_area_stage1_t224',
-    'prockd_own_area_kd_2stage_bfeat_mix':
-    'prockd_own_area_stage1',
+    'prockd_signed_own_2stage': 'prockd_signed_own_stage1',
+    'prockd_signed_own_2stage_kl3': 'prockd_signed_own_stage1',
+    'prockd_signed_own_2stage_kl10': 'prockd_signed_own_stage1',
+    'prockd_signed_own_2stage_bfeat': 'prockd_signed_own_stage1',
+    'prockd_signed_own_2stage_cached': 'prockd_signed_own_stage1',
+    'prockd_signed_own_2stage_bfeat_cached': 'prockd_signed_own_stage1',
+    'prockd_own_area_kd_2stage': 'prockd_own_area_stage1',
+    'prockd_own_area_kd_2stage_bfeat': 'prockd_own_area_stage1',
+    'prockd_own_area_kd_2stage_bfeat6': 'prockd_own_area_stage1',
+    'prockd_own_area_kd_2stage_bfeat3': 'prockd_own_area_stage1',
+    'prockd_own_area_kd_2stage_bfeat_t224': 'prockd_own_area_stage1_t224',
+    'prockd_own_area_kd_2stage_bfeat_mix': 'prockd_own_area_stage1',
 })
 # the config key a needed run's checkpoint goes to, if not teacher_ckpt
 NEEDS_KEY = {
@@ -306,7 +294,6 @@ OWN_AREA = {
 }
 HINTON = {'model.kl_loss.temperature': 4.0, 'model.kl_loss.loss_weight': 1.0}
 
-
 MIXUP = dict(augments=[dict(type='Mixup', alpha=1.0)])
 MIX_STUDENT = {
     'model.data_preprocessor.batch_augments': MIXUP,
@@ -524,8 +511,8 @@ CLS_VARIANTS: Dict[str, tuple] = {
                        'PKD, Mixup seen by student and teacher'),
     'inv_proj_mix': ('mixup [ours]', CLS_FEAT,
                      dict(MIX_DISTILLER,
-                          **{'model.feat_loss.projector': 'teacher'}),
-                     'inverted projection, Mixup'),
+                          **{'model.feat_loss.projector':
+                             'teacher'}), 'inverted projection, Mixup'),
     'probe_kd_mix': ('mixup [ours]', CLS_PROBE_KD, MIX_STUDENT_OF_KD,
                      'KD (T 4) from the 64 px probe, Mixup'),
     'prockd_own_area_pkd_kl1':
