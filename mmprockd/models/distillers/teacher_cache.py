@@ -12,7 +12,9 @@ padded shape. A random crop, a random resize to the same shape, or colour
 jitter changes the input without changing the key, and the cache would then
 return features of another view of the image. Keep ``teacher_cache`` off
 for such pipelines (the mmdet COCO 1x pipeline has a random flip only,
-which is in the key, so it is valid there).
+which is in the key, so it is valid there). Batch augments of the data
+preprocessor (Mixup, CutMix, a multi-scale resize) act after the key is
+made: ``ProtoDistiller`` refuses a cache with them at build.
 """
 from collections import OrderedDict
 from typing import Hashable, List, Optional, Sequence
