@@ -428,28 +428,37 @@ def test_seg_variant_builds_and_runs_a_loss_step(variant):
     assert torch.isfinite(total)
 
 
+def stage2_from_a_saved_probe(variants, probe, stage2, tmp_path):
+    """Build the stage-1 probe of ``variants[probe]`` offline, save its
+    weights, and build ``variants[stage2]`` loading them; returns the
+    stage-2 model and the probe's config."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from proxy_variants import CFG_DIR
+
+    from mmprockd.registry import MODELS
+    from mmprockd.utils.offline import make_offline
+    probe_cfg = Config.fromfile(osp.join(CFG_DIR, variants[probe][1]))
+    init_default_scope(probe_cfg.default_scope)
+    built = MODELS.build(make_offline(probe_cfg.model))
+    ckpt = tmp_path / 'probe.pth'
+    torch.save(dict(state_dict=built.state_dict()), ckpt)
+    cfg = Config.fromfile(osp.join(CFG_DIR, variants[stage2][1]))
+    cfg.model.teacher_ckpt = str(ckpt)
+    return MODELS.build(cfg.model), probe_cfg
+
+
 def test_seg_probe_kd_distils_a_saved_probe(tmp_path):
     """Probe-then-distil on the seg proxy: the stage-1 probe (built
     offline, weights saved) is loaded by the stage-2 config, and a loss
     step gives the student's loss and a finite per-pixel KL."""
     import torch
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
-    from proxy_variants import CFG_DIR, SEG_VARIANTS
-
-    from mmprockd.registry import MODELS
-    from mmprockd.utils.offline import make_offline
-    probe_cfg = Config.fromfile(
-        osp.join(CFG_DIR, SEG_VARIANTS['teacher_probe'][1]))
-    init_default_scope(probe_cfg.default_scope)
-    probe = MODELS.build(make_offline(probe_cfg.model))
-    ckpt = tmp_path / 'iter_400.pth'
-    torch.save(dict(state_dict=probe.state_dict()), ckpt)
-    cfg = Config.fromfile(osp.join(CFG_DIR, SEG_VARIANTS['probe_kd'][1]))
-    cfg.model.teacher_ckpt = str(ckpt)
-    model = MODELS.build(cfg.model)
+    from proxy_variants import SEG_VARIANTS
+    model, _ = stage2_from_a_saved_probe(SEG_VARIANTS, 'teacher_probe',
+                                         'probe_kd', tmp_path)
     assert type(model.teacher.backbone).__name__ == 'MobileNetV2'
     g = torch.Generator().manual_seed(0)
     inputs, samples = [], []
@@ -476,25 +485,14 @@ def test_cls_probe_kd_t224_sees_224_px_and_caches_the_backbone(tmp_path):
     the stage-2 config loads its weights and gives it the student's 64 px
     batch at 224 px, and a repeated batch does not run the backbone."""
     import torch
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
     from mmpretrain.structures import DataSample
-    from proxy_variants import CFG_DIR, CLS_VARIANTS, NEEDS
-
-    from mmprockd.registry import MODELS
-    from mmprockd.utils.offline import make_offline
+    from proxy_variants import CLS_VARIANTS, NEEDS
     assert NEEDS['probe_kd_t224'] == 'teacher_probe_t224'
-    probe_cfg = Config.fromfile(
-        osp.join(CFG_DIR, CLS_VARIANTS['teacher_probe_t224'][1]))
+    model, probe_cfg = stage2_from_a_saved_probe(CLS_VARIANTS,
+                                                 'teacher_probe_t224',
+                                                 'probe_kd_t224', tmp_path)
     resize = [t for t in probe_cfg.train_pipeline if t.type == 'Resize']
     assert resize and resize[0].scale == (224, 224)
-    init_default_scope(probe_cfg.default_scope)
-    probe = MODELS.build(make_offline(probe_cfg.model))
-    ckpt = tmp_path / 'iter_500.pth'
-    torch.save(dict(state_dict=probe.state_dict()), ckpt)
-    cfg = Config.fromfile(osp.join(CFG_DIR, CLS_VARIANTS['probe_kd_t224'][1]))
-    cfg.model.teacher_ckpt = str(ckpt)
-    model = MODELS.build(cfg.model)
     wrapper = model.teacher.backbone
     assert type(wrapper).__name__ == 'CachedFrozenBackbone'
     seen = []
