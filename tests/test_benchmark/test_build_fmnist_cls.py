@@ -120,6 +120,41 @@ def test_train_val_disjoint_and_nested(distinct_dir, tmp_path):
     assert train_s < train_l
 
 
+def test_unlabelled_split_leaves_the_others_and_carries_no_label(
+        distinct_dir, tmp_path):
+    plain, more = str(tmp_path / 'plain'), str(tmp_path / 'more')
+    build(distinct_dir, plain, 20, 30, 10, size=28, seed=4)
+    counts = build(
+        distinct_dir, more, 20, 30, 10, size=28, seed=4, num_unlabelled=50)
+    assert counts == dict(train=20, val=30, test=10, unlabelled=50)
+    # train, val and test are the same files with or without the pool
+    for split in ('train', 'val', 'test'):
+        a, b = read_split(plain, split), read_split(more, split)
+        assert [r[:2] for r in a] == [r[:2] for r in b]
+        assert all(np.array_equal(x[3], y[3]) for x, y in zip(a, b))
+    assert not osp.exists(osp.join(plain, 'meta', 'unlabelled.txt'))
+    rows = read_split(more, 'unlabelled')
+    assert [r[0]
+            for r in rows] == [f'unlabelled/{i:06d}.png' for i in range(50)]
+    assert {r[1] for r in rows} == {-1}
+    unl = item_ids(rows)
+    # other train-split items (1..120), 5 per class, none of train or val
+    assert len(set(unl)) == 50 and all(1 <= v <= 120 for v in unl)
+    assert not set(unl) & set(item_ids(read_split(more, 'train')))
+    assert not set(unl) & set(item_ids(read_split(more, 'val')))
+    np.testing.assert_array_equal(
+        np.bincount([(v - 1) % 10 for v in unl], minlength=10), [5] * 10)
+    # a rebuild without the pool removes its meta file (no stale pointer)
+    build(distinct_dir, more, 20, 30, 10, size=28, seed=4)
+    assert not osp.exists(osp.join(more, 'meta', 'unlabelled.txt'))
+    # mmpretrain reads the pool with gt_label -1
+    from mmpretrain.datasets import CustomDataset
+    build(distinct_dir, more, 20, 30, 10, size=28, seed=4, num_unlabelled=50)
+    ds = CustomDataset(
+        data_root=more, ann_file='meta/unlabelled.txt', data_prefix='')
+    assert len(ds) == 50 and ds.get_data_info(0)['gt_label'] == -1
+
+
 def test_deterministic_per_seed(distinct_dir, tmp_path):
     outs = [str(tmp_path / name) for name in ('a', 'b', 'c')]
     for out, seed in zip(outs, (1, 1, 2)):

@@ -551,3 +551,59 @@ def test_set_iters_scales_the_distill_schedule_with_the_run():
     assert (hook.warmup, hook.branch_stop, hook.kl_start) == (50, 150, 200)
     assert cfg.model.feat_loss.loss_weight == 6.0
     assert cfg.model.kl_loss.temperature == 4.0
+
+
+def test_unlabelled_rows_keep_the_students_labelled_batches(tmp_path):
+    """[ours] A ``*_unl`` row trains on the labelled images and the
+    unlabelled pool: every batch holds ``batch`` labelled images, drawn in
+    the student alone's order (same seed), then as many with label -1."""
+    from build_fmnist_cls import build as build_cls
+    from fmnist_fakes import write_idx
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+    from proxy_run import build_cfg
+    from proxy_variants import CLS_VARIANTS
+    src = tmp_path / 'idx'
+    src.mkdir()
+    g = np.random.default_rng(0)
+    for prefix in ('train', 't10k'):
+        write_idx(
+            str(src / f'{prefix}-images-idx3-ubyte'),
+            g.integers(0, 255, (60, 28, 28), dtype=np.uint8), False)
+        write_idx(
+            str(src / f'{prefix}-labels-idx1-ubyte'),
+            (np.arange(60) % 10).astype(np.uint8), False)
+    data = str(tmp_path / 'cls')
+    build_cls(str(src), data, 20, 10, 10, size=32, seed=0, num_unlabelled=20)
+    unl_rows = [v for v in CLS_VARIANTS if v.endswith('_unl')]
+    assert 'prockd_own_area_kd_2stage_bfeat_unl' in unl_rows
+    for v in unl_rows:
+        assert CLS_VARIANTS[v][2]['unlabelled_ann'] == 'meta/unlabelled.txt'
+
+    def loader(variant):
+        cfg = build_cfg(
+            variant,
+            3,
+            str(tmp_path / variant),
+            data,
+            4,
+            4,
+            None,
+            None,
+            task='cls')
+        init_default_scope(cfg.default_scope)
+        return cfg, iter(Runner.build_dataloader(cfg.train_dataloader, 3))
+
+    cfg, mixed = loader('feat_mimic_unl')
+    assert cfg.train_dataloader.batch_size == 8
+    assert cfg.train_dataloader.sampler.source_ratio == [1, 1]
+    anns = [d.ann_file for d in cfg.train_dataloader.dataset.datasets]
+    assert anns == ['meta/train.txt', 'meta/unlabelled.txt']
+    _, alone = loader('student')
+    for _ in range(6):  # past the first epoch of the 20 labelled images
+        batch, ref = next(mixed), next(alone)
+        labels = [int(s.gt_label) for s in batch['data_samples']]
+        assert all(x >= 0 for x in labels[:4]) and labels[4:] == [-1] * 4
+        paths = [s.img_path for s in batch['data_samples']]
+        assert paths[:4] == [s.img_path for s in ref['data_samples']]
+        assert all('/unlabelled/' in p for p in paths[4:])

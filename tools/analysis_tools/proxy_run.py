@@ -7,6 +7,7 @@ split and then on the test split (:func:`run_one`); the prototype branch
 is evaluated on its own and its assignment entropy measured when the run
 has one. The driver runs each in a fresh process (``--worker``).
 """
+import copy
 import json
 import os
 import os.path as osp
@@ -53,11 +54,35 @@ def _set_cls_data(cfg, data_root: str, batch: int,
     cfg.test_dataloader = cfg.val_dataloader
     for loader in (cfg.train_dataloader, cfg.test_dataloader):
         loader.dataset.data_root = data_root
+    if cfg.get('unlabelled_ann'):
+        _add_unlabelled(cfg, batch)
     if val_subset:
         cfg.test_dataloader.dataset.indices = val_subset
     cfg.test_evaluator = cfg.val_evaluator
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.train_cfg.val_interval = 10**9
+
+
+def _add_unlabelled(cfg, batch: int) -> None:
+    """[ours] Train on the labelled images and an unlabelled transfer set
+    (``cfg.unlabelled_ann``, lines ``path -1``): every batch holds
+    ``batch`` labelled images, as the student alone's, and
+    ``unlabelled_ratio`` times as many unlabelled ones (mmdet's
+    ``MultiSourceSampler`` over an mmengine ``ConcatDataset``). The labelled
+    part is drawn in the student alone's order: both samplers take
+    ``torch.randperm`` from a generator seeded with the run's seed."""
+    ratio = int(cfg.get('unlabelled_ratio', 1))
+    labelled = cfg.train_dataloader.dataset
+    unlabelled = copy.deepcopy(labelled)
+    unlabelled.ann_file = cfg.unlabelled_ann
+    total = batch * (1 + ratio)
+    cfg.train_dataloader.batch_size = total
+    cfg.train_dataloader.sampler = dict(
+        type='mmdet.MultiSourceSampler',
+        batch_size=total,
+        source_ratio=[1, ratio])
+    cfg.train_dataloader.dataset = dict(
+        type='ConcatDataset', datasets=[labelled, unlabelled])
 
 
 def _set_data(cfg, data_root: str, batch: int, canvas: int,

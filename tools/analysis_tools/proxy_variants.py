@@ -50,6 +50,10 @@ NEEDS.update({
     'prockd_own_area_kd_2stage_bfeat3': 'prockd_own_area_stage1',
     'prockd_own_area_kd_2stage_bfeat_t224': 'prockd_own_area_stage1_t224',
     'prockd_own_area_kd_2stage_bfeat_mix': 'prockd_own_area_stage1',
+    'prockd_own_area_kd_2stage_bfeat_unl': 'prockd_own_area_stage1',
+    'prockd_own_area_kd_2stage_bfeat_t224_unl': 'prockd_own_area_stage1_t224',
+    'probe_kd_unl': 'teacher_probe',
+    'probe_kd_t224_unl': 'teacher_probe_t224',
 })
 # the config key a needed run's checkpoint goes to, if not teacher_ckpt
 NEEDS_KEY = {
@@ -65,6 +69,8 @@ NEEDS_KEY = {
     'prockd_own_area_kd_2stage_bfeat3': 'model.branch_ckpt',
     'prockd_own_area_kd_2stage_bfeat_t224': 'model.branch_ckpt',
     'prockd_own_area_kd_2stage_bfeat_mix': 'model.branch_ckpt',
+    'prockd_own_area_kd_2stage_bfeat_unl': 'model.branch_ckpt',
+    'prockd_own_area_kd_2stage_bfeat_t224_unl': 'model.branch_ckpt',
 }
 # [ours] stage 1 of two-stage ProC-KD: the branch learns (no KL, so the
 # student of this run is the student alone's), and its weights are kept
@@ -309,6 +315,19 @@ MIX_DISTILLER = dict(
         'model.branch_cache': None
     })
 
+# [ours] an unlabelled transfer set: 2000 more Fashion-MNIST images without
+# labels (build_fmnist_cls.py --num-unlabelled 2000, meta lines "path -1"),
+# as many per batch as labelled ones (proxy_run._add_unlabelled). The
+# distillation terms see both, the cross-entropy only the 100 labelled
+# images, so what the frozen side predicts off the training set reaches the
+# student. Both caches hold every image and flip (2 x 2100).
+UNLABELLED = {'unlabelled_ann': 'meta/unlabelled.txt', 'unlabelled_ratio': 1}
+UNLABELLED_CACHED = dict(
+    UNLABELLED, **{
+        'model.teacher_cache.max_items': 5000,
+        'model.branch_cache.max_items': 5000
+    })
+
 
 def _branch_stop_variants() -> Dict[str, tuple]:
     """[ours] The branch stops training before it memorises the 500 images
@@ -515,6 +534,31 @@ CLS_VARIANTS: Dict[str, tuple] = {
                              'teacher'}), 'inverted projection, Mixup'),
     'probe_kd_mix': ('mixup [ours]', CLS_PROBE_KD, MIX_STUDENT_OF_KD,
                      'KD (T 4) from the 64 px probe, Mixup'),
+    # [ours] the transfer set beyond the labelled images (UNLABELLED)
+    'feat_mimic_unl': ('transfer set [ours]', CLS_FEAT, UNLABELLED,
+                       'PKD, + 2000 unlabelled images'),
+    'inv_proj_unl': ('transfer set [ours]', CLS_FEAT,
+                     dict(UNLABELLED,
+                          **{'model.feat_loss.projector': 'teacher'}),
+                     'inverted projection, + 2000 unlabelled images'),
+    'probe_kd_unl': ('transfer set [ours]', CLS_PROBE_KD, UNLABELLED,
+                     'KD (T 4) from the 64 px probe, + 2000 unlabelled '
+                     'images'),
+    'probe_kd_t224_unl': ('transfer set [ours]', CLS_PROBE_KD_T224, UNLABELLED,
+                          'KD (T 4) from the 224 px probe, + '
+                          '2000 unlabelled images'),
+    'prockd_own_area_kd_2stage_bfeat_unl':
+    ('transfer set [ours]', CLS_PROCKD,
+     dict(OWN_AREA, **HINTON, **STAGE2_CACHED, **UNLABELLED_CACHED,
+          **{'model.branch_feat_loss':
+             BFEAT}), 'two-stage with branch PKD, + 2000 unlabelled images'),
+    'prockd_own_area_kd_2stage_bfeat_t224_unl':
+    ('transfer set [ours]', CLS_PROCKD,
+     dict(
+         OWN_AREA, **HINTON, **STAGE2_CACHED, **UNLABELLED_CACHED, **{
+             'model.branch_feat_loss': BFEAT,
+             'model.teacher.input_scale': 3.5
+         }), 'the same, the teacher sees 224 px'),
     'prockd_own_area_pkd_kl1':
     ('recipe [ours]', CLS_PROCKD,
      dict(OWN_AREA, **{

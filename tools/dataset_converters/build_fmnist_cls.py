@@ -16,13 +16,20 @@ of the counts and ``--seed`` only:
   items gives ``val`` its first items and ``train`` the next ones, so
   ``val`` does not depend on ``--num-train`` and a smaller ``train`` is a
   subset of a larger one (same seed);
-* ``test`` (for reporting, never for choosing) comes from t10k.
+* ``test`` (for reporting, never for choosing) comes from t10k;
+* ``unlabelled`` (only with ``--num-unlabelled N``): a transfer set [ours],
+  further items of the IDX train split that neither ``train`` nor ``val``
+  holds (the next ones of every class's permutation, so ``train`` and
+  ``val`` are the same with or without it). Its meta lines carry the label
+  -1, which mmprockd's distillers read as "no label": the distillation
+  terms use these images, the task loss does not.
 
 File order within a split is shuffled (seeded), so names do not follow the
 classes. Output::
 
     <out>/{train,val,test}/000000.png          RGB, size x size
     <out>/meta/{train,val,test}.txt            lines "train/000000.png 3"
+    <out>/meta/unlabelled.txt                  lines "unlabelled/000000.png -1"
 
 The meta files are written last (through a temporary file and a rename),
 after every image, and the old ones are removed before any image is
@@ -63,6 +70,8 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from build_fmnist_canvas import CLASSES, load_split  # noqa: E402
 
 SPLITS = ('train', 'val', 'test')
+# the optional transfer set, written with this label in its meta lines
+UNLABELLED_SPLIT, UNLABELLED = 'unlabelled', -1
 _NAME = re.compile(r'^\d{6}\.png$')
 
 
@@ -149,16 +158,20 @@ def plan(src: str,
          num_train: int = 2000,
          num_val: int = 1000,
          num_test: int = 2000,
-         seed: int = 0) -> Plan:
+         seed: int = 0,
+         num_unlabelled: int = 0) -> Plan:
     """The items of every split, in file order, as :func:`build` writes
     them: ``{split: (images (N, 28, 28) uint8, labels (N,), indices (N,))}``
     where ``indices`` point into the IDX file the split comes from (train
-    for ``train`` and ``val``, t10k for ``test``).
+    for ``train``, ``val`` and ``unlabelled``, t10k for ``test``).
+    ``unlabelled`` is there only when ``num_unlabelled > 0``; its labels
+    are the items' true ones (the meta file does not carry them).
 
     Raises:
         ValueError: a negative count or seed, or a class with too few items.
     """
-    nums = dict(train=num_train, val=num_val, test=num_test)
+    nums = dict(
+        train=num_train, val=num_val, test=num_test, unlabelled=num_unlabelled)
     if min(nums.values()) < 0 or seed < 0:
         raise ValueError(f'build_fmnist_cls: counts and seed must be >= 0, '
                          f'got {nums} and seed {seed}')
@@ -166,16 +179,22 @@ def plan(src: str,
     test_images, test_labels = load_split(src, 't10k')
     # one stream per source and per file order, so that no draw shifts
     # another (e.g. val stays put when num_train changes)
-    val_idx, train_idx = select(train_labels, [num_val, num_train],
-                                np.random.default_rng([seed, 0]))
+    # the unlabelled part comes after the others in every class's
+    # permutation: asking for it leaves train and val as they are
+    val_idx, train_idx, unl_idx = select(train_labels,
+                                         [num_val, num_train, num_unlabelled],
+                                         np.random.default_rng([seed, 0]))
     (test_idx, ) = select(test_labels, [num_test],
                           np.random.default_rng([seed, 1]))
     sources = dict(
         train=(train_images, train_labels, train_idx),
         val=(train_images, train_labels, val_idx),
-        test=(test_images, test_labels, test_idx))
+        test=(test_images, test_labels, test_idx),
+        unlabelled=(train_images, train_labels, unl_idx))
     out = {}
-    for k, split in enumerate(SPLITS):
+    for k, split in enumerate(SPLITS + (UNLABELLED_SPLIT, )):
+        if split == UNLABELLED_SPLIT and not num_unlabelled:
+            break
         images, labels, idx = sources[split]
         rng = np.random.default_rng([seed, 2 + k])
         order = idx[rng.permutation(len(idx))]
@@ -185,26 +204,31 @@ def plan(src: str,
 
 def write_all(items: Plan, out: str, size: int) -> Dict[str, int]:
     """Write every split of ``items`` under ``out``: the old meta files are
-    removed first, the new ones written last (temporary file + rename)."""
+    removed first, the new ones written last (temporary file + rename).
+    An ``unlabelled`` split is written with the label -1 in its meta lines;
+    without one, an old ``meta/unlabelled.txt`` is removed."""
     if size < 28:
         raise ValueError(f'build_fmnist_cls: size must be >= 28 (the '
                          f'Fashion-MNIST items are 28x28), got {size}')
     meta_dir = osp.join(out, 'meta')
     os.makedirs(meta_dir, exist_ok=True)
-    for split in SPLITS:
+    for split in SPLITS + (UNLABELLED_SPLIT, ):
         path = osp.join(meta_dir, f'{split}.txt')
         if osp.exists(path):
             os.remove(path)
+    splits = [s for s in SPLITS + (UNLABELLED_SPLIT, ) if s in items]
     meta = {}
-    for split in SPLITS:
+    for split in splits:
         images, labels, _ = items[split]
+        if split == UNLABELLED_SPLIT:
+            labels = np.full(len(images), UNLABELLED)
         meta[split] = write_items(images, labels, out, split, size)
-    for split in SPLITS:
+    for split in splits:
         path = osp.join(meta_dir, f'{split}.txt')
         with open(path + '.tmp', 'w') as f:
             f.write(''.join(line + '\n' for line in meta[split]))
         os.replace(path + '.tmp', path)
-    return {split: len(meta[split]) for split in SPLITS}
+    return {split: len(meta[split]) for split in splits}
 
 
 def build(src: str,
@@ -213,7 +237,8 @@ def build(src: str,
           num_val: int = 1000,
           num_test: int = 2000,
           size: int = 64,
-          seed: int = 0) -> Dict[str, int]:
+          seed: int = 0,
+          num_unlabelled: int = 0) -> Dict[str, int]:
     """Build the three splits under ``out``.
 
     Args:
@@ -224,9 +249,12 @@ def build(src: str,
         num_test (int): test images, from t10k.
         size (int): side of the square output images, at least 28.
         seed (int): the only source of randomness (>= 0).
+        num_unlabelled (int): images of the ``unlabelled`` transfer set,
+            other items of the train split (0: no such split).
 
     Returns:
-        dict: ``{'train': n, 'val': n, 'test': n}``, the images written.
+        dict: ``{'train': n, 'val': n, 'test': n}`` (and ``'unlabelled'``),
+        the images written.
 
     Raises:
         ValueError: for a size below 28, a negative count or seed, or a
@@ -235,7 +263,9 @@ def build(src: str,
     if size < 28:
         raise ValueError(f'build_fmnist_cls: size must be >= 28 (the '
                          f'Fashion-MNIST items are 28x28), got {size}')
-    return write_all(plan(src, num_train, num_val, num_test, seed), out, size)
+    return write_all(
+        plan(src, num_train, num_val, num_test, seed, num_unlabelled), out,
+        size)
 
 
 # ------------------------------------------------- the embedded subset
@@ -339,6 +369,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--num-train', type=int, default=2000)
     parser.add_argument('--num-val', type=int, default=1000)
     parser.add_argument('--num-test', type=int, default=2000)
+    parser.add_argument(
+        '--num-unlabelled',
+        type=int,
+        default=0,
+        help='also write an unlabelled transfer set of N other train-split '
+        'items (meta/unlabelled.txt, label -1); not with --npz')
     parser.add_argument('--size', type=int, default=64)
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args()
@@ -346,6 +382,9 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    if args.num_unlabelled and (args.npz or args.src.endswith('.npz')):
+        raise SystemExit('build_fmnist_cls: --num-unlabelled needs the IDX '
+                         'files; the .npz holds train, val and test only')
     if args.npz:
         items = plan(args.src, args.num_train, args.num_val, args.num_test,
                      args.seed)
@@ -357,7 +396,8 @@ def main() -> None:
         counts = build_from_npz(args.src, args.out, args.size, args.limit)
     else:
         counts = build(args.src, args.out, args.num_train, args.num_val,
-                       args.num_test, args.size, args.seed)
+                       args.num_test, args.size, args.seed,
+                       args.num_unlabelled)
     for split, num in counts.items():
         print(f'{split}: {num} images ({args.size}x{args.size} RGB, '
               f'{len(CLASSES)} classes) -> {osp.join(args.out, split)}')

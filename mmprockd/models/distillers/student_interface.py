@@ -92,6 +92,10 @@ def capture_forward(module: nn.Module) -> Iterator[_Recorder]:
         yield rec
 
 
+# the label of an image without one (a transfer-set image, [ours])
+UNLABELLED = -1
+
+
 def _is_query_detector(model: nn.Module, head: nn.Module) -> bool:
     """DETR family (``DetectionTransformer``: DETR, Deformable DETR,
     Conditional/DAB-DETR, DINO) and learned-proposal detectors (Sparse
@@ -239,6 +243,11 @@ class StudentInterface:
             detection heads; one ``(N, C, H, W)`` or ``(N, C)`` tensor
             otherwise).
         """
+        unlabelled = self.unlabelled(data_samples)
+        if unlabelled:
+            return self._loss_partly_labelled(inputs, feats, data_samples,
+                                              unlabelled, param_grad,
+                                              update_stats)
         keep = contextlib.nullcontext() if update_stats else \
             keep_norm_stats(self.model)
         with patch_method(self.model, 'extract_feat',
@@ -255,6 +264,77 @@ class StudentInterface:
                                                     (inputs, data_samples),
                                                     dict(mode='loss'))
         return losses, self._logits(rec.output)
+
+    def unlabelled(self, data_samples: Optional[List]) -> List[int]:
+        """The images of the batch that have no label (classification).
+
+        An image whose ``gt_label`` holds :data:`UNLABELLED` (-1, the
+        annotation line ``path -1`` of mmpretrain's ``CustomDataset``) is
+        an unlabelled image of a transfer set [ours]: the distillation
+        terms use it, the task loss does not. Detection and segmentation
+        samples always count as labelled.
+        """
+        if self.family != 'cls' or not data_samples:
+            return []
+        return [
+            i for i, s in enumerate(data_samples)
+            if 'gt_label' in s and bool((s.gt_label == UNLABELLED).any())
+        ]
+
+    def _loss_partly_labelled(self, inputs: Tensor, feats: Tuple[Tensor, ...],
+                              data_samples: List, unlabelled: List[int],
+                              param_grad: bool, update_stats: bool
+                              ) -> Tuple[Dict[str, Tensor], List[Tensor]]:
+        """:meth:`loss` for a classification batch with unlabelled images:
+        the task loss of the labelled ones (``{}`` when there are none),
+        the logits of all, in the batch's order.
+
+        The unlabelled images go through the neck and the head in a second
+        pass that leaves the norm buffers as they are, so a head with
+        batch norm counts one step per batch and keeps the labelled
+        images' statistics.
+        """
+        n = inputs.shape[0]
+        gone = set(unlabelled)
+        labelled = [i for i in range(n) if i not in gone]
+        dev = inputs.device
+        parts, losses = [], {}
+        if labelled:
+            idx = torch.tensor(labelled, device=dev)
+            losses, lab_logits = self.loss(inputs[idx],
+                                           tuple(f[idx] for f in feats),
+                                           [data_samples[i] for i in labelled],
+                                           param_grad, update_stats)
+            parts.append(lab_logits[0])
+        idx = torch.tensor(unlabelled, device=dev)
+        parts.append(
+            self._head_logits(tuple(f[idx] for f in feats), param_grad))
+        # back to the batch's order
+        order = torch.tensor(labelled + unlabelled, device=dev).argsort()
+        return losses, [torch.cat(parts)[order]]
+
+    def _head_logits(self, feats: Tuple[Tensor, ...],
+                     param_grad: bool) -> Tensor:
+        """The classifier's neck and head on ``feats``, norm buffers kept;
+        ``param_grad=False`` runs them with detached parameters."""
+        model = self.model
+        with keep_norm_stats(model):
+            if param_grad:
+                head_in = model.neck(feats) if model.with_neck else feats
+                out = self.logit_head(head_in)
+            else:
+
+                def call(module, *args):
+                    detached = {
+                        n: p.detach()
+                        for n, p in module.named_parameters()
+                    }
+                    return torch.func.functional_call(module, detached, args)
+
+                head_in = call(model.neck, feats) if model.with_neck \
+                    else feats
+                out = call(self.logit_head, head_in)
+        return self._logits(out)[0]
 
     def forward_logits(self, inputs: Tensor) -> List[Tensor]:
         """The logits of the model's own features, without a loss (a

@@ -200,20 +200,95 @@ def test_distill_fraction_kl_and_proto_ce_on_the_subset_by_hand():
     model.student.head.forward = fake_forward
     losses = loss_step(model)
     assert calls == [3, 2]
-    kl = 0.0
-    for a_row, b_row in zip(A[[0, 2]].tolist(), B.tolist()):
-        a = [math.exp(v / TEMPERATURE) for v in a_row]
-        b = [math.exp(v / TEMPERATURE) for v in b_row]
-        q = [v / sum(a) for v in a]
-        p = [v / sum(b) for v in b]
-        kl += sum(pi * math.log(pi / qi) for pi, qi in zip(p, q)) / 2
     assert float(losses['distill.loss_kl']) == pytest.approx(
-        KL_WEIGHT * TEMPERATURE**2 * kl, rel=1e-5)
+        _kl_by_hand(A[[0, 2]], B, 2), rel=1e-5)
     labels = torch.arange(3) % NUM_CLASSES
     torch.testing.assert_close(losses['student.loss'],
                                F.cross_entropy(A, labels))
     torch.testing.assert_close(losses['distill.proto.loss'],
                                0.5 * F.cross_entropy(B, labels[[0, 2]]))
+
+
+def _kl_by_hand(A, B, rows):
+    kl = 0.0
+    for a_row, b_row in zip(A.tolist(), B.tolist()):
+        a = [math.exp(v / TEMPERATURE) for v in a_row]
+        b = [math.exp(v / TEMPERATURE) for v in b_row]
+        q = [v / sum(a) for v in a]
+        p = [v / sum(b) for v in b]
+        kl += sum(pi * math.log(pi / qi) for pi, qi in zip(p, q)) / rows
+    return KL_WEIGHT * TEMPERATURE**2 * kl
+
+
+def test_unlabelled_images_get_the_kl_not_the_cross_entropy():
+    """[ours] A transfer set: images 1 and 3 carry the label -1. The
+    student's and the branch's CE are those of images 0 and 2; the KL
+    pairs all four, each student row with its own image's branch row."""
+    model = build('resnet')
+    batch = cls_batch(4)
+    labels = [3, -1, 5, -1]
+    for sample, label in zip(batch['data_samples'], labels):
+        sample.set_gt_label(label)
+    g = torch.Generator().manual_seed(7)
+    A = torch.randn(4, NUM_CLASSES, generator=g) * 3
+    B = torch.randn(4, NUM_CLASSES, generator=g) * 3
+    # the head runs on the labelled images first, then on the others
+    rows = [A[[0, 2]], A[[1, 3]], B[[0, 2]], B[[1, 3]]]
+    calls = []
+
+    def fake_forward(feats):
+        calls.append(feats[-1].shape[0])
+        return rows[len(calls) - 1] + 0 * feats[-1].sum()
+
+    model.student.head.forward = fake_forward
+    losses = loss_step(model, batch)
+    assert calls == [2, 2, 2, 2]
+    seen = torch.tensor([3, 5])
+    torch.testing.assert_close(losses['student.loss'],
+                               F.cross_entropy(A[[0, 2]], seen))
+    torch.testing.assert_close(losses['distill.proto.loss'],
+                               0.5 * F.cross_entropy(B[[0, 2]], seen))
+    assert float(losses['distill.loss_kl']) == pytest.approx(
+        _kl_by_hand(A, B, 4), rel=1e-5)
+
+
+def test_unlabelled_only_batch_and_gradients():
+    """No labelled image: no task loss, the KL alone trains the student;
+    an unlabelled image's features get a gradient through the KL only."""
+    model = build('resnet')
+    model.train()
+    batch = cls_batch(2)
+    for sample in batch['data_samples']:
+        sample.set_gt_label(-1)
+    losses = loss_step(model, batch)
+    assert set(losses) == {'distill.loss_kl'}
+    total, _ = model.parse_losses(losses)
+    total.backward()
+    grads = [p.grad for p in model.student.backbone.parameters()]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+
+    # the interface: task loss of the labelled rows, logits of all rows in
+    # batch order, and param_grad=False leaves the head's weights alone
+    model.zero_grad()
+    data = model.data_preprocessor(cls_batch(3), True)
+    data['data_samples'][1].set_gt_label(-1)
+    feats = tuple(f.detach().requires_grad_()
+                  for f in model.iface.extract(data['inputs']))
+    losses, logits = model.iface.loss(
+        data['inputs'], feats, data['data_samples'], param_grad=False)
+    head = model.student.head
+    with torch.no_grad():
+        full = head(model.student.neck(feats))
+    torch.testing.assert_close(logits[0], full)
+    torch.testing.assert_close(
+        losses['loss'], F.cross_entropy(full[[0, 2]], torch.tensor([0, 2])))
+    (losses['loss'] + logits[0][1].sum()).backward()
+    assert head.fc.weight.grad is None
+    # image 1 is in no CE: its gradient is that of its logits' sum alone
+    assert feats[0].grad[1].abs().sum() > 0
+    w = head.fc.weight.sum(0) / feats[0][1].shape[-1]**2
+    torch.testing.assert_close(feats[0].grad[1],
+                               w[:, None, None].expand_as(feats[0][1]))
 
 
 @pytest.mark.parametrize('kind', ['resnet', 'vit'])

@@ -188,6 +188,28 @@ def test_distill_and_kl_scales_multiply_the_kl(tmp_path):
                           0.25 * full['distill.loss_kl'])
 
 
+def test_unlabelled_images_are_distilled_not_classified(tmp_path):
+    """[ours] An image with the label -1 (a transfer-set image) is in the
+    KL, not in the cross-entropy: by hand on three images, one labelled."""
+    ckpt = tmp_path / 'probe.pth'
+    reference = save_teacher(ckpt).eval()
+    model = distiller(ckpt)
+    data = cls_batch(model)
+    inputs, samples = data['inputs'], data['data_samples']
+    samples[0].set_gt_label(-1)
+    samples[2].set_gt_label(-1)
+    losses = model(inputs, samples, mode='loss')
+    with torch.no_grad():
+        s = model.student.head(
+            model.student.neck(model.student.backbone(inputs)))
+        t = reference.head(reference.neck(reference.backbone(inputs)))
+    torch.testing.assert_close(losses['student.loss'],
+                               F.cross_entropy(s[[1]], torch.tensor([1])))
+    log_ps, log_pt = F.log_softmax(s / 4, 1), F.log_softmax(t / 4, 1)
+    by_hand = 0.5 * 16 * (log_pt.exp() * (log_pt - log_ps)).sum(1).mean()
+    torch.testing.assert_close(losses['distill.loss_kl'], by_hand)
+
+
 def test_teacher_input_scale_resizes_what_the_frozen_model_sees(tmp_path):
     ckpt = tmp_path / 'probe.pth'
     reference = save_teacher(ckpt).eval()
