@@ -54,6 +54,7 @@ NEEDS.update({
     'prockd_own_area_kd_2stage_bfeat_t224_unl': 'prockd_own_area_stage1_t224',
     'probe_kd_unl': 'teacher_probe',
     'probe_kd_t224_unl': 'teacher_probe_t224',
+    'self_kd_unl': 'student_kept',
 })
 # the config key a needed run's checkpoint goes to, if not teacher_ckpt
 NEEDS_KEY = {
@@ -559,6 +560,18 @@ CLS_VARIANTS: Dict[str, tuple] = {
              'model.branch_feat_loss': BFEAT,
              'model.teacher.input_scale': 3.5
          }), 'the same, the teacher sees 224 px'),
+    # the control without an ImageNet teacher: the unlabelled images get
+    # the soft labels of the student alone (trained on the 100 labelled
+    # images, same seed), i.e. self-training, the semi-supervised baseline
+    # a user with unlabelled images has anyway
+    'student_kept': ('transfer set [ours]', CLS_STUDENT, KEEP_WEIGHTS,
+                     'student alone, weights kept (the self-training '
+                     'teacher)'),
+    'self_kd_unl': ('transfer set [ours]', CLS_PROBE_KD,
+                    dict(UNLABELLED,
+                         **{'model.teacher': osp.join(CFG_DIR, CLS_STUDENT)}),
+                    'KD (T 4) from the student alone, + 2000 '
+                    'unlabelled images (self-training, no ImageNet teacher)'),
     'prockd_own_area_pkd_kl1':
     ('recipe [ours]', CLS_PROCKD,
      dict(OWN_AREA, **{
