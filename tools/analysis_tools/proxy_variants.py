@@ -56,6 +56,7 @@ NEEDS.update({
     'probe_kd_t224_unl': 'teacher_probe_t224',
     'self_kd_unl': 'student_kept',
 })
+NEEDS['prockd_own_area_kd_2stage_bfeat_pkd_unl'] = 'prockd_own_area_stage1'
 # the config key a needed run's checkpoint goes to, if not teacher_ckpt
 NEEDS_KEY = {
     'prockd_signed_own_2stage': 'model.branch_ckpt',
@@ -72,6 +73,7 @@ NEEDS_KEY = {
     'prockd_own_area_kd_2stage_bfeat_mix': 'model.branch_ckpt',
     'prockd_own_area_kd_2stage_bfeat_unl': 'model.branch_ckpt',
     'prockd_own_area_kd_2stage_bfeat_t224_unl': 'model.branch_ckpt',
+    'prockd_own_area_kd_2stage_bfeat_pkd_unl': 'model.branch_ckpt',
 }
 # [ours] stage 1 of two-stage ProC-KD: the branch learns (no KL, so the
 # student of this run is the student alone's), and its weights are kept
@@ -553,6 +555,12 @@ CLS_VARIANTS: Dict[str, tuple] = {
      dict(OWN_AREA, **HINTON, **STAGE2_CACHED, **UNLABELLED_CACHED,
           **{'model.branch_feat_loss':
              BFEAT}), 'two-stage with branch PKD, + 2000 unlabelled images'),
+    'prockd_own_area_kd_2stage_bfeat_pkd_unl':
+    ('transfer set [ours]', CLS_PROCKD,
+     dict(OWN_AREA, **HINTON, **STAGE2_CACHED, **UNLABELLED_CACHED, **{
+         'model.branch_feat_loss': BFEAT,
+         'model.feat_loss': PKD
+     }), 'the same + PKD (weight 6) from the teacher'),
     'prockd_own_area_kd_2stage_bfeat_t224_unl':
     ('transfer set [ours]', CLS_PROCKD,
      dict(
