@@ -1,6 +1,7 @@
 """Tests of tools/analysis_tools/proxy_benchmark.py."""
 import importlib.util
 import json
+import os
 import os.path as osp
 
 import numpy as np
@@ -607,3 +608,7 @@ def test_unlabelled_rows_keep_the_students_labelled_batches(tmp_path):
         paths = [s.img_path for s in batch['data_samples']]
         assert paths[:4] == [s.img_path for s in ref['data_samples']]
         assert all('/unlabelled/' in p for p in paths[4:])
+    # without the pool: an error that names the missing file
+    os.remove(osp.join(data, 'meta', 'unlabelled.txt'))
+    with pytest.raises(FileNotFoundError, match='unlabelled.txt'):
+        loader('feat_mimic_unl')

@@ -73,6 +73,13 @@ def _add_unlabelled(cfg, batch: int) -> None:
     ``torch.randperm`` from a generator seeded with the run's seed."""
     ratio = int(cfg.get('unlabelled_ratio', 1))
     labelled = cfg.train_dataloader.dataset
+    path = osp.join(labelled.data_root, cfg.unlabelled_ann)
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'proxy_benchmark: this row trains on an unlabelled set, but '
+            f'{path} does not exist; build it with '
+            'tools/dataset_converters/build_fmnist_cls.py ... '
+            '--num-unlabelled 2000 (the other arguments as for the data)')
     unlabelled = copy.deepcopy(labelled)
     unlabelled.ann_file = cfg.unlabelled_ann
     total = batch * (1 + ratio)
