@@ -1,0 +1,55 @@
+# [ours] Few labels and many unlabelled images, stage 1: the classification
+# recipe that won on the 100-image proxy (docs/benchmark.md, session 10).
+# The frozen ImageNet MobileNetV2 (shipped weights) and a prototype branch
+# with its own head learn the 10 Fashion-MNIST classes from the 100
+# labelled images: no KL, so this run's student is discarded; its branch is
+# kept in the last checkpoint (work_dirs/<this config>/iter_500.pth), which
+# the stage-2 config loads. The data (labelled, val, test and 2000
+# unlabelled images; point data_root at your own):
+#
+#     python tools/dataset_converters/build_fmnist_cls.py \
+#         /tmp/fmnist/usr/share/datasets/fashion-mnist data/fmnist_cls_n100 \
+#         --num-train 100 --num-val 1000 --num-test 2000 --num-unlabelled 2000
+#     python tools/train.py \
+#         configs/recipes/prockd_2stage_mobilenetv2_cls_unlabelled_stage1.py
+_base_ = ['../benchmark/prockd_mobilenetv2_cls_tiny_fmnist.py']
+
+data_root = 'data/fmnist_cls_n100/'
+max_iters = 500  # 160 epochs of 100 images at batch 32: the proxy's
+warmup_iters = 50
+
+model = dict(
+    # the branch of the classification proxy's recipe: its own head, the
+    # teacher layers standardised and averaged down to the student's grid
+    branch_head='own',
+    learner=dict(downsample='area', input_norm=True),
+    kl_loss=None)
+train_dataloader = dict(dataset=dict(data_root=data_root))
+val_dataloader = dict(dataset=dict(data_root=data_root))
+test_dataloader = dict(dataset=dict(data_root=data_root))
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+param_scheduler = [
+    dict(
+        type='LinearLR',
+        start_factor=0.1,
+        by_epoch=False,
+        begin=0,
+        end=warmup_iters),
+    dict(
+        type='CosineAnnealingLR',
+        by_epoch=False,
+        begin=warmup_iters,
+        end=max_iters,
+        T_max=max_iters - warmup_iters,
+        eta_min=1e-5),
+]
+# the branch is what this run is for: keep the last weights
+default_hooks = dict(
+    checkpoint=dict(
+        type='CheckpointHook', interval=-1, by_epoch=False, save_last=True))
+custom_hooks = [
+    dict(
+        type='mmprockd.DistillScheduleHook',
+        warmup=warmup_iters,
+        by_epoch=False),
+]
