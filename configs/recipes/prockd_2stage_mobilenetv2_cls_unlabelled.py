@@ -53,6 +53,11 @@ train_dataloader = dict(
 # the branch is frozen from iteration 0: a fixed teacher (under DDP its
 # parameters get no gradient: find_unused_parameters)
 custom_hooks = [
+    # the kept student: student_iter_500.pth, loadable by plain mmpretrain
+    dict(
+        type='mmprockd.StudentCheckpointHook',
+        interval=_base_.max_iters,
+        by_epoch=False),
     dict(
         type='mmprockd.DistillScheduleHook',
         warmup=_base_.warmup_iters,

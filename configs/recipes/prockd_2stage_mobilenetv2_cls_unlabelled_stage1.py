@@ -48,6 +48,12 @@ default_hooks = dict(
     checkpoint=dict(
         type='CheckpointHook', interval=-1, by_epoch=False, save_last=True))
 custom_hooks = [
+    # the student of this run is not the one kept, but a student-only file
+    # at the end costs little and keeps every shipped config alike
+    dict(
+        type='mmprockd.StudentCheckpointHook',
+        interval=max_iters,
+        by_epoch=False),
     dict(
         type='mmprockd.DistillScheduleHook',
         warmup=warmup_iters,

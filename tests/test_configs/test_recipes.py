@@ -166,7 +166,8 @@ def test_cls_unlabelled_pair_distils_the_stage1_branch_on_both_sets(tmp_path):
     assert second_cfg.model.branch_ckpt == (
         'work_dirs/prockd_2stage_mobilenetv2_cls_unlabelled_stage1/'
         'iter_500.pth')
-    (hook, ) = second_cfg.custom_hooks
+    hook = second_cfg.custom_hooks[-1]
+    assert hook.type == 'mmprockd.DistillScheduleHook'
     assert hook.branch_stop == 0
     loader = second_cfg.train_dataloader
     assert loader.batch_size == loader.sampler.batch_size == 64
