@@ -210,6 +210,42 @@ def test_unlabelled_images_are_distilled_not_classified(tmp_path):
     torch.testing.assert_close(losses['distill.loss_kl'], by_hand)
 
 
+def test_unlabelled_pass_leaves_a_bn_necks_buffers_to_the_labelled_images():
+    """The unlabelled images' neck-and-head pass keeps the norm buffers: a
+    BN neck counts one step and holds the statistics of the labelled
+    images alone, as a step on them alone gives."""
+    from mmprockd.models.distillers.student_interface import StudentInterface
+    cfg = copy.deepcopy(STUDENT)
+    cfg['neck'] = dict(
+        type='mmpretrain.LinearNeck',
+        in_channels=64,
+        out_channels=16,
+        gap_dim=2,
+        norm_cfg=dict(type='BN1d'))
+    cfg['head']['in_channels'] = 16
+    torch.manual_seed(0)
+    mixed = MODELS.build(cfg).train()
+    alone = copy.deepcopy(mixed)
+    data = cls_batch(mixed, n=4)
+    inputs, samples = data['inputs'], data['data_samples']
+    samples[1].set_gt_label(-1)
+    samples[3].set_gt_label(-1)
+    with torch.no_grad():
+        feats = tuple(mixed.backbone(inputs))
+    losses, logits = StudentInterface(mixed, 'cls').loss(
+        inputs, feats, samples)
+    keep = [0, 2]
+    ref_losses, _ = StudentInterface(alone, 'cls').loss(
+        inputs[keep], tuple(f[keep] for f in feats),
+        [samples[i] for i in keep])
+    torch.testing.assert_close(losses['loss'], ref_losses['loss'])
+    bn, ref = mixed.neck.norm, alone.neck.norm
+    assert int(bn.num_batches_tracked) == 1
+    torch.testing.assert_close(bn.running_mean, ref.running_mean)
+    torch.testing.assert_close(bn.running_var, ref.running_var)
+    assert logits[0].shape == (4, 10)
+
+
 def test_teacher_input_scale_resizes_what_the_frozen_model_sees(tmp_path):
     ckpt = tmp_path / 'probe.pth'
     reference = save_teacher(ckpt).eval()
