@@ -232,12 +232,13 @@ def test_unlabelled_pass_leaves_a_bn_necks_buffers_to_the_labelled_images():
     samples[3].set_gt_label(-1)
     with torch.no_grad():
         feats = tuple(mixed.backbone(inputs))
-    losses, logits = StudentInterface(mixed, 'cls').loss(
-        inputs, feats, samples)
+    losses, logits = StudentInterface(mixed,
+                                      'cls').loss(inputs, feats, samples)
     keep = [0, 2]
-    ref_losses, _ = StudentInterface(alone, 'cls').loss(
-        inputs[keep], tuple(f[keep] for f in feats),
-        [samples[i] for i in keep])
+    ref_losses, _ = StudentInterface(alone,
+                                     'cls').loss(inputs[keep],
+                                                 tuple(f[keep] for f in feats),
+                                                 [samples[i] for i in keep])
     torch.testing.assert_close(losses['loss'], ref_losses['loss'])
     bn, ref = mixed.neck.norm, alone.neck.norm
     assert int(bn.num_batches_tracked) == 1
