@@ -28,20 +28,14 @@ train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = dict(dataset=dict(data_root=data_root))
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+# the student's warm-up and cosine decay, fitted to the shorter run
 param_scheduler = [
+    dict(_base_.param_scheduler[0], end=warmup_iters),
     dict(
-        type='LinearLR',
-        start_factor=0.1,
-        by_epoch=False,
-        begin=0,
-        end=warmup_iters),
-    dict(
-        type='CosineAnnealingLR',
-        by_epoch=False,
+        _base_.param_scheduler[1],
         begin=warmup_iters,
         end=max_iters,
-        T_max=max_iters - warmup_iters,
-        eta_min=1e-5),
+        T_max=max_iters - warmup_iters),
 ]
 # the branch is what this run is for: keep the last weights
 default_hooks = dict(

@@ -163,6 +163,11 @@ def test_cls_unlabelled_pair_distils_the_stage1_branch_on_both_sets(tmp_path):
     assert first.kl_loss is None and first.branch_student is not None
     assert first_cfg.default_hooks.checkpoint.save_last is True
     assert first_cfg.train_cfg.max_iters == 500
+    # the proxy row's schedule at 500 iterations (proxy_run._set_iters)
+    warm, cosine = second_cfg.param_scheduler
+    assert (warm.type, warm.end) == ('LinearLR', 50)
+    assert (cosine.type, cosine.begin, cosine.end,
+            cosine.T_max) == ('CosineAnnealingLR', 50, 500, 450)
     assert second_cfg.model.branch_ckpt == (
         'work_dirs/prockd_2stage_mobilenetv2_cls_unlabelled_stage1/'
         'iter_500.pth')
