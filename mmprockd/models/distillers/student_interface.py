@@ -318,7 +318,9 @@ class StudentInterface:
         """The classifier's neck and head on ``feats``, norm buffers kept;
         ``param_grad=False`` runs them with detached parameters."""
         model = self.model
-        with keep_norm_stats(model):
+        # only the neck and the head run here: keep their buffers alone
+        neck = model.neck if model.with_neck else nn.Identity()
+        with keep_norm_stats(neck), keep_norm_stats(self.logit_head):
             if param_grad:
                 head_in = model.neck(feats) if model.with_neck else feats
                 out = self.logit_head(head_in)
