@@ -57,6 +57,7 @@ NEEDS.update({
     'self_kd_unl': 'student_kept',
 })
 NEEDS['prockd_own_area_kd_2stage_bfeat_pkd_unl'] = 'prockd_own_area_stage1'
+NEEDS['prockd_own_2stage_bfeat'] = 'prockd_own_stage1'
 # the config key a needed run's checkpoint goes to, if not teacher_ckpt
 NEEDS_KEY = {
     'prockd_signed_own_2stage': 'model.branch_ckpt',
@@ -74,6 +75,7 @@ NEEDS_KEY = {
     'prockd_own_area_kd_2stage_bfeat_unl': 'model.branch_ckpt',
     'prockd_own_area_kd_2stage_bfeat_t224_unl': 'model.branch_ckpt',
     'prockd_own_area_kd_2stage_bfeat_pkd_unl': 'model.branch_ckpt',
+    'prockd_own_2stage_bfeat': 'model.branch_ckpt',
 }
 # [ours] stage 1 of two-stage ProC-KD: the branch learns (no KL, so the
 # student of this run is the student alone's), and its weights are kept
@@ -670,6 +672,20 @@ SEG_VARIANTS: Dict[str, tuple] = {
     'prockd_own': ('recipe [ours]', SEG_PROCKD, {
         'model.branch_head': 'own'
     }, 'branch has its own copy of the head'),
+    # [ours] the detection recipe of session 8, unchanged: stage 1 trains
+    # the own-head branch (no KL), stage 2 distils the frozen branch (KL +
+    # PKD from its features) into a fresh student. Uncached: branch_cache
+    # needs the branch at every student level, and here it replaces stage 4
+    # only
+    'prockd_own_stage1':
+    ('recipe [ours]', SEG_PROCKD, dict({'model.branch_head': 'own'},
+                                       **STAGE1),
+     'two-stage, stage 1: the own-head branch trained (no KL)'),
+    'prockd_own_2stage_bfeat':
+    ('recipe [ours]', SEG_PROCKD,
+     dict({'model.branch_head': 'own'}, **STAGE2,
+          **{'model.branch_feat_loss': BFEAT}),
+     'two-stage, stage 2: KL + PKD from the frozen branch'),
     # what the frozen teacher's features know (stage 1 of probe-then-distil)
     'teacher_probe': ('method', SEG_PROBE, KEEP_WEIGHTS,
                       'stage 1: FCN head on the frozen teacher (not a '
