@@ -678,14 +678,13 @@ SEG_VARIANTS: Dict[str, tuple] = {
     # needs the branch at every student level, and here it replaces stage 4
     # only
     'prockd_own_stage1':
-    ('recipe [ours]', SEG_PROCKD, dict({'model.branch_head': 'own'},
-                                       **STAGE1),
+    ('recipe [ours]', SEG_PROCKD, dict({'model.branch_head': 'own'}, **STAGE1),
      'two-stage, stage 1: the own-head branch trained (no KL)'),
     'prockd_own_2stage_bfeat':
     ('recipe [ours]', SEG_PROCKD,
      dict({'model.branch_head': 'own'}, **STAGE2,
-          **{'model.branch_feat_loss': BFEAT}),
-     'two-stage, stage 2: KL + PKD from the frozen branch'),
+          **{'model.branch_feat_loss':
+             BFEAT}), 'two-stage, stage 2: KL + PKD from the frozen branch'),
     # what the frozen teacher's features know (stage 1 of probe-then-distil)
     'teacher_probe': ('method', SEG_PROBE, KEEP_WEIGHTS,
                       'stage 1: FCN head on the frozen teacher (not a '
