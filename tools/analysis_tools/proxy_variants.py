@@ -674,15 +674,14 @@ SEG_VARIANTS: Dict[str, tuple] = {
     }, 'branch has its own copy of the head'),
     # [ours] the detection recipe of session 8, unchanged: stage 1 trains
     # the own-head branch (no KL), stage 2 distils the frozen branch (KL +
-    # PKD from its features) into a fresh student. Uncached: branch_cache
-    # needs the branch at every student level, and here it replaces stage 4
-    # only
+    # PKD from its features, outputs cached: the decode head reads stage 4
+    # only, which the branch replaces) into a fresh student
     'prockd_own_stage1':
     ('recipe [ours]', SEG_PROCKD, dict({'model.branch_head': 'own'}, **STAGE1),
      'two-stage, stage 1: the own-head branch trained (no KL)'),
     'prockd_own_2stage_bfeat':
     ('recipe [ours]', SEG_PROCKD,
-     dict({'model.branch_head': 'own'}, **STAGE2,
+     dict({'model.branch_head': 'own'}, **STAGE2_CACHED,
           **{'model.branch_feat_loss':
              BFEAT}), 'two-stage, stage 2: KL + PKD from the frozen branch'),
     # what the frozen teacher's features know (stage 1 of probe-then-distil)

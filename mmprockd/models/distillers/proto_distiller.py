@@ -141,13 +141,15 @@ class ProtoDistiller(BaseModel):
             head no longer run and a two-stage stage-2 step costs about a
             student step. The same caveat as ``teacher_cache`` holds (a
             deterministic pipeline); the branch needs its own head
-            (``branch_head='own'``) and every student level must be a
-            prototype level (else the branch's output also depends on the
-            student's changing head or maps); and the frozen branch's losses
-            are logged on the images it ran on only. Emptied whenever
-            ``branch_frozen`` changes. One entry holds the head's logits of
-            every level, so size ``max_items`` to the memory: small data
-            sets and proxies, not COCO at full scale.
+            (``branch_head='own'``) and every student level its head reads
+            must be a prototype level (else the branch's output also
+            depends on the student's changing maps): all levels, except for
+            a segmentor, whose decode head reads those of its ``in_index``
+            (:meth:`StudentInterface.logit_levels`); and the frozen
+            branch's losses are logged on the images it ran on only.
+            Emptied whenever ``branch_frozen`` changes. One entry holds
+            the head's logits of every level, so size ``max_items`` to the
+            memory: small data sets and proxies, not COCO at full scale.
         log_rank_mean (bool): under DDP, log every loss (and ``loss``, the
             total) as its mean over the ranks, so that a 2-process log reads
             like a 1-process one with the same global batch; the
@@ -276,13 +278,14 @@ class ProtoDistiller(BaseModel):
                     "(learner) with branch_head='own', got branch_head="
                     f"{branch_head!r} (a shared head is the student's, which "
                     'changes every step)')
-            if sorted(self.proto_levels) != list(range(n_levels)):
+            read = self.iface.logit_levels(n_levels)
+            if not set(read) <= set(self.proto_levels):
                 raise ValueError(
                     'ProtoDistiller: branch_cache needs every student level '
-                    f'to be a prototype level, got proto_levels='
-                    f'{self.proto_levels} of {n_levels} levels (the '
-                    "branch's head would read the student's own maps at the "
-                    'others, which change every step)')
+                    f'the head reads ({read} of {n_levels}) to be a '
+                    f'prototype level, got proto_levels={self.proto_levels} '
+                    "(the branch's head would read the student's own maps at "
+                    'the others, which change every step)')
             self.branch_cache = TeacherFeatureCache(**branch_cache)
         self.distill_scale = 1.0  # set by DistillScheduleHook
         self.log_rank_mean = log_rank_mean

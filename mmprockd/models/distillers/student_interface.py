@@ -199,6 +199,19 @@ class StudentInterface:
             return m.decode_head, 'softmax'
         return m.head, 'softmax'
 
+    def logit_levels(self, n_levels: int) -> List[int]:
+        """The feature levels the consistency KL's logits depend on.
+
+        A segmentor's decode head reads the levels of its ``in_index``
+        (mmseg's ``BaseDecodeHead``); any other head, or one without
+        ``in_index``, is taken to read all ``n_levels``.
+        """
+        index = getattr(self.logit_head, 'in_index', None)
+        if self.family != 'seg' or index is None:
+            return list(range(n_levels))
+        index = index if isinstance(index, (list, tuple)) else [index]
+        return sorted({i % n_levels for i in index})
+
     def extract(self, inputs: Tensor) -> Tuple[Tensor, ...]:
         """The student's features that the prototype branch replaces.
 

@@ -955,8 +955,8 @@ def test_branch_cache_serves_a_frozen_branch_exactly_without_the_teacher():
 @pytest.mark.parametrize('kwargs, text', [
     (dict(learner=None, kl_loss=None), 'branch_cache needs the prototype'),
     (dict(), "branch_head='own', got branch_head='shared'"),
-    (dict(proto_levels=[0, 1],
-          branch_head='own'), r'every student level .*\[0, 1\] of 4'),
+    (dict(proto_levels=[0, 1], branch_head='own'),
+     r'the head reads \(\[0, 1, 2, 3\] of 4\).*proto_levels=\[0, 1\]'),
 ])
 def test_branch_cache_refuses_what_it_cannot_serve(kwargs, text):
     with pytest.raises(ValueError, match=text):

@@ -477,3 +477,46 @@ def test_branch_pass_leaves_student_bn_buffers_as_a_student_step(head_grad):
         and not torch.equal(before[n], got[n])
     ]
     assert moved
+
+
+def test_branch_cache_serves_a_branch_that_replaces_the_decode_level():
+    """[ours] branch_cache for a segmentor. The decode head reads level 3
+    only (``in_index=3``), so a frozen branch that replaces level 3 is a
+    fixed function of the image: its logits and maps are stored, and a
+    later step distils the same KL and branch-feature targets as a model
+    without the store, without running the teacher. A branch at level 2,
+    which the decode head does not read, cannot be cached."""
+    student = copy.deepcopy(STUDENT)
+    for head in ('decode_head', 'auxiliary_head'):
+        student[head]['dropout_ratio'] = 0.0  # the same forward each run
+    kwargs = dict(
+        student=student,
+        proto_levels=[3],
+        branch_head='own',
+        branch_feat_loss=dict(type='mmprockd.BranchMimicLoss'))
+    assert build(**kwargs).iface.logit_levels(4) == [3]
+    cached = build(branch_cache=dict(dtype='fp32'), **kwargs)
+    plain = build(**kwargs)
+    for m in (cached, plain):
+        m.branch_frozen = True
+        m.train()
+    batch = seg_batch()
+    for i, sample in enumerate(batch['data_samples']):
+        sample.set_metainfo(dict(img_path=f'canvas_{i}.png'))
+    teacher_calls = []
+    real = cached.teacher.from_student_input
+    cached.teacher.from_student_input = lambda x, *a: (
+        teacher_calls.append(x.shape[0]) or real(x, *a))
+    ref, _ = run_loss(plain, batch)
+    first, _ = run_loss(cached, batch)
+    second, seen = run_loss(cached, batch)
+    assert teacher_calls == [2], 'the second step must come from the store'
+    assert len(cached.branch_cache) == 2 and cached.branch_cache.hits == 2
+    assert seen['targets'][0].shape == (2, NUM_CLASSES, 8, 8)
+    for losses in (first, second):
+        for key in ('distill.loss_kl', 'distill.loss_branch_feat'):
+            assert losses[key].item() == pytest.approx(
+                ref[key].item(), rel=1e-5, abs=1e-9), key
+    assert second['distill.loss_kl'].item() > 0
+    with pytest.raises(ValueError, match=r'the head reads \(\[3\] of 4\)'):
+        build(branch_cache=dict(), **dict(kwargs, proto_levels=[2]))
