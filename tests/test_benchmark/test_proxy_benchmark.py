@@ -11,7 +11,7 @@ from fmnist_fakes import BLOCKS
 from proxy_benchmark import (aggregate, format_table, load_results, main,
                              parse_args)
 from proxy_run import needed_checkpoint, summarise_curve
-from proxy_variants import DEFAULT_VARIANTS, VARIANTS
+from proxy_variants import DEFAULT_VARIANTS, TABLES, VARIANTS
 
 
 def _fake(variant, seed, mAP, mAP50=None, test=None):
@@ -82,6 +82,79 @@ def test_format_table():
                         '13.3 ± 1.4 | - | 50.0 ± 0.0 | 10 | - | - |')
     assert lines[3] == ('| mine | ? | mine | 1 | 50.0 ± 0.0 | +37.7 ± 0.0 '
                         '| - | 10 | - | - |')
+
+
+def test_a_run_at_another_schedule_is_its_own_row_paired_with_the_student():
+    """``VARIANT@ITERS`` rows: after their variant's plain row, described
+    with their schedule, and paired by seed with the plain student."""
+    table = aggregate([
+        _fake('prockd@800', 0, 0.40),
+        _fake('student@800', 0, 0.25),
+        _fake('student', 0, 0.20),
+        _fake('prockd', 0, 0.30),
+        _fake('student@1600', 0, 0.26),
+    ])
+    assert list(table) == [
+        'student', 'student@800', 'student@1600', 'prockd', 'prockd@800'
+    ]
+    assert table['prockd@800']['bbox_mAP']['gain']['mean'] == pytest.approx(
+        0.20)
+    assert table['student@800']['bbox_mAP']['gain']['mean'] == \
+        pytest.approx(0.05)
+    row = format_table(table).splitlines()[4]
+    assert row.startswith('| student@1600 | method | student alone (1600 '
+                          'iterations) | 1 | 26.0 ± 0.0 | +6.0 ± 0.0 |')
+
+
+@pytest.mark.parametrize('name, text', [
+    ('student@', 'must be a positive number of iterations'),
+    ('student@0', 'must be a positive number of iterations'),
+    ('student@1e3', 'must be a positive number of iterations'),
+    ('studnet@800', "variant 'studnet' does not exist for --task det"),
+    ('student_eqtime@800', 'sets its own schedule'),
+])
+def test_bad_run_names_are_refused_before_any_run(name, text, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(['--variants', 'student', name])
+    assert text in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('table', sorted(TABLES))
+def test_table_presets_name_rows_of_their_task(table):
+    """``--table NAME`` is one command per table: its task, data, work dir,
+    rows and 5 seeds; every row parses (a variant of that task, or one at
+    another schedule) and the paired baseline is among them."""
+    preset = TABLES[table]
+    args = parse_args(['--table', table])
+    assert args.task == preset['task']
+    assert args.seeds == [0, 1, 2, 3, 4]
+    assert args.data_root == preset['data']
+    assert args.work_dir == preset['work_dir']
+    assert args.variants == preset['variants'] and 'student' in args.variants
+    assert args.size['build'] == preset['build']
+    # what can still be given wins over the preset
+    args = parse_args(
+        ['--table', table, '--seeds', '7', '--variants', 'student@900'])
+    assert args.seeds == [7] and args.variants == ['student@900']
+
+
+def test_provenance_names_command_commits_machine_and_date():
+    import platform
+
+    from proxy_benchmark import provenance
+    head = provenance(['--table', 'seg_n100'], [
+        dict(commit='abc1234'),
+        dict(commit='abc1234'),
+        dict(commit='def5678+'),
+        dict(),
+    ]).splitlines()
+    assert head[0] == ('command: `python tools/analysis_tools/'
+                       'proxy_benchmark.py --table seg_n100`')
+    assert head[1].startswith('runs trained at commit: abc1234, def5678+ (1 '
+                              'runs from before commits were recorded); '
+                              'table printed at ')
+    assert head[2].startswith(f'machine: {platform.node()}, ')
+    assert head[3].startswith('date: 20')
 
 
 def test_prototype_entropy_is_averaged_over_levels_then_seeds():
@@ -182,6 +255,51 @@ def test_probe_kd_waits_for_the_probe_of_its_seed(tmp_path, monkeypatch):
     ckpt.write_bytes(b'')
     (ckpt.parent / 'last_checkpoint').write_text(str(ckpt))
     assert needed_checkpoint(str(tmp_path), 'probe_kd', 0) == str(ckpt)
+
+
+def test_a_longer_second_stage_distils_the_plain_first_stage(
+        tmp_path, monkeypatch):
+    """``VARIANT@ITERS`` trains at its own schedule, after the plain run
+    it needs (at the work dir's schedule), and its config loads that
+    run's checkpoint."""
+    import proxy_benchmark as pb
+    from proxy_run import build_cfg
+    started = []
+
+    class FakeRun:
+        """A worker that finishes at once."""
+
+        def __init__(self, cmd, **kwargs):
+            i = cmd.index('--worker')
+            self.name, self.seed = cmd[i + 1], int(cmd[i + 2])
+            started.append((self.name, int(cmd[cmd.index('--iters') + 1])))
+            self.returncode = None
+
+        def poll(self):
+            self.returncode = 0
+            (tmp_path / self.name / f'seed{self.seed}' /
+             'result.json').write_text(
+                 json.dumps(dict(variant=self.name, seed=self.seed)))
+            return 0
+
+    monkeypatch.setattr(pb.subprocess, 'Popen', FakeRun)
+    monkeypatch.setattr(pb.time, 'sleep', lambda s: None)
+    stage2 = 'prockd_signed_own_2stage_bfeat_cached'
+    pb.run_all(
+        parse_args([
+            '--variants', f'{stage2}@800', 'student@1200', '--seeds', '0',
+            '--jobs', '1', '--work-dir',
+            str(tmp_path)
+        ]))
+    assert started == [('prockd_signed_own_stage1', 400),
+                       (f'{stage2}@800', 800), ('student@1200', 1200)]
+    ckpt = tmp_path / 'prockd_signed_own_stage1' / 'seed0' / 'iter_400.pth'
+    ckpt.write_bytes(b'')
+    (ckpt.parent / 'last_checkpoint').write_text(str(ckpt))
+    cfg = build_cfg(stage2, 0, str(tmp_path / f'{stage2}@800' / 'seed0'),
+                    str(tmp_path), 800, 8, 96, None)
+    assert cfg.model.branch_ckpt == str(ckpt)
+    assert cfg.train_cfg.max_iters == 800
 
 
 @pytest.mark.parametrize('task,stage1,stage2', [

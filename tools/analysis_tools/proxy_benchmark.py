@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import shlex
 import statistics
 import subprocess
 import sys
@@ -32,7 +33,7 @@ from typing import Dict, List, Optional, Sequence
 
 from proxy_run import run_one
 from proxy_variants import (CLS_SIZES, EQUAL_TIME, METRICS, NEEDS, SEG_SIZES,
-                            SIZES, TASKS, VARIANTS)
+                            SIZES, TABLES, TASKS, VARIANTS, split_run)
 
 
 # --------------------------------------------------------- aggregation
@@ -53,8 +54,7 @@ def aggregate(results: Sequence[dict],
     for r in results:
         by_var.setdefault(r['variant'], []).append(r)
     variants = VARIANTS if variants is None else variants
-    order = [v for v in variants if v in by_var]
-    order += sorted(v for v in by_var if v not in variants)
+    order = sorted(by_var, key=lambda name: _run_order(name, variants))
     table = {}
     for v in order:
         rows = sorted(by_var[v], key=lambda r: r['seed'])
@@ -100,6 +100,22 @@ def aggregate(results: Sequence[dict],
     return table
 
 
+def _run_order(name: str, variants: Dict[str, tuple]) -> tuple:
+    """Where a run name sorts: its variant's place in ``variants``
+    (unknown ones last, by name), then the plain run before ``@ITERS``."""
+    variant, iters = split_run(name)
+    known = list(variants).index(variant) if variant in variants else None
+    return (known is None, known or 0, variant, iters or 0)
+
+
+def _describe(name: str, variants: Optional[Dict[str, tuple]]) -> tuple:
+    """The group and the description of a run name's row."""
+    variant, iters = split_run(name)
+    group, _, _, desc = (VARIANTS if variants is None else variants).get(
+        variant, ('?', None, None, variant))
+    return group, desc + (f' ({iters} iterations)' if iters else '')
+
+
 def format_table(table: Dict[str, dict],
                  metrics: Sequence[str] = METRICS,
                  variants: Optional[Dict[str, tuple]] = None,
@@ -120,8 +136,7 @@ def format_table(table: Dict[str, dict],
         '|' + '---|' * len(head),
     ]
     for v, entry in table.items():
-        group, _, _, desc = (VARIANTS if variants is None else variants).get(
-            v, ('?', None, None, v))
+        group, desc = _describe(v, variants)
         cells = [v, group, desc, str(len(entry['seeds']))]
         for i, m in enumerate(metrics):
             if m in entry:
@@ -175,12 +190,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         action='store_true',
         help='2 iterations, seed 0, prockd only, 16 val images')
     parser.add_argument(
+        '--table',
+        choices=list(TABLES),
+        help='one table of docs/benchmark.md: its task, data, work dir, '
+        'rows and 5 seeds (each can still be given); prints val and test')
+    parser.add_argument(
         '--variants',
         nargs='+',
-        choices=sorted({v
-                        for t in TASKS.values()
-                        for v in t['variants']}))
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+        help='the rows: variants of proxy_variants.py, or VARIANT@ITERS '
+        'for one at another schedule in the same work dir')
+    parser.add_argument(
+        '--seeds', type=int, nargs='+', help='default: 0 1 2 (--table: 0-4)')
     parser.add_argument('--iters', type=int, help='default: preset')
     parser.add_argument('--jobs', type=int, help='parallel runs')
     parser.add_argument(
@@ -205,21 +225,39 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help=argparse.SUPPRESS)
     parser.add_argument('--val-subset', type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    preset = TABLES[args.table] if args.table else {}
+    if preset:
+        if args.full:
+            parser.error('--table runs at the reduced size: drop --full')
+        args.task = preset['task']
+        args.work_dir = args.work_dir or preset['work_dir']
+        args.data_root = args.data_root or preset['data']
+        args.variants = args.variants or list(preset['variants'])
+    args.seeds = args.seeds or ([0, 1, 2, 3, 4] if preset else [0, 1, 2])
     task = TASKS[args.task]
     if args.full and args.task != 'det':
         parser.error('--full exists for --task det only')
     size = dict(
         det=SIZES, cls=CLS_SIZES,
         seg=SEG_SIZES)[args.task]['full' if args.full else 'reduced']
+    if preset:  # the table's own data, at the preset's schedule
+        size = dict(size, data=preset['data'], build=preset['build'])
     args.size = size
     args.work_dir = args.work_dir or task['work_dir']
     args.data_root = args.data_root or size['data']
     args.batch = size['batch']
     args.canvas = size['build'].get('canvas')
-    unknown = set(args.variants or []) - set(task['variants'])
-    if unknown:
-        parser.error(f'variants {sorted(unknown)} do not exist for --task '
-                     f'{args.task}; choose from {list(task["variants"])}')
+    for name in args.variants or []:
+        try:
+            variant, iters = split_run(name)
+        except ValueError as e:
+            parser.error(str(e))
+        if variant not in task['variants']:
+            parser.error(f'variant {variant!r} does not exist for --task '
+                         f'{args.task}; choose from {list(task["variants"])}')
+        if iters and variant == EQUAL_TIME:
+            parser.error(f'{name}: {EQUAL_TIME} sets its own schedule; ask '
+                         'for student@ITERS instead')
     if args.smoke:
         args.iters, args.seeds = 2, [0]
         args.variants = args.variants or ['prockd']
@@ -297,11 +335,14 @@ def run_all(args: argparse.Namespace) -> List[dict]:
         return osp.isfile(
             osp.join(args.work_dir, v, f'seed{s}', 'result.json'))
 
+    def needs(name):  # the plain run of VARIANT@ITERS's prerequisite
+        return NEEDS.get(split_run(name)[0])
+
     wanted = list(args.variants)
     # a variant's prerequisite runs (NEEDS) run too, before it
     for v in args.variants:
-        if v in NEEDS and NEEDS[v] not in wanted:
-            wanted.insert(0, NEEDS[v])
+        if needs(v) and needs(v) not in wanted:
+            wanted.insert(0, needs(v))
     todo = [(v, s) for s in args.seeds for v in wanted if not finished(v, s)]
     # the equal-time runs last: their budget is measured on the others
     todo.sort(key=lambda vs: vs[0] == EQUAL_TIME)
@@ -310,7 +351,7 @@ def run_all(args: argparse.Namespace) -> List[dict]:
     def ready(v, s):
         if v == EQUAL_TIME:  # its budget needs the runs it matches
             return not any(r[2] in (ref, 'student') for r in running)
-        return v not in NEEDS or finished(NEEDS[v], s)
+        return needs(v) is None or finished(needs(v), s)
 
     budget: Dict[str, int] = {}
     env = dict(os.environ)
@@ -324,7 +365,7 @@ def run_all(args: argparse.Namespace) -> List[dict]:
             if pick is None:
                 break  # what is left waits for the running ones
             v, s = todo.pop(pick)
-            iters = None
+            iters = split_run(v)[1]
             if v == EQUAL_TIME:
                 if 'iters' not in budget:
                     budget['iters'] = equal_time_iters(args)
@@ -345,7 +386,7 @@ def run_all(args: argparse.Namespace) -> List[dict]:
         if todo and not running:  # what is left waits for failed runs
             for v, s in todo:
                 print(
-                    f'[skipped] {v} seed {s}: {NEEDS.get(v)} seed {s} '
+                    f'[skipped] {v} seed {s}: {needs(v)} seed {s} '
                     'did not finish',
                     flush=True)
             break
@@ -370,10 +411,13 @@ def run_all(args: argparse.Namespace) -> List[dict]:
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, dict]:
     args = parse_args(argv)
     if args.worker:
-        variant, seed = args.worker[0], int(args.worker[1])
-        out_dir = osp.join(args.work_dir, variant, f'seed{seed}')
-        result = run_one(variant, seed, out_dir, args.data_root, args.iters,
-                         args.batch, args.canvas, args.val_subset, args.task)
+        name, seed = args.worker[0], int(args.worker[1])
+        out_dir = osp.join(args.work_dir, name, f'seed{seed}')
+        result = run_one(
+            split_run(name)[0], seed, out_dir, args.data_root, args.iters,
+            args.batch, args.canvas, args.val_subset, args.task)
+        result['variant'] = name  # its row: VARIANT@ITERS stays apart
+        result['commit'] = git_commit()
         atomic_write_text(json.dumps(result), osp.join(out_dir, 'result.json'))
         return {}
     start = time.time()
@@ -386,24 +430,74 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, dict]:
         _ensure_data(args)
         results = run_all(args)
     task = TASKS[args.task]
-    table = aggregate(
-        results,
-        task['metrics'],
-        split=args.split,
-        baseline=args.baseline,
-        variants=task['variants'])
-    text = format_table(table, task['metrics'], task['variants'],
-                        task['scale'], args.baseline)
-    print(f'split: {args.split}')
-    print(text)
+    head = provenance(sys.argv[1:] if argv is None else argv, results)
+    tables = {}
+    # a table preset shows both: val for choosing, test for reporting
+    for split in ('val', 'test') if args.table else (args.split, ):
+        table = tables[split] = aggregate(
+            results,
+            task['metrics'],
+            split=split,
+            baseline=args.baseline,
+            variants=task['variants'])
+        text = format_table(table, task['metrics'], task['variants'],
+                            task['scale'], args.baseline)
+        print(f'split: {split}')
+        print(text)
+        os.makedirs(args.work_dir, exist_ok=True)
+        atomic_write_text(f'{head}\nsplit: {split}\n\n{text}\n',
+                          osp.join(args.work_dir, f'table_{split}.md'))
+        atomic_write_text(
+            json.dumps(table, indent=1),
+            osp.join(args.work_dir, f'summary_{split}.json'))
+    print(head)
     print(f'wall time {time.time() - start:.0f}s')
-    os.makedirs(args.work_dir, exist_ok=True)
-    atomic_write_text(text + '\n',
-                      osp.join(args.work_dir, f'table_{args.split}.md'))
-    atomic_write_text(
-        json.dumps(table, indent=1),
-        osp.join(args.work_dir, f'summary_{args.split}.json'))
-    return table
+    return tables[args.split]
+
+
+def git_commit() -> str:
+    """The short commit of this checkout (``+`` if it has uncommitted
+    changes), or ``'unknown'`` outside git."""
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    try:
+
+        def git(*cmd):
+            return subprocess.run(['git', '-C', repo, *cmd],
+                                  capture_output=True,
+                                  text=True,
+                                  check=True).stdout.strip()
+
+        dirty = git('status', '--porcelain', '--untracked-files=no')
+        return git('rev-parse', '--short', 'HEAD') + ('+' if dirty else '')
+    except (OSError, subprocess.CalledProcessError):
+        return 'unknown'
+
+
+def provenance(argv: Sequence[str], results: Sequence[dict]) -> str:
+    """Where a table comes from: the command that reproduces it, the
+    commits its runs were trained at, the machine and the date."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        torch_version = version('torch')
+    except PackageNotFoundError:
+        torch_version = 'not installed'
+    commits = sorted({r['commit'] for r in results if 'commit' in r})
+    older = sum('commit' not in r for r in results)
+    runs = ', '.join(commits) or '-'
+    if older:
+        runs += f' ({older} runs from before commits were recorded)'
+    command = ' '.join(['python tools/analysis_tools/proxy_benchmark.py'] +
+                       [shlex.quote(a) for a in argv])
+    return '\n'.join([
+        f'command: `{command}`',
+        f'runs trained at commit: {runs}; table printed at '
+        f'{git_commit()}',
+        f'machine: {platform.node() or "?"}, {os.cpu_count()} CPUs, '
+        f'{platform.platform()}, Python {platform.python_version()}, '
+        f'torch {torch_version}',
+        f'date: {time.strftime("%Y-%m-%d %H:%M %Z")}',
+    ])
 
 
 def atomic_write_text(text: str, path: str) -> None:
