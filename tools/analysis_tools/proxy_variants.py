@@ -546,6 +546,14 @@ CLS_VARIANTS: Dict[str, tuple] = {
                      dict(UNLABELLED,
                           **{'model.feat_loss.projector': 'teacher'}),
                      'inverted projection, + 2000 unlabelled images'),
+    # the matched baseline of the recipe with the teacher at 224 px
+    'feat_mimic_t224_unl':
+    ('transfer set [ours]', CLS_FEAT,
+     dict(
+         UNLABELLED, **{
+             'model.teacher_cache.max_items': 5000,
+             'model.teacher.input_scale': 3.5
+         }), 'PKD, the teacher sees 224 px, + 2000 unlabelled images'),
     'probe_kd_unl': ('transfer set [ours]', CLS_PROBE_KD, UNLABELLED,
                      'KD (T 4) from the 64 px probe, + 2000 unlabelled '
                      'images'),
