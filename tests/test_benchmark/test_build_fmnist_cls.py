@@ -155,6 +155,52 @@ def test_unlabelled_split_leaves_the_others_and_carries_no_label(
     assert len(ds) == 50 and ds.get_data_info(0)['gt_label'] == -1
 
 
+def test_holdout_split_is_other_t10k_items_and_leaves_the_others(
+        distinct_dir, tmp_path):
+    """[ours] ``holdout``: a second test split of t10k items (130..189 in
+    the fixture) that ``test`` does not hold, with their true labels, class
+    balanced; every other split is the same file with or without it."""
+    plain, more = str(tmp_path / 'plain'), str(tmp_path / 'more')
+    build(distinct_dir, plain, 20, 30, 10, size=28, seed=4, num_unlabelled=20)
+    counts = build(
+        distinct_dir,
+        more,
+        20,
+        30,
+        10,
+        size=28,
+        seed=4,
+        num_unlabelled=20,
+        num_holdout=40)
+    assert counts == dict(train=20, val=30, test=10, unlabelled=20, holdout=40)
+    for split in ('train', 'val', 'test', 'unlabelled'):
+        a, b = read_split(plain, split), read_split(more, split)
+        assert [r[:2] for r in a] == [r[:2] for r in b]
+        assert all(np.array_equal(x[3], y[3]) for x, y in zip(a, b))
+    rows = read_split(more, 'holdout')
+    hold = item_ids(rows)
+    test = item_ids(read_split(more, 'test'))
+    assert len(set(hold)) == 40 and not set(hold) & set(test)
+    assert all(TEST_OFFSET <= v < TEST_OFFSET + NUM_TEST_SRC for v in hold)
+    # the true label of each item (label = index % 10), 4 per class
+    assert [r[1] for r in rows] == [(v - TEST_OFFSET) % 10 for v in hold]
+    np.testing.assert_array_equal(
+        np.bincount([r[1] for r in rows], minlength=10), [4] * 10)
+    # t10k holds 6 items per class: 1 test + 5 holdout fit, 1 + 6 do not
+    with pytest.raises(ValueError, match='class 0 has 6 items, 7 are needed'):
+        build(distinct_dir, more, 20, 30, 10, size=28, num_holdout=60)
+    build(distinct_dir, more, 20, 30, 10, size=28, seed=4)
+    assert not osp.exists(osp.join(more, 'meta', 'holdout.txt'))
+    out = subprocess.run([
+        sys.executable, SCRIPT, 'data/fmnist_mini/fmnist_mini.npz',
+        str(tmp_path / 'npz'), '--num-holdout', '5'
+    ],
+                         capture_output=True,
+                         text=True)
+    assert out.returncode != 0
+    assert '--num-holdout needs the IDX files' in out.stderr
+
+
 def test_deterministic_per_seed(distinct_dir, tmp_path):
     outs = [str(tmp_path / name) for name in ('a', 'b', 'c')]
     for out, seed in zip(outs, (1, 1, 2)):

@@ -402,6 +402,44 @@ def test_smoke_run(fmnist_dir, tmp_path):
     ]
 
 
+def test_cls_runs_also_evaluate_a_holdout_split(tmp_path):
+    """[ours] With ``meta/holdout.txt`` in the classification data, a run
+    also evaluates that split (``holdout_metrics``, ``--split holdout``).
+    Here the holdout lists the test images, so the figures must agree."""
+    import shutil
+
+    from build_fmnist_cls import build as build_cls
+    from fmnist_fakes import write_idx
+    src = tmp_path / 'idx'
+    src.mkdir()
+    g = np.random.default_rng(0)
+    for prefix in ('train', 't10k'):
+        write_idx(
+            str(src / f'{prefix}-images-idx3-ubyte'),
+            g.integers(0, 255, (60, 28, 28), dtype=np.uint8), False)
+        write_idx(
+            str(src / f'{prefix}-labels-idx1-ubyte'),
+            (np.arange(60) % 10).astype(np.uint8), False)
+    data, work = str(tmp_path / 'cls'), str(tmp_path / 'work')
+    build_cls(str(src), data, 20, 10, 20, size=32, seed=0)
+    shutil.copy(
+        osp.join(data, 'meta', 'test.txt'),
+        osp.join(data, 'meta', 'holdout.txt'))
+    main([
+        '--task', 'cls', '--smoke', '--variants', 'student', '--data-root',
+        data, '--work-dir', work
+    ])
+    (result, ) = load_results(work)
+    assert result['holdout_metrics'] == result['test_metrics']
+    table = main([
+        '--task', 'cls', '--report', '--split', 'holdout', '--variants',
+        'student', '--seeds', '0', '--work-dir', work
+    ])
+    assert table['student']['top1']['values'] == [
+        result['test_metrics']['top1']
+    ]
+
+
 # ------------------------------------------------ the segmentation proxy
 def _seg_canvases(fmnist_dir, out):
     return build(

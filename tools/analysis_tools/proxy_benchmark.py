@@ -38,7 +38,7 @@ from proxy_variants import (CLS_SIZES, EQUAL_TIME, METRICS, NEEDS, SEG_SIZES,
 
 # --------------------------------------------------------- aggregation
 def _metrics_of(result: dict, split: str) -> Dict[str, float]:
-    return result.get('metrics' if split == 'val' else 'test_metrics', {})
+    return result.get('metrics' if split == 'val' else f'{split}_metrics', {})
 
 
 def aggregate(results: Sequence[dict],
@@ -205,10 +205,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--jobs', type=int, help='parallel runs')
     parser.add_argument(
         '--split',
-        choices=['val', 'test'],
+        choices=['val', 'test', 'holdout'],
         default='val',
         help='the split the table shows: val for choosing settings, test '
-        'for reporting (every run evaluates both)')
+        'for reporting (every run evaluates both); holdout: a second test '
+        'split, where the classification data has one')
     parser.add_argument(
         '--baseline',
         default='student',

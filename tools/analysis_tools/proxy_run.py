@@ -213,6 +213,12 @@ def run_one(variant: str,
     # the test split: for reporting only (tables show it with --split test)
     _use_split(runner, cfg, 'test')
     result['test_metrics'] = _strip(runner.test())
+    # [ours] a second test split, when the data has one
+    # (build_fmnist_cls.py --num-holdout): --split holdout
+    if task == 'cls' and osp.isfile(
+            osp.join(data_root, 'meta', 'holdout.txt')):
+        _use_split(runner, cfg, 'holdout')
+        result['holdout_metrics'] = _strip(runner.test())
     curve = read_curve(out_dir)
     result['losses'] = summarise_curve(curve)
     result['curve'] = curve

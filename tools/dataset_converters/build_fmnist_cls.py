@@ -22,7 +22,13 @@ of the counts and ``--seed`` only:
   holds (the next ones of every class's permutation, so ``train`` and
   ``val`` are the same with or without it). Its meta lines carry the label
   -1, which mmprockd's distillers read as "no label": the distillation
-  terms use these images, the task loss does not.
+  terms use these images, the task loss does not;
+* ``holdout`` (only with ``--num-holdout N``): a second test split [ours],
+  further items of t10k that ``test`` does not hold (the next ones of every
+  class's permutation, so ``test`` is the same with or without it), with
+  their labels. It is for a final check on images nobody has looked at:
+  once ``test`` has been read many times, small differences between two
+  methods on it are no longer a fresh measurement.
 
 File order within a split is shuffled (seeded), so names do not follow the
 classes. Output::
@@ -30,6 +36,7 @@ classes. Output::
     <out>/{train,val,test}/000000.png          RGB, size x size
     <out>/meta/{train,val,test}.txt            lines "train/000000.png 3"
     <out>/meta/unlabelled.txt                  lines "unlabelled/000000.png -1"
+    <out>/meta/holdout.txt                     lines "holdout/000000.png 3"
 
 The meta files are written last (through a temporary file and a rename),
 after every image, and the old ones are removed before any image is
@@ -72,6 +79,8 @@ from build_fmnist_canvas import CLASSES, load_split  # noqa: E402
 SPLITS = ('train', 'val', 'test')
 # the optional transfer set, written with this label in its meta lines
 UNLABELLED_SPLIT, UNLABELLED = 'unlabelled', -1
+HOLDOUT_SPLIT = 'holdout'
+EXTRA_SPLITS = (UNLABELLED_SPLIT, HOLDOUT_SPLIT)
 _NAME = re.compile(r'^\d{6}\.png$')
 
 
@@ -159,19 +168,25 @@ def plan(src: str,
          num_val: int = 1000,
          num_test: int = 2000,
          seed: int = 0,
-         num_unlabelled: int = 0) -> Plan:
+         num_unlabelled: int = 0,
+         num_holdout: int = 0) -> Plan:
     """The items of every split, in file order, as :func:`build` writes
     them: ``{split: (images (N, 28, 28) uint8, labels (N,), indices (N,))}``
     where ``indices`` point into the IDX file the split comes from (train
-    for ``train``, ``val`` and ``unlabelled``, t10k for ``test``).
-    ``unlabelled`` is there only when ``num_unlabelled > 0``; its labels
-    are the items' true ones (the meta file does not carry them).
+    for ``train``, ``val`` and ``unlabelled``, t10k for ``test`` and
+    ``holdout``). ``unlabelled`` and ``holdout`` are there only when their
+    count is > 0; the labels of ``unlabelled`` are the items' true ones
+    (the meta file does not carry them).
 
     Raises:
         ValueError: a negative count or seed, or a class with too few items.
     """
     nums = dict(
-        train=num_train, val=num_val, test=num_test, unlabelled=num_unlabelled)
+        train=num_train,
+        val=num_val,
+        test=num_test,
+        unlabelled=num_unlabelled,
+        holdout=num_holdout)
     if min(nums.values()) < 0 or seed < 0:
         raise ValueError(f'build_fmnist_cls: counts and seed must be >= 0, '
                          f'got {nums} and seed {seed}')
@@ -184,17 +199,19 @@ def plan(src: str,
     val_idx, train_idx, unl_idx = select(train_labels,
                                          [num_val, num_train, num_unlabelled],
                                          np.random.default_rng([seed, 0]))
-    (test_idx, ) = select(test_labels, [num_test],
-                          np.random.default_rng([seed, 1]))
+    # the holdout likewise after the test items of every class
+    test_idx, holdout_idx = select(test_labels, [num_test, num_holdout],
+                                   np.random.default_rng([seed, 1]))
     sources = dict(
         train=(train_images, train_labels, train_idx),
         val=(train_images, train_labels, val_idx),
         test=(test_images, test_labels, test_idx),
-        unlabelled=(train_images, train_labels, unl_idx))
+        unlabelled=(train_images, train_labels, unl_idx),
+        holdout=(test_images, test_labels, holdout_idx))
     out = {}
-    for k, split in enumerate(SPLITS + (UNLABELLED_SPLIT, )):
-        if split == UNLABELLED_SPLIT and not num_unlabelled:
-            break
+    for k, split in enumerate(SPLITS + EXTRA_SPLITS):
+        if split in EXTRA_SPLITS and not nums[split]:
+            continue
         images, labels, idx = sources[split]
         rng = np.random.default_rng([seed, 2 + k])
         order = idx[rng.permutation(len(idx))]
@@ -206,17 +223,18 @@ def write_all(items: Plan, out: str, size: int) -> Dict[str, int]:
     """Write every split of ``items`` under ``out``: the old meta files are
     removed first, the new ones written last (temporary file + rename).
     An ``unlabelled`` split is written with the label -1 in its meta lines;
-    without one, an old ``meta/unlabelled.txt`` is removed."""
+    an old ``meta/unlabelled.txt`` or ``meta/holdout.txt`` is removed when
+    ``items`` has no such split."""
     if size < 28:
         raise ValueError(f'build_fmnist_cls: size must be >= 28 (the '
                          f'Fashion-MNIST items are 28x28), got {size}')
     meta_dir = osp.join(out, 'meta')
     os.makedirs(meta_dir, exist_ok=True)
-    for split in SPLITS + (UNLABELLED_SPLIT, ):
+    for split in SPLITS + EXTRA_SPLITS:
         path = osp.join(meta_dir, f'{split}.txt')
         if osp.exists(path):
             os.remove(path)
-    splits = [s for s in SPLITS + (UNLABELLED_SPLIT, ) if s in items]
+    splits = [s for s in SPLITS + EXTRA_SPLITS if s in items]
     meta = {}
     for split in splits:
         images, labels, _ = items[split]
@@ -238,7 +256,8 @@ def build(src: str,
           num_test: int = 2000,
           size: int = 64,
           seed: int = 0,
-          num_unlabelled: int = 0) -> Dict[str, int]:
+          num_unlabelled: int = 0,
+          num_holdout: int = 0) -> Dict[str, int]:
     """Build the three splits under ``out``.
 
     Args:
@@ -251,10 +270,12 @@ def build(src: str,
         seed (int): the only source of randomness (>= 0).
         num_unlabelled (int): images of the ``unlabelled`` transfer set,
             other items of the train split (0: no such split).
+        num_holdout (int): images of the ``holdout`` test split, other
+            items of t10k (0: no such split).
 
     Returns:
-        dict: ``{'train': n, 'val': n, 'test': n}`` (and ``'unlabelled'``),
-        the images written.
+        dict: ``{'train': n, 'val': n, 'test': n}`` (and ``'unlabelled'``,
+        ``'holdout'``), the images written.
 
     Raises:
         ValueError: for a size below 28, a negative count or seed, or a
@@ -264,8 +285,8 @@ def build(src: str,
         raise ValueError(f'build_fmnist_cls: size must be >= 28 (the '
                          f'Fashion-MNIST items are 28x28), got {size}')
     return write_all(
-        plan(src, num_train, num_val, num_test, seed, num_unlabelled), out,
-        size)
+        plan(src, num_train, num_val, num_test, seed, num_unlabelled,
+             num_holdout), out, size)
 
 
 # ------------------------------------------------- the embedded subset
@@ -375,6 +396,12 @@ def parse_args() -> argparse.Namespace:
         default=0,
         help='also write an unlabelled transfer set of N other train-split '
         'items (meta/unlabelled.txt, label -1); not with --npz')
+    parser.add_argument(
+        '--num-holdout',
+        type=int,
+        default=0,
+        help='also write a second test split of N other t10k items '
+        '(meta/holdout.txt); not with --npz')
     parser.add_argument('--size', type=int, default=64)
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args()
@@ -382,9 +409,11 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if args.num_unlabelled and (args.npz or args.src.endswith('.npz')):
-        raise SystemExit('build_fmnist_cls: --num-unlabelled needs the IDX '
-                         'files; the .npz holds train, val and test only')
+    for opt in ('num_unlabelled', 'num_holdout'):
+        if getattr(args, opt) and (args.npz or args.src.endswith('.npz')):
+            raise SystemExit(
+                f'build_fmnist_cls: --{opt.replace("_", "-")} needs the IDX '
+                'files; the .npz holds train, val and test only')
     if args.npz:
         items = plan(args.src, args.num_train, args.num_val, args.num_test,
                      args.seed)
@@ -397,7 +426,7 @@ def main() -> None:
     else:
         counts = build(args.src, args.out, args.num_train, args.num_val,
                        args.num_test, args.size, args.seed,
-                       args.num_unlabelled)
+                       args.num_unlabelled, args.num_holdout)
     for split, num in counts.items():
         print(f'{split}: {num} images ({args.size}x{args.size} RGB, '
               f'{len(CLASSES)} classes) -> {osp.join(args.out, split)}')
