@@ -138,6 +138,26 @@ def test_table_presets_name_rows_of_their_task(table):
     assert args.seeds == [7] and args.variants == ['student@900']
 
 
+def test_a_table_names_the_split_files_its_data_lacks(tmp_path):
+    """Without --fmnist, missing data is an error that names every missing
+    split file before any run; a complete data dir is used as it is."""
+    from proxy_benchmark import _ensure_data
+    meta = tmp_path / 'cls' / 'meta'
+    meta.mkdir(parents=True)
+    for split in ('test', 'unlabelled'):
+        (meta / f'{split}.txt').write_text('')
+    args = parse_args(
+        ['--table', 'cls_n100_unl', '--data-root',
+         str(tmp_path / 'cls')])
+    with pytest.raises(FileNotFoundError) as err:
+        _ensure_data(args)
+    assert str(err.value) == (
+        f'proxy_benchmark: no {meta / "holdout.txt"}; pass --fmnist <dir of '
+        'the Fashion-MNIST IDX files> to build the data')
+    (meta / 'holdout.txt').write_text('')
+    _ensure_data(args)
+
+
 def test_provenance_names_command_commits_machine_and_date():
     import platform
 

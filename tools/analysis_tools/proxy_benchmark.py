@@ -270,15 +270,21 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def _ensure_data(args: argparse.Namespace) -> None:
-    ann = osp.join(args.data_root, 'annotations', 'instances_test.json')
-    if args.task == 'cls':
-        ann = osp.join(args.data_root, 'meta', 'test.txt')
-    if osp.isfile(ann):
+    anns = [osp.join(args.data_root, 'annotations', 'instances_test.json')]
+    if args.task == 'cls':  # and the optional splits the preset asks for
+        build = args.size['build']
+        anns = [
+            osp.join(args.data_root, 'meta', f'{split}.txt')
+            for split in ('test', 'unlabelled', 'holdout')
+            if split == 'test' or build.get(f'num_{split}')
+        ]
+    missing = [ann for ann in anns if not osp.isfile(ann)]
+    if not missing:
         return
     if not args.fmnist:
         raise FileNotFoundError(
-            f'proxy_benchmark: no canvases at {args.data_root}; pass '
-            '--fmnist <dir of the Fashion-MNIST IDX files>')
+            f'proxy_benchmark: no {" or ".join(missing)}; pass --fmnist <dir '
+            'of the Fashion-MNIST IDX files> to build the data')
     sys.path.insert(
         0, osp.join(osp.dirname(osp.dirname(__file__)), 'dataset_converters'))
     if args.task == 'cls':

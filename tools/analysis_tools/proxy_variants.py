@@ -755,23 +755,26 @@ TABLES = {
             'probe_kd_pfeat@800', 'prockd_signed_own_stage1',
             'prockd_signed_own_2stage_bfeat_cached@800'
         ]),
-    # session 10: 100 labelled images and 2000 unlabelled ones
+    # session 10: 100 labelled images and 2000 unlabelled ones; session 11
+    # adds the holdout, the 8000 t10k items that test does not hold (the
+    # other splits are data/fmnist_cls_n100's, file for file)
     'cls_n100_unl':
     dict(
         task='cls',
-        data='data/fmnist_cls_n100/',
+        data='data/fmnist_cls_n100_unl/',
         build=dict(
             num_train=100,
             num_val=1000,
             num_test=2000,
             size=64,
             seed=0,
-            num_unlabelled=2000),
+            num_unlabelled=2000,
+            num_holdout=8000),
         work_dir='work_dirs/table_cls_n100_unl',
         variants=[
             'student', 'student@2000', 'feat_mimic', 'inv_proj', 'prockd',
             'teacher_probe', 'probe_kd', 'feat_mimic_unl', 'inv_proj_unl',
-            'probe_kd_unl', 'prockd_own_area_stage1',
+            'probe_kd_unl', 'self_kd_unl', 'prockd_own_area_stage1',
             'prockd_own_area_kd_2stage_bfeat',
             'prockd_own_area_kd_2stage_bfeat_unl'
         ]),
