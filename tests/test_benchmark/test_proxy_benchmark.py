@@ -422,13 +422,8 @@ def test_smoke_run(fmnist_dir, tmp_path):
     ]
 
 
-def test_cls_runs_also_evaluate_a_holdout_split(tmp_path):
-    """[ours] With ``meta/holdout.txt`` in the classification data, a run
-    also evaluates that split (``holdout_metrics``, ``--split holdout``).
-    Here the holdout lists the test images, so the figures must agree."""
-    import shutil
-
-    from build_fmnist_cls import build as build_cls
+def _random_fmnist(tmp_path) -> str:
+    """IDX files of 60 random 28x28 items per source, labels ``i % 10``."""
     from fmnist_fakes import write_idx
     src = tmp_path / 'idx'
     src.mkdir()
@@ -440,8 +435,19 @@ def test_cls_runs_also_evaluate_a_holdout_split(tmp_path):
         write_idx(
             str(src / f'{prefix}-labels-idx1-ubyte'),
             (np.arange(60) % 10).astype(np.uint8), False)
+    return str(src)
+
+
+def test_cls_runs_also_evaluate_a_holdout_split(tmp_path):
+    """[ours] With ``meta/holdout.txt`` in the classification data, a run
+    also evaluates that split (``holdout_metrics``, ``--split holdout``).
+    Here the holdout lists the test images, so the figures must agree."""
+    import shutil
+
+    from build_fmnist_cls import build as build_cls
+    src = _random_fmnist(tmp_path)
     data, work = str(tmp_path / 'cls'), str(tmp_path / 'work')
-    build_cls(str(src), data, 20, 10, 20, size=32, seed=0)
+    build_cls(src, data, 20, 10, 20, size=32, seed=0)
     shutil.copy(
         osp.join(data, 'meta', 'test.txt'),
         osp.join(data, 'meta', 'holdout.txt'))
@@ -735,23 +741,13 @@ def test_unlabelled_rows_keep_the_students_labelled_batches(tmp_path):
     unlabelled pool: every batch holds ``batch`` labelled images, drawn in
     the student alone's order (same seed), then as many with label -1."""
     from build_fmnist_cls import build as build_cls
-    from fmnist_fakes import write_idx
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
     from proxy_run import build_cfg
     from proxy_variants import CLS_VARIANTS
-    src = tmp_path / 'idx'
-    src.mkdir()
-    g = np.random.default_rng(0)
-    for prefix in ('train', 't10k'):
-        write_idx(
-            str(src / f'{prefix}-images-idx3-ubyte'),
-            g.integers(0, 255, (60, 28, 28), dtype=np.uint8), False)
-        write_idx(
-            str(src / f'{prefix}-labels-idx1-ubyte'),
-            (np.arange(60) % 10).astype(np.uint8), False)
+    src = _random_fmnist(tmp_path)
     data = str(tmp_path / 'cls')
-    build_cls(str(src), data, 20, 10, 10, size=32, seed=0, num_unlabelled=20)
+    build_cls(src, data, 20, 10, 10, size=32, seed=0, num_unlabelled=20)
     unl_rows = [v for v in CLS_VARIANTS if v.endswith('_unl')]
     assert 'prockd_own_area_kd_2stage_bfeat_unl' in unl_rows
     for v in unl_rows:
