@@ -464,6 +464,17 @@ def test_cls_runs_also_evaluate_a_holdout_split(tmp_path):
     assert table['student']['top1']['values'] == [
         result['test_metrics']['top1']
     ]
+    # a table preset prints and writes the holdout table beside the others
+    main([
+        '--table', 'cls_n100_unl', '--report', '--variants', 'student',
+        '--seeds', '0', '--work-dir', work, '--data-root', data
+    ])
+    for split in ('val', 'test', 'holdout'):
+        with open(osp.join(work, f'table_{split}.md')) as f:
+            text = f.read()
+        assert text.startswith('command: `python tools/analysis_tools/'
+                               'proxy_benchmark.py --table cls_n100_unl')
+        assert f'split: {split}\n' in text and '| student | method |' in text
 
 
 # ------------------------------------------------ the segmentation proxy

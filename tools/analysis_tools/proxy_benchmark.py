@@ -439,8 +439,14 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, dict]:
     task = TASKS[args.task]
     head = provenance(sys.argv[1:] if argv is None else argv, results)
     tables = {}
-    # a table preset shows both: val for choosing, test for reporting
-    for split in ('val', 'test') if args.table else (args.split, ):
+    # a table preset shows both: val for choosing, test for reporting (and
+    # the holdout, where the runs evaluated one)
+    splits = [args.split]
+    if args.table:
+        splits = ['val', 'test']
+        if any('holdout_metrics' in r for r in results):
+            splits.append('holdout')
+    for split in splits:
         table = tables[split] = aggregate(
             results,
             task['metrics'],
