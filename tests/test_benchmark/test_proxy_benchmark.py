@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from build_fmnist_canvas import build
 from fmnist_fakes import BLOCKS
-from proxy_benchmark import (aggregate, format_table, load_results, main,
-                             parse_args)
+from proxy_benchmark import main, parse_args
+from proxy_report import aggregate, format_table, load_results
 from proxy_run import needed_checkpoint, summarise_curve
 from proxy_variants import DEFAULT_VARIANTS, TABLES, VARIANTS
 
@@ -161,7 +161,7 @@ def test_a_table_names_the_split_files_its_data_lacks(tmp_path):
 def test_provenance_names_command_commits_machine_and_date():
     import platform
 
-    from proxy_benchmark import provenance
+    from proxy_report import provenance
     head = provenance(['--table', 'seg_n100'], [
         dict(commit='abc1234'),
         dict(commit='abc1234'),

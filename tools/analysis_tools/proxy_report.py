@@ -1,0 +1,196 @@
+# Copyright (c) mmprockd contributors. All rights reserved.
+"""The tables of the accuracy proxy benchmark (``proxy_benchmark.py``).
+
+The finished runs' ``result.json`` files become, per split, the mean and
+sample std of every metric per row, the gain paired by seed over a
+baseline row, the prototype branch's figure and entropy, a markdown table,
+and the lines that say where a table comes from (command, commits, machine,
+date).
+"""
+import json
+import os
+import os.path as osp
+import shlex
+import statistics
+import subprocess
+import time
+from typing import Dict, List, Optional, Sequence
+
+from proxy_variants import METRICS, VARIANTS, split_run
+
+
+# --------------------------------------------------------- aggregation
+def _metrics_of(result: dict, split: str) -> Dict[str, float]:
+    return result.get('metrics' if split == 'val' else f'{split}_metrics', {})
+
+
+def aggregate(results: Sequence[dict],
+              metrics: Sequence[str] = METRICS,
+              split: str = 'val',
+              baseline: str = 'student',
+              variants: Optional[Dict[str, tuple]] = None) -> Dict[str, dict]:
+    """Mean and sample std (0 for one seed) of each metric per variant, in
+    the order of ``VARIANTS`` (unknown variants last), on one split; and
+    the paired gain over ``baseline``: per seed that both ran, the
+    variant's metric minus the baseline's, then mean and std."""
+    by_var: Dict[str, List[dict]] = {}
+    for r in results:
+        by_var.setdefault(r['variant'], []).append(r)
+    variants = VARIANTS if variants is None else variants
+    order = sorted(by_var, key=lambda name: _run_order(name, variants))
+    table = {}
+    for v in order:
+        rows = sorted(by_var[v], key=lambda r: r['seed'])
+        entry = dict(seeds=[r['seed'] for r in rows])
+        entry['train_s'] = statistics.fmean(r['train_s'] for r in rows)
+        for m in metrics:
+            vals = [
+                _metrics_of(r, split)[m] for r in rows
+                if m in _metrics_of(r, split)
+            ]
+            if not vals:
+                continue
+            entry[m] = dict(
+                mean=statistics.fmean(vals),
+                std=statistics.stdev(vals) if len(vals) > 1 else 0.0,
+                values=vals)
+            base = {
+                r['seed']: _metrics_of(r, split).get(m)
+                for r in by_var.get(baseline, [])
+            }
+            gains = [
+                _metrics_of(r, split)[m] - base[r['seed']] for r in rows if
+                base.get(r['seed']) is not None and m in _metrics_of(r, split)
+            ]
+            if gains and v != baseline:
+                entry[m]['gain'] = dict(
+                    mean=statistics.fmean(gains),
+                    std=statistics.stdev(gains) if len(gains) > 1 else 0.0,
+                    n=len(gains))
+        branch = [
+            r['proto_branch_metrics'][metrics[0]] for r in rows
+            if metrics[0] in r.get('proto_branch_metrics', {})
+        ]
+        if branch:
+            entry['branch'] = statistics.fmean(branch)
+        entropy = [r['proto_entropy'] for r in rows if 'proto_entropy' in r]
+        if entropy:  # mean over levels, then over seeds
+            entry['entropy'] = {
+                k: statistics.fmean(statistics.fmean(e[k]) for e in entropy)
+                for k in ('assign_location', 'attn_location')
+            }
+        table[v] = entry
+    return table
+
+
+def _run_order(name: str, variants: Dict[str, tuple]) -> tuple:
+    """Where a run name sorts: its variant's place in ``variants``
+    (unknown ones last, by name), then the plain run before ``@ITERS``."""
+    variant, iters = split_run(name)
+    known = list(variants).index(variant) if variant in variants else None
+    return (known is None, known or 0, variant, iters or 0)
+
+
+def _describe(name: str, variants: Optional[Dict[str, tuple]]) -> tuple:
+    """The group and the description of a run name's row."""
+    variant, iters = split_run(name)
+    group, _, _, desc = (VARIANTS if variants is None else variants).get(
+        variant, ('?', None, None, variant))
+    return group, desc + (f' ({iters} iterations)' if iters else '')
+
+
+def format_table(table: Dict[str, dict],
+                 metrics: Sequence[str] = METRICS,
+                 variants: Optional[Dict[str, tuple]] = None,
+                 scale: float = 100.0,
+                 baseline: str = 'student') -> str:
+    """Markdown table; metrics in percent as ``mean ± std``, the paired
+    gain over the student alone (``+mean ± std``) beside the first one,
+    the mean training time, the prototype branch's val metric and how
+    specialised its prototypes are (``proto_entropy``)."""
+    head = [
+        'variant', 'group', 'what differs', 'seeds', metrics[0],
+        'paired gain' if baseline == 'student' else f'gain over {baseline}'
+    ] + list(metrics[1:]) + [
+        'train s', 'branch (val)', 'entropy / log K (assign, attn)'
+    ]
+    lines = [
+        '| ' + ' | '.join(head) + ' |',
+        '|' + '---|' * len(head),
+    ]
+    for v, entry in table.items():
+        group, desc = _describe(v, variants)
+        cells = [v, group, desc, str(len(entry['seeds']))]
+        for i, m in enumerate(metrics):
+            if m in entry:
+                cells.append(f'{scale * entry[m]["mean"]:.1f} ± '
+                             f'{scale * entry[m]["std"]:.1f}')
+            else:
+                cells.append('-')
+            if i == 0:
+                gain = entry.get(m, {}).get('gain')
+                cells.append(f'{scale * gain["mean"]:+.1f} ± '
+                             f'{scale * gain["std"]:.1f}' if gain else '-')
+        cells.append(f'{entry["train_s"]:.0f}')
+        cells.append(f'{scale * entry["branch"]:.1f}' if 'branch' in
+                     entry else '-')
+        ent = entry.get('entropy')
+        cells.append(f'{ent["assign_location"]:.2f}, '
+                     f'{ent["attn_location"]:.2f}' if ent else '-')
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def load_results(work_dir: str) -> List[dict]:
+    """Every ``result.json`` under ``work_dir``."""
+    out = []
+    for root, _, files in os.walk(work_dir):
+        if 'result.json' in files:
+            with open(osp.join(root, 'result.json')) as f:
+                out.append(json.load(f))
+    return out
+
+
+def git_commit() -> str:
+    """The short commit of this checkout (``+`` if it has uncommitted
+    changes), or ``'unknown'`` outside git."""
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    try:
+
+        def git(*cmd):
+            return subprocess.run(['git', '-C', repo, *cmd],
+                                  capture_output=True,
+                                  text=True,
+                                  check=True).stdout.strip()
+
+        dirty = git('status', '--porcelain', '--untracked-files=no')
+        return git('rev-parse', '--short', 'HEAD') + ('+' if dirty else '')
+    except (OSError, subprocess.CalledProcessError):
+        return 'unknown'
+
+
+def provenance(argv: Sequence[str], results: Sequence[dict]) -> str:
+    """Where a table comes from: the command that reproduces it, the
+    commits its runs were trained at, the machine and the date."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        torch_version = version('torch')
+    except PackageNotFoundError:
+        torch_version = 'not installed'
+    commits = sorted({r['commit'] for r in results if 'commit' in r})
+    older = sum('commit' not in r for r in results)
+    runs = ', '.join(commits) or '-'
+    if older:
+        runs += f' ({older} runs from before commits were recorded)'
+    command = ' '.join(['python tools/analysis_tools/proxy_benchmark.py'] +
+                       [shlex.quote(a) for a in argv])
+    return '\n'.join([
+        f'command: `{command}`',
+        f'runs trained at commit: {runs}; table printed at '
+        f'{git_commit()}',
+        f'machine: {platform.node() or "?"}, {os.cpu_count()} CPUs, '
+        f'{platform.platform()}, Python {platform.python_version()}, '
+        f'torch {torch_version}',
+        f'date: {time.strftime("%Y-%m-%d %H:%M %Z")}',
+    ])
