@@ -11,7 +11,8 @@ from fmnist_fakes import BLOCKS
 from proxy_benchmark import main, parse_args
 from proxy_report import aggregate, format_table, load_results
 from proxy_run import needed_checkpoint, summarise_curve
-from proxy_variants import DEFAULT_VARIANTS, TABLES, VARIANTS
+from proxy_tables import TABLES
+from proxy_variants import DEFAULT_VARIANTS, VARIANTS
 
 
 def _fake(variant, seed, mAP, mAP50=None, test=None):

@@ -285,11 +285,7 @@ def main(argv=None) -> int:
         model.train()
         res['frozen_branch_step'] = meter(
             train_step(lambda: model.loss(inputs, samples)))
-        # branch_cache's own condition: the levels the head reads are
-        # prototype levels (all of them, or a segmentor's in_index)
-        read = model.iface.logit_levels(len(model.student_channels))
-        if model.branch_student is not None and set(read) <= set(
-                model.proto_levels):
+        if not model.branch_cache_refusal(True, model.branch_head):
             model.branch_cache = TeacherFeatureCache(max_items=args.batch)
             res['frozen_branch_step_cached'] = meter(
                 train_step(lambda: model.loss(inputs, samples)))

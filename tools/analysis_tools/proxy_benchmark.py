@@ -19,7 +19,7 @@ Usage (reduced size, about an hour on 2 CPU cores)::
         --fmnist /tmp/fmnist/usr/share/datasets/fashion-mnist
 
 ``--table NAME`` is one low-data table of docs/benchmark.md (the presets
-``proxy_variants.TABLES``: its task, data, rows, 5 seeds) in one command;
+``proxy_tables.TABLES``: its task, data, rows, 5 seeds) in one command;
 a row ``VARIANT@ITERS`` is a variant at another schedule in the same work
 dir.
 
@@ -39,8 +39,9 @@ from typing import Dict, List, Optional, Sequence
 from proxy_report import (aggregate, format_table, git_commit, load_results,
                           provenance)
 from proxy_run import run_one
+from proxy_tables import TABLES, split_run
 from proxy_variants import (CLS_SIZES, EQUAL_TIME, NEEDS, SEG_SIZES, SIZES,
-                            TABLES, TASKS, split_run)
+                            TASKS)
 
 
 # -------------------------------------------------------------- driver

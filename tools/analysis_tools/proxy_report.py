@@ -16,7 +16,8 @@ import subprocess
 import time
 from typing import Dict, List, Optional, Sequence
 
-from proxy_variants import METRICS, VARIANTS, split_run
+from proxy_tables import split_run
+from proxy_variants import METRICS, VARIANTS
 
 
 # --------------------------------------------------------- aggregation

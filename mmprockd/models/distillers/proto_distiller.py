@@ -272,20 +272,9 @@ class ProtoDistiller(BaseModel):
             TeacherFeatureCache(**teacher_cache)
         self.branch_cache = None
         if branch_cache is not None:
-            if learner is None or branch_head != 'own':
-                raise ValueError(
-                    'ProtoDistiller: branch_cache needs the prototype branch '
-                    "(learner) with branch_head='own', got branch_head="
-                    f"{branch_head!r} (a shared head is the student's, which "
-                    'changes every step)')
-            read = self.iface.logit_levels(n_levels)
-            if not set(read) <= set(self.proto_levels):
-                raise ValueError(
-                    'ProtoDistiller: branch_cache needs every student level '
-                    f'the head reads ({read} of {n_levels}) to be a '
-                    f'prototype level, got proto_levels={self.proto_levels} '
-                    "(the branch's head would read the student's own maps at "
-                    'the others, which change every step)')
+            why = self.branch_cache_refusal(learner is not None, branch_head)
+            if why:
+                raise ValueError(f'ProtoDistiller: {why}')
             self.branch_cache = TeacherFeatureCache(**branch_cache)
         self.distill_scale = 1.0  # set by DistillScheduleHook
         self.log_rank_mean = log_rank_mean
@@ -540,6 +529,26 @@ class ProtoDistiller(BaseModel):
         for j, i in enumerate(self.proto_levels):
             feats[i] = a_t[j]
         return tuple(feats)
+
+    def branch_cache_refusal(self, has_learner: bool,
+                             branch_head: str) -> Optional[str]:
+        """Why ``branch_cache`` cannot serve this model's frozen branch, or
+        None if it can: its output must be a fixed function of the image,
+        so the branch needs its own head, and that head may read no student
+        level the branch does not replace."""
+        if not has_learner or branch_head != 'own':
+            return ('branch_cache needs the prototype branch (learner) with '
+                    f"branch_head='own', got branch_head={branch_head!r} (a "
+                    "shared head is the student's, which changes every step)")
+        n_levels = len(self.student_channels)
+        read = self.iface.logit_levels(n_levels)
+        if not set(read) <= set(self.proto_levels):
+            return ('branch_cache needs every student level the head reads '
+                    f'({read} of {n_levels}) to be a prototype level, got '
+                    f'proto_levels={self.proto_levels} (the branch\'s head '
+                    "would read the student's own maps at the others, which "
+                    'change every step)')
+        return None
 
     def _branch_modules(self) -> List[torch.nn.Module]:
         return [

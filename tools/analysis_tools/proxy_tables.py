@@ -1,0 +1,88 @@
+# Copyright (c) mmprockd contributors. All rights reserved.
+"""The low-data tables of docs/benchmark.md as presets of
+``proxy_benchmark.py --table NAME``, and the run names they use."""
+from typing import Optional, Tuple
+
+from proxy_variants import SIZES
+
+# the 100 training canvases of the detection and segmentation tables (the
+# 1000-canvas proxy's val and test canvases)
+CANVAS_N100 = dict(
+    data='data/fmnist_canvas/n100/',
+    build=dict(SIZES['reduced']['build'], num_train=100))
+
+
+# ------------------------------------------------ one command per table
+def split_run(name: str) -> Tuple[str, Optional[int]]:
+    """A run name is a variant, or ``variant@ITERS``: the same variant at
+    another schedule, in the same work dir as the rest of its table (the
+    student at equal cost, a longer second stage). The run it needs
+    (``NEEDS``) is the plain one, at the work dir's schedule.
+
+    Raises:
+        ValueError: if ``ITERS`` is not a positive integer.
+    """
+    variant, sep, iters = name.partition('@')
+    if not sep:
+        return name, None
+    if not iters.isdigit() or int(iters) < 1:
+        raise ValueError(f'run name {name!r}: the part after "@" must be a '
+                         'positive number of iterations, as in student@800')
+    return variant, int(iters)
+
+
+# the low-data tables of docs/benchmark.md, each one command:
+# ``proxy_benchmark.py --table NAME --fmnist DIR`` builds the data if it is
+# missing, runs every row that has no result yet (5 seeds) and prints the
+# val and the test table. Rows: the student alone (and at equal cost), PKD,
+# the inverted projection, probe-then-distil, the paper recipe and the
+# two-stage recipe [ours] (its stage 1 is a row of its own)
+TABLES = {
+    # session 7-8: 100 training canvases; the recipe's stage 2 runs 800
+    # iterations; the student at 800 / 1200 / 1600 is the equal-cost row
+    'det_n100':
+    dict(
+        task='det',
+        **CANVAS_N100,
+        work_dir='work_dirs/table_det_n100',
+        variants=[
+            'student', 'student@800', 'student@1200', 'student@1600',
+            'feat_mimic', 'inv_proj', 'prockd', 'teacher_probe', 'probe_kd',
+            'probe_kd_pfeat@800', 'prockd_signed_own_stage1',
+            'prockd_signed_own_2stage_bfeat_cached@800'
+        ]),
+    # session 10: 100 labelled images and 2000 unlabelled ones; session 11
+    # adds the holdout, the 8000 t10k items that test does not hold (the
+    # other splits are data/fmnist_cls_n100's, file for file)
+    'cls_n100_unl':
+    dict(
+        task='cls',
+        data='data/fmnist_cls_n100_unl/',
+        build=dict(
+            num_train=100,
+            num_val=1000,
+            num_test=2000,
+            size=64,
+            seed=0,
+            num_unlabelled=2000,
+            num_holdout=8000),
+        work_dir='work_dirs/table_cls_n100_unl',
+        variants=[
+            'student', 'student@2000', 'feat_mimic', 'inv_proj', 'prockd',
+            'teacher_probe', 'probe_kd', 'feat_mimic_unl', 'inv_proj_unl',
+            'probe_kd_unl', 'self_kd_unl', 'prockd_own_area_stage1',
+            'prockd_own_area_kd_2stage_bfeat',
+            'prockd_own_area_kd_2stage_bfeat_unl'
+        ]),
+    # session 11: the label maps of the 100 training canvases
+    'seg_n100':
+    dict(
+        task='seg',
+        **CANVAS_N100,
+        work_dir='work_dirs/table_seg_n100',
+        variants=[
+            'student', 'student@800', 'student@1600', 'feat_mimic', 'inv_proj',
+            'prockd', 'teacher_probe', 'probe_kd', 'prockd_own_stage1',
+            'prockd_own_2stage_bfeat@800'
+        ]),
+}
