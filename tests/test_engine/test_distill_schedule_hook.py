@@ -116,3 +116,65 @@ def test_branch_stop_is_refused_without_a_branch_or_below_zero():
         model=SimpleNamespace(learner=None, branch_frozen=False))
     with pytest.raises(ValueError, match='needs a ProtoDistiller with a'):
         DistillScheduleHook(branch_stop=5).before_train(runner)
+
+
+def test_student_start_pauses_the_student_and_restarts_the_warmup():
+    """[ours] student_start: paused before it; the distillation warm-up
+    starts again at it, over student_warmup (by iteration and by epoch)."""
+    hook = DistillScheduleHook(
+        warmup=4, student_start=10, student_warmup=2, branch_stop=10)
+    assert [hook.student_paused_at(i, 0) for i in (0, 9, 10, 11)] == \
+        [True, True, False, False]
+    scales = [hook.scale_at(i, 0, 100) for i in (0, 3, 9, 10, 11, 40)]
+    assert scales == [0.25, 1.0, 1.0, 0.5, 1.0, 1.0]
+    # without student_warmup the student phase ramps over warmup
+    assert DistillScheduleHook(
+        warmup=4, student_start=10).scale_at(11, 0, 100) == 0.5
+    by_epoch = DistillScheduleHook(
+        warmup=1, by_epoch=True, student_start=2, student_warmup=2)
+    assert by_epoch.student_paused_at(19, 1) and \
+        not by_epoch.student_paused_at(20, 2)
+    assert by_epoch.scale_at(25, 2, 10) == 0.25  # 0.5 epoch into 2
+    assert by_epoch.scale_at(40, 4, 10) == 1.0
+    assert DistillScheduleHook().student_paused_at(0, 0) is False
+
+
+@pytest.mark.parametrize('kwargs, exc, text', [
+    (dict(student_start=-1), ValueError, 'student_start and student_warmup'),
+    (dict(student_start=5,
+          student_warmup=-2), ValueError, 'student_start and student_warmup'),
+    (dict(student_start=5, branch_stop=3), ValueError,
+     'branch_stop=3 comes before student_start=5'),
+    (dict(student_schedule=[dict(type='LinearLR')]), ValueError,
+     'student_schedule needs student_start > 0'),
+    (dict(student_start=2, student_schedule=dict(type='LinearLR')), TypeError,
+     'list of param scheduler configs'),
+    (dict(student_start=2, student_schedule=[dict(begin=0)]), TypeError,
+     'list of param scheduler configs'),
+])
+def test_bad_student_phase_settings_are_refused(kwargs, exc, text):
+    with pytest.raises(exc, match=text):
+        DistillScheduleHook(**kwargs)
+
+
+def test_student_start_sets_the_models_student_paused():
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(
+        distill_scale=None,
+        learner=object(),
+        branch_frozen=False,
+        student_paused=None)
+    runner = _runner(model, 0, 'student_start_test')
+    hook = DistillScheduleHook(student_start=2, branch_stop=2)
+    hook.before_train(runner)
+    seen = []
+    for it in range(4):
+        runner.iter = it
+        hook.before_train_iter(runner, it)
+        seen.append((model.student_paused, model.branch_frozen))
+    assert seen == [(True, False), (True, False), (False, True), (False, True)]
+    plain = SimpleNamespace(learner=None, branch_frozen=False)
+    with pytest.raises(ValueError, match='student_start needs a'):
+        DistillScheduleHook(
+            student_start=2).before_train(SimpleNamespace(model=plain))

@@ -33,7 +33,7 @@ from ..plugins.task_adaptive_augment import TaskAdaptiveAugment
 from .distill_sampler import DistillSampler, take_images
 from .frozen_teacher import FrozenTeacher, deepcopy_sharing
 from .rank_mean import RankMeanLogVars
-from .student_interface import StudentInterface
+from .student_interface import StudentInterface, keep_norm_stats
 from .teacher_cache import TeacherFeatureCache, sample_key
 
 LossDict = Dict[str, Union[Tensor, List[Tensor]]]
@@ -245,6 +245,8 @@ class ProtoDistiller(BaseModel):
         self.kl_scale = 1.0  # set by DistillScheduleHook(kl_start=...)
         # set by DistillScheduleHook(branch_stop=...) [ours]
         self._branch_frozen = False
+        # set by DistillScheduleHook(student_start=...) [ours]
+        self._student_paused = False
         self.proto_head_grad = proto_head_grad
         self.student_ckpt = student_ckpt
         self.branch_ckpt = branch_ckpt
@@ -579,6 +581,31 @@ class ProtoDistiller(BaseModel):
         for m in self._branch_modules():
             m.train(self.training and not value)
 
+    @property
+    def student_paused(self) -> bool:
+        """[ours] Whether only the prototype branch trains (set by
+        ``DistillScheduleHook(student_start=...)``): the student runs once
+        without gradient, its norm buffers kept, to give the branch its
+        level sizes (and the detached maps of any level the branch does
+        not replace); its loss, the KL and the feature losses are not
+        computed, so its parameters, buffers and optimizer state stay as
+        they were built. Two-stage ProC-KD in one run: the branch's stage
+        first, then a student that starts from its init (docs/method.md)."""
+        return self._student_paused
+
+    @student_paused.setter
+    def student_paused(self, value: bool) -> None:
+        value = bool(value)
+        if value and (self.learner is None or self.branch_student is None):
+            raise ValueError(
+                'ProtoDistiller: student_paused (DistillScheduleHook('
+                "student_start=...)) needs the prototype branch with "
+                "branch_head='own'; got learner="
+                f'{None if self.learner is None else "..."}, branch_head='
+                f'{self.branch_head!r} (a shared head is the student\'s, '
+                'which the branch would train)')
+        self._student_paused = value
+
     def __deepcopy__(self, memo: dict):
         """A copy shares the frozen teacher and its feature cache, which
         nothing trains, and copies the rest: mmengine's ``EMAHook`` copies
@@ -632,6 +659,8 @@ class ProtoDistiller(BaseModel):
     def loss(self, inputs: Tensor, data_samples: list) -> LossDict:
         """Student loss plus the scaled distillation losses."""
         self._sync_prototypes()
+        if self._student_paused:
+            return self._branch_only_loss(inputs, data_samples)
         feats = self.iface.extract(inputs)
         if len(feats) != len(self.student_channels) or any(
                 f.shape[1] != c for f, c in zip(feats, self.student_channels)):
@@ -675,6 +704,33 @@ class ProtoDistiller(BaseModel):
                         inputs, data_samples)
                 distill['distill.loss_feat'] = scale * self.feat_loss(
                     feats, teacher_feats)
+        losses.update(self._finish_distill(distill))
+        return losses
+
+    def _branch_only_loss(self, inputs: Tensor,
+                          data_samples: list) -> LossDict:
+        """The step of a paused student (:attr:`student_paused`): the
+        branch's task loss alone."""
+        if self._branch_frozen:
+            raise RuntimeError(
+                'ProtoDistiller: the student is paused and the branch is '
+                'frozen, so nothing would train this step')
+        with torch.no_grad(), keep_norm_stats(self.student):
+            feats = self.iface.extract(inputs)
+        scale = float(self.distill_scale)
+        idx = self.distill_indices(inputs.shape[0])
+        distill: LossDict = {}
+        if scale > 0 and (idx is None or idx.numel() > 0):
+            inputs, feats, data_samples, _ = take_images(
+                idx, inputs, feats, data_samples, [])
+            self._run_branch(inputs, feats, data_samples, distill, scale)
+        return self._finish_distill(distill)
+
+    def _finish_distill(self, distill: LossDict) -> LossDict:
+        """The step's distillation losses: none if one is not finite and
+        ``nan_guard`` drops them (the step counts for ``max_nan_steps``),
+        and a zero that touches every distillation parameter when no loss
+        that counts is left (for DDP)."""
         if distill and (self.nan_guard or self.max_nan_steps is not None):
             bad = [
                 k for k, v in distill.items() if 'loss' in k and not _finite(v)
@@ -691,8 +747,7 @@ class ProtoDistiller(BaseModel):
             zero = self._touch_distill_params()
             if zero is not None:
                 distill['distill.loss_zero'] = zero
-        losses.update(distill)
-        return losses
+        return distill
 
     def _run_branch(self, inputs: Tensor, feats: Tuple[Tensor, ...],
                     data_samples: list, distill: LossDict,

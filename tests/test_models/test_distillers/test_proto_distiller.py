@@ -1064,3 +1064,68 @@ def test_prototype_assignments_are_per_level_and_sum_to_one():
         feat_loss=dict(type='mmprockd.FeatureMimicLoss'))
     with pytest.raises(ValueError, match='needs the prototype branch'):
         plain.prototype_assignments(data['inputs'])
+
+
+def test_a_paused_student_is_left_as_built_while_the_branch_trains():
+    """[ours] student_paused (DistillScheduleHook(student_start=...)): only
+    the branch's task loss is computed; through an optimiser step with
+    momentum and weight decay every student parameter and norm buffer
+    (running stats, num_batches_tracked) stays as built, while the branch
+    learns. Unpaused, the step is the usual one."""
+    student = tiny_student()
+    student['backbone']['norm_eval'] = False  # BN buffers that move
+    model = build(
+        student=student,
+        branch_head='own',
+        branch_feat_loss=dict(type='mmprockd.BranchMimicLoss'),
+        learner=dict(
+            type='mmprockd.PrototypeLearner',
+            channels=16,
+            num_prototypes=6,
+            fusion_convs=1))
+    model.train()
+    model.student_paused = True
+    student_before = {
+        k: v.clone()
+        for k, v in model.student.state_dict().items()
+    }
+    assert any(k.endswith('num_batches_tracked') for k in student_before)
+    branch_before = {
+        k: v.clone()
+        for k, v in model.learner.state_dict().items()
+    }
+    losses = loss_step(model)
+    assert set(losses) == {'distill.proto.loss_cls', 'distill.proto.loss_bbox'}
+    total, _ = model.parse_losses(losses)
+    optim = torch.optim.SGD(
+        model.parameters(), lr=0.1, momentum=0.9, weight_decay=0.1)
+    optim.zero_grad(set_to_none=True)
+    total.backward()
+    assert all(p.grad is None for p in model.student.parameters())
+    assert model.learner.prototypes.grad.abs().sum() > 0
+    optim.step()
+    for k, v in model.student.state_dict().items():
+        assert torch.equal(v, student_before[k]), k
+    assert any(not torch.equal(v, branch_before[k])
+               for k, v in model.learner.state_dict().items())
+    model.student_paused = False
+    losses = loss_step(model)
+    assert {'student.loss_cls', 'distill.loss_kl',
+            'distill.loss_branch_feat'} <= set(losses)
+    tracked = [
+        k for k, v in model.student.state_dict().items()
+        if k.endswith('num_batches_tracked') and v != student_before[k] + 1
+    ]
+    assert not tracked  # a student step counts its batch, once
+    # a paused student and a frozen branch: nothing would train
+    model.student_paused = True
+    model.branch_frozen = True
+    with pytest.raises(RuntimeError, match='nothing would train'):
+        loss_step(model)
+
+
+def test_pausing_the_student_needs_an_own_branch_head():
+    model = build()  # the paper's shared head
+    with pytest.raises(ValueError, match="branch_head='own'.*'shared'"):
+        model.student_paused = True
+    assert model.student_paused is False
