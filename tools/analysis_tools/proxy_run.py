@@ -23,25 +23,55 @@ def _strip(metrics: dict) -> Dict[str, float]:
 
 
 # ------------------------------------------------------------- one run
-def _set_iters(cfg, iters: int) -> None:
-    """Scale the schedule of a benchmark config to ``iters`` iterations."""
+def _scaled_schedule(schedulers: list, iters: int) -> list:
+    """A benchmark config's schedule (a linear warm-up, then one decay)
+    scaled to ``iters`` iterations: the warm-up over the first tenth."""
     warm = max(1, iters // 10)
-    ratio = iters / cfg.train_cfg.max_iters
-    cfg.train_cfg.max_iters = iters
-    cfg.train_cfg.val_interval = iters
-    for sched in cfg.param_scheduler:
+    scaled = []
+    for sched in schedulers:
+        sched = copy.deepcopy(sched)
         if sched.type == 'LinearLR':
             sched.end = warm
         else:
             sched.begin = min(sched.get('begin', 0), warm)
             sched.end = iters
             sched.T_max = iters - sched.begin
-    for hook in cfg.get('custom_hooks', []):
-        if hook.type == 'mmprockd.DistillScheduleHook':
-            hook.warmup = warm
-            for key in ('kl_start', 'kl_warmup', 'branch_stop'):
-                if hook.get(key):
-                    hook[key] = round(hook[key] * ratio)
+        scaled.append(sched)
+    return scaled
+
+
+def _set_iters(cfg, iters: int) -> None:
+    """Scale the schedule of a benchmark config to ``iters`` iterations.
+
+    [ours] A config whose ``DistillScheduleHook`` has ``student_start=S``
+    (two-stage ProC-KD in one run) keeps its branch phase at S iterations,
+    the length of the two-run recipe's stage 1, with stage 1's schedule;
+    the student phase that follows gets ``iters`` iterations and the
+    schedule of a run of that length (``student_schedule``), as stage 2."""
+    warm = max(1, iters // 10)
+    ratio = iters / cfg.train_cfg.max_iters
+    hooks = [
+        h for h in cfg.get('custom_hooks', [])
+        if h.type == 'mmprockd.DistillScheduleHook'
+    ]
+    start = hooks[0].get('student_start', 0) if hooks else 0
+    total = start + iters
+    cfg.train_cfg.max_iters = total
+    cfg.train_cfg.val_interval = total
+    if start:
+        hooks[0].student_schedule = _scaled_schedule(cfg.param_scheduler,
+                                                     iters)
+        cfg.param_scheduler = _scaled_schedule(cfg.param_scheduler, start)
+        hooks[0].warmup = max(1, start // 10)
+        hooks[0].student_warmup = warm
+        hooks[0].branch_stop = start
+        return
+    cfg.param_scheduler = _scaled_schedule(cfg.param_scheduler, iters)
+    for hook in hooks:
+        hook.warmup = warm
+        for key in ('kl_start', 'kl_warmup', 'branch_stop'):
+            if hook.get(key):
+                hook[key] = round(hook[key] * ratio)
 
 
 def _set_cls_data(cfg, data_root: str, batch: int,

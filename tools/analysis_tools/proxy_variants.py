@@ -90,6 +90,18 @@ STAGE2 = {'custom_hooks.0.branch_stop': 0}
 STAGE2_CACHED = dict(
     STAGE2, **{'model.branch_cache': dict(max_items=2000, dtype='fp32')})
 
+# [ours] the two stages in one run (DistillScheduleHook(student_start=...)):
+# 400 iterations in which only the branch learns (stage 1's length and
+# schedule; the student left as built), then the student phase, frozen
+# branch, at the row's schedule (``@ITERS``) with a schedule of its own,
+# as stage 2 (proxy_run._set_iters)
+ONE_RUN = {
+    'custom_hooks.0.student_start': 400,
+    'custom_hooks.0.branch_stop': 400
+}
+ONE_RUN_CACHED = dict(
+    ONE_RUN, **{'model.branch_cache': dict(max_items=2000, dtype='fp32')})
+
 # [ours] a branch that can detect: each teacher layer standardised before
 # the fusion, a 3x3 conv + BN + ReLU after it, and a 3x3 conv at the end so
 # the branch's features are signed like the FPN's
@@ -231,6 +243,11 @@ VARIANTS: Dict[str, tuple] = {
     ('recipe [ours]', PROCKD,
      dict(SIGNED_OWN, **STAGE2_CACHED, **{'model.branch_feat_loss': BFEAT}),
      'the same, from the cached outputs of the frozen branch'),
+    'prockd_signed_own_1run_bfeat_cached':
+    ('recipe [ours]', PROCKD,
+     dict(SIGNED_OWN, **ONE_RUN_CACHED, **{'model.branch_feat_loss': BFEAT}),
+     'the two stages in one run: 400 branch-only iterations, then the '
+     'student (KL + branch PKD, cached)'),
     'prockd_signed_own_kl0': ('recipe [ours]', PROCKD,
                               dict(SIGNED_OWN, **{'model.kl_loss': None}),
                               'the same without the KL (a control)'),
@@ -692,6 +709,12 @@ SEG_VARIANTS: Dict[str, tuple] = {
      dict({'model.branch_head': 'own'}, **STAGE2_CACHED,
           **{'model.branch_feat_loss':
              BFEAT}), 'two-stage, stage 2: KL + PKD from the frozen branch'),
+    'prockd_own_1run_bfeat':
+    ('recipe [ours]', SEG_PROCKD,
+     dict({'model.branch_head': 'own'}, **ONE_RUN_CACHED,
+          **{'model.branch_feat_loss': BFEAT}),
+     'the two stages in one run: 400 branch-only iterations, then the '
+     'student'),
     # what the frozen teacher's features know (stage 1 of probe-then-distil)
     'teacher_probe': ('method', SEG_PROBE, KEEP_WEIGHTS,
                       'stage 1: FCN head on the frozen teacher (not a '
