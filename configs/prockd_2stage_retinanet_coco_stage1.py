@@ -5,7 +5,7 @@
 # (work_dirs/prockd_2stage_retinanet_coco_stage1/epoch_12.pth), which
 # prockd_2stage_retinanet_coco.py loads.
 _base_ = [
-    './prockd_retinanet_coco.py',
+    './prockd_retinanet_coco_paper.py',
     './_base_/models/prockd_2stage_recipe.py',
 ]
 

@@ -5,7 +5,7 @@
 # student_config.py written beside student checkpoints says so. Costs one
 # 1x1-conv block per level at inference (see tools/analysis_tools/
 # benchmark_cost.py).
-_base_ = ['./prockd_retinanet_coco.py']
+_base_ = ['./prockd_retinanet_coco_paper.py']
 
 model = dict(
     student=dict(

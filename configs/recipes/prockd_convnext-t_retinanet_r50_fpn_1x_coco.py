@@ -1,8 +1,9 @@
-# Recipe: another teacher. The flagship with the frozen ImageNet ConvNeXt-T
-# instead of the Swin-T. `_delete_` replaces the teacher as a whole, so no
-# Swin key (pad_small_map, window settings) leaks into the ConvNeXt.
+# Recipe: another teacher. The paper's recipe on the flagship pair with the
+# frozen ImageNet ConvNeXt-T instead of the Swin-T. `_delete_` replaces the
+# teacher as a whole, so no Swin key (pad_small_map, window settings) leaks
+# into the ConvNeXt.
 _base_ = [
-    '../prockd_retinanet_coco.py',
+    '../prockd_retinanet_coco_paper.py',
     '../_base_/teachers/convnext-t_in1k.py',
 ]
 

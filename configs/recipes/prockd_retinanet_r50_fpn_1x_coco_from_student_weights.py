@@ -4,7 +4,7 @@
 # checkpoint of ours, and loads it into the student after its init; the
 # teacher and the prototype branch start as usual. Here: mmdet's own
 # RetinaNet R50 1x (36.5 mAP), downloaded by mmengine when training starts.
-_base_ = ['../prockd_retinanet_coco.py']
+_base_ = ['../prockd_retinanet_coco_paper.py']
 
 model = dict(student_ckpt='https://download.openmmlab.com/mmdetection/v2.0/'
              'retinanet/retinanet_r50_fpn_1x_coco/'

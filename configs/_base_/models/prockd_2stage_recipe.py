@@ -21,7 +21,9 @@ prockd_2stage_branch = dict(
     learner=dict(fusion='fpn', residual=True),
     augment=dict(out_relu=False),
     branch_head='own')
+# (`_delete_`: it replaces the None that a paper config pins)
 prockd_2stage_student = dict(
-    branch_feat_loss=dict(type='mmprockd.BranchMimicLoss', loss_weight=1.0))
+    branch_feat_loss=dict(
+        type='mmprockd.BranchMimicLoss', loss_weight=1.0, _delete_=True))
 prockd_2stage_model_wrapper_cfg = dict(
     type='MMDistributedDataParallel', find_unused_parameters=True)
