@@ -48,7 +48,9 @@ class _Recorder(Hook):
                 }))
 
 
-def _train(data_root, work_dir, resume_from=None):
+def _train(data_root, work_dir, by_epoch, resume_from=None):
+    """6 steps, 2 an epoch (8 images, batch 4): the student starts at step
+    2, given as iteration 2 or as epoch 1."""
     from mmengine.runner import Runner
     cfg = Config.fromfile(osp.join(toy.TOY_DIR, 'toy_distill.py'))
     cfg.merge_from_dict({
@@ -57,9 +59,13 @@ def _train(data_root, work_dir, resume_from=None):
     })
     cfg.model.branch_head = 'own'
     cfg.model.distill_fraction = 1.0
-    cfg.train_cfg = dict(
-        type='IterBasedTrainLoop', max_iters=START + 4, val_interval=100)
-    cfg.log_processor = dict(by_epoch=False, window_size=1)
+    if by_epoch:
+        cfg.train_cfg = dict(
+            type='EpochBasedTrainLoop', max_epochs=3, val_interval=100)
+    else:
+        cfg.train_cfg = dict(
+            type='IterBasedTrainLoop', max_iters=START + 4, val_interval=100)
+    cfg.log_processor = dict(by_epoch=by_epoch, window_size=1)
     cfg.param_scheduler = [
         dict(
             type='CosineAnnealingLR',
@@ -72,8 +78,9 @@ def _train(data_root, work_dir, resume_from=None):
     cfg.custom_hooks = [
         dict(
             type='mmprockd.DistillScheduleHook',
-            student_start=START,
-            branch_stop=START,
+            by_epoch=by_epoch,
+            student_start=START // 2 if by_epoch else START,
+            branch_stop=START // 2 if by_epoch else START,
             student_schedule=[
                 dict(
                     type='LinearLR',
@@ -84,7 +91,9 @@ def _train(data_root, work_dir, resume_from=None):
             ])
     ]
     cfg.default_hooks.checkpoint = dict(
-        type='CheckpointHook', by_epoch=False, interval=4)
+        type='CheckpointHook',
+        by_epoch=by_epoch,
+        interval=2 if by_epoch else 4)
     cfg.work_dir = work_dir
     if resume_from:
         cfg.resume, cfg.load_from = True, resume_from
@@ -95,14 +104,15 @@ def _train(data_root, work_dir, resume_from=None):
     return recorder.steps
 
 
-@pytest.fixture(scope='module')
-def one_run(toy_data_root, tmp_path_factory):
+@pytest.fixture(scope='module', params=['iter', 'epoch'])
+def one_run(request, toy_data_root, tmp_path_factory):
+    by_epoch = request.param == 'epoch'
     work_dir = str(tmp_path_factory.mktemp('one_run') / 'work')
-    return work_dir, _train(toy_data_root, work_dir)
+    return work_dir, by_epoch, _train(toy_data_root, work_dir, by_epoch)
 
 
 def test_the_branch_phase_leaves_the_student_as_built(one_run):
-    _, steps = one_run
+    _, _, steps = one_run
     assert [s['iter'] for s in steps] == list(range(START + 4))
     assert [(s['paused'], s['frozen']) for s in steps] == \
         [(True, False)] * START + [(False, True)] * 4
@@ -122,7 +132,7 @@ def test_the_branch_phase_leaves_the_student_as_built(one_run):
 
 
 def test_the_student_phase_starts_its_own_schedule(one_run):
-    _, steps = one_run
+    _, _, steps = one_run
     assert [s['lr'] for s in steps] == pytest.approx(BRANCH_LRS + STUDENT_LRS)
     assert steps[START - 1]['schedulers'] == ['CosineAnnealingLR']
     assert steps[START]['schedulers'] == ['LinearLR']
@@ -130,10 +140,10 @@ def test_the_student_phase_starts_its_own_schedule(one_run):
 
 def test_a_run_resumed_in_the_student_phase_keeps_its_schedule(
         one_run, toy_data_root, tmp_path):
-    work_dir, steps = one_run
-    ckpt = osp.join(work_dir, 'iter_4.pth')
+    work_dir, by_epoch, steps = one_run
+    ckpt = osp.join(work_dir, 'epoch_2.pth' if by_epoch else 'iter_4.pth')
     assert osp.isfile(ckpt)
-    resumed = _train(toy_data_root, str(tmp_path / 'resumed'), ckpt)
+    resumed = _train(toy_data_root, str(tmp_path / 'resumed'), by_epoch, ckpt)
     assert [s['iter'] for s in resumed] == [4, 5]
     assert [s['schedulers'] for s in resumed] == [['LinearLR']] * 2
     assert [s['lr'] for s in resumed] == pytest.approx(STUDENT_LRS[2:])
