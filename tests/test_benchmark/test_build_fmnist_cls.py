@@ -201,6 +201,44 @@ def test_holdout_split_is_other_t10k_items_and_leaves_the_others(
     assert '--num-holdout needs the IDX files' in out.stderr
 
 
+def test_val_from_t10k_sits_between_test_and_holdout(distinct_dir, tmp_path):
+    """[ours] ``val_source='t10k'``: val is t10k items (true labels, class
+    balanced) that test and holdout do not hold; test, train and unlabelled
+    are the same files as with the IDX val, and the holdout is the tail of
+    that build's holdout."""
+    plain, t10k = str(tmp_path / 'plain'), str(tmp_path / 't10k')
+    kw = dict(size=28, seed=4, num_unlabelled=20)
+    build(distinct_dir, plain, 20, 10, 10, num_holdout=40, **kw)
+    counts = build(
+        distinct_dir,
+        t10k,
+        20,
+        10,
+        10,
+        num_holdout=30,
+        val_source='t10k',
+        **kw)
+    assert counts == dict(train=20, val=10, test=10, unlabelled=20, holdout=30)
+    for split in ('train', 'test', 'unlabelled'):
+        a, b = read_split(plain, split), read_split(t10k, split)
+        assert [r[:2] for r in a] == [r[:2] for r in b], split
+        assert all(np.array_equal(x[3], y[3]) for x, y in zip(a, b))
+    rows = read_split(t10k, 'val')
+    val = item_ids(rows)
+    test = set(item_ids(read_split(t10k, 'test')))
+    hold = set(item_ids(read_split(t10k, 'holdout')))
+    assert all(TEST_OFFSET <= v < TEST_OFFSET + NUM_TEST_SRC for v in val)
+    assert len(set(val)) == 10 and not set(val) & (test | hold)
+    assert [r[1] for r in rows] == [(v - TEST_OFFSET) % 10 for v in val]
+    np.testing.assert_array_equal(
+        np.bincount([r[1] for r in rows], minlength=10), [1] * 10)
+    # val took the first 10 items of the earlier holdout, holdout the rest
+    old_hold = set(item_ids(read_split(plain, 'holdout')))
+    assert set(val) | hold == old_hold
+    with pytest.raises(ValueError, match="val_source must be one of"):
+        build(distinct_dir, t10k, 20, 10, 10, val_source='test')
+
+
 def test_deterministic_per_seed(distinct_dir, tmp_path):
     outs = [str(tmp_path / name) for name in ('a', 'b', 'c')]
     for out, seed in zip(outs, (1, 1, 2)):

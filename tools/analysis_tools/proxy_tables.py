@@ -74,6 +74,32 @@ TABLES = {
             'prockd_own_area_kd_2stage_bfeat',
             'prockd_own_area_kd_2stage_bfeat_unl'
         ]),
+    # session 12: the same images with val drawn from t10k (between test
+    # and the holdout, which keeps the last 7000 of session 11's 8000):
+    # train, unlabelled and test are cls_n100_unl's, file for file. Its
+    # own data dir and work dir, so that no run mixes the two vals
+    'cls_n100_unl_t10kval':
+    dict(
+        task='cls',
+        data='data/fmnist_cls_n100_unl_t10kval/',
+        build=dict(
+            num_train=100,
+            num_val=1000,
+            num_test=2000,
+            size=64,
+            seed=0,
+            num_unlabelled=2000,
+            num_holdout=7000,
+            val_source='t10k'),
+        work_dir='work_dirs/table_cls_n100_unl_t10kval',
+        variants=[
+            'student', 'student@2000', 'feat_mimic', 'inv_proj', 'prockd',
+            'teacher_probe', 'probe_kd', 'feat_mimic_unl', 'inv_proj_unl',
+            'probe_kd_unl', 'prockd_own_area_stage1',
+            'prockd_own_area_kd_2stage_bfeat_unl', 'feat_mimic_t224_unl',
+            'prockd_own_area_stage1_t224',
+            'prockd_own_area_kd_2stage_bfeat_t224_unl'
+        ]),
     # session 11: the label maps of the 100 training canvases
     'seg_n100':
     dict(
