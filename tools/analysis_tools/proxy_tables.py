@@ -11,6 +11,15 @@ CANVAS_N100 = dict(
     data='data/fmnist_canvas/n100/',
     build=dict(SIZES['reduced']['build'], num_train=100))
 
+# 100 labelled Fashion-MNIST images at 64 px and 2000 unlabelled ones
+CLS_N100_UNL = dict(
+    num_train=100,
+    num_val=1000,
+    num_test=2000,
+    size=64,
+    seed=0,
+    num_unlabelled=2000)
+
 
 # ------------------------------------------------ one command per table
 def split_run(name: str) -> Tuple[str, Optional[int]]:
@@ -49,7 +58,8 @@ TABLES = {
             'student', 'student@800', 'student@1200', 'student@1600',
             'feat_mimic', 'inv_proj', 'prockd', 'teacher_probe', 'probe_kd',
             'probe_kd_pfeat@800', 'prockd_signed_own_stage1',
-            'prockd_signed_own_2stage_bfeat_cached@800'
+            'prockd_signed_own_2stage_bfeat_cached@800',
+            'prockd_signed_own_1run_bfeat_cached@800'
         ]),
     # session 10: 100 labelled images and 2000 unlabelled ones; session 11
     # adds the holdout, the 8000 t10k items that test does not hold (the
@@ -58,14 +68,7 @@ TABLES = {
     dict(
         task='cls',
         data='data/fmnist_cls_n100_unl/',
-        build=dict(
-            num_train=100,
-            num_val=1000,
-            num_test=2000,
-            size=64,
-            seed=0,
-            num_unlabelled=2000,
-            num_holdout=8000),
+        build=dict(CLS_N100_UNL, num_holdout=8000),
         work_dir='work_dirs/table_cls_n100_unl',
         variants=[
             'student', 'student@2000', 'feat_mimic', 'inv_proj', 'prockd',
@@ -82,22 +85,14 @@ TABLES = {
     dict(
         task='cls',
         data='data/fmnist_cls_n100_unl_t10kval/',
-        build=dict(
-            num_train=100,
-            num_val=1000,
-            num_test=2000,
-            size=64,
-            seed=0,
-            num_unlabelled=2000,
-            num_holdout=7000,
-            val_source='t10k'),
+        build=dict(CLS_N100_UNL, num_holdout=7000, val_source='t10k'),
         work_dir='work_dirs/table_cls_n100_unl_t10kval',
         variants=[
-            'student', 'student@2000', 'feat_mimic', 'inv_proj', 'prockd',
-            'teacher_probe', 'probe_kd', 'feat_mimic_unl', 'inv_proj_unl',
-            'probe_kd_unl', 'prockd_own_area_stage1',
-            'prockd_own_area_kd_2stage_bfeat_unl', 'feat_mimic_t224_unl',
-            'prockd_own_area_stage1_t224',
+            'student', 'student@2000', 'student@3000', 'feat_mimic',
+            'inv_proj', 'prockd', 'teacher_probe', 'probe_kd',
+            'feat_mimic_unl', 'inv_proj_unl', 'probe_kd_unl',
+            'prockd_own_area_stage1', 'prockd_own_area_kd_2stage_bfeat_unl',
+            'feat_mimic_t224_unl', 'prockd_own_area_stage1_t224',
             'prockd_own_area_kd_2stage_bfeat_t224_unl'
         ]),
     # session 11: the label maps of the 100 training canvases
@@ -109,6 +104,6 @@ TABLES = {
         variants=[
             'student', 'student@800', 'student@1600', 'feat_mimic', 'inv_proj',
             'prockd', 'teacher_probe', 'probe_kd', 'prockd_own_stage1',
-            'prockd_own_2stage_bfeat@800'
+            'prockd_own_2stage_bfeat@800', 'prockd_own_1run_bfeat@800'
         ]),
 }
