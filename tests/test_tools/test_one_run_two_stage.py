@@ -35,6 +35,7 @@ class _Recorder(Hook):
             dict(
                 iter=runner.iter,
                 lr=runner.optim_wrapper.get_lr()['lr'][0],
+                logged_lr=runner.message_hub.get_scalar('train/lr').current(),
                 paused=model.student_paused,
                 frozen=model.branch_frozen,
                 schedulers=[type(s).__name__ for s in runner.param_schedulers],
@@ -134,6 +135,8 @@ def test_the_branch_phase_leaves_the_student_as_built(one_run):
 def test_the_student_phase_starts_its_own_schedule(one_run):
     _, _, steps = one_run
     assert [s['lr'] for s in steps] == pytest.approx(BRANCH_LRS + STUDENT_LRS)
+    # and the log shows the LR each step trains with
+    assert [s['logged_lr'] for s in steps] == [s['lr'] for s in steps]
     assert steps[START - 1]['schedulers'] == ['CosineAnnealingLR']
     assert steps[START]['schedulers'] == ['LinearLR']
 

@@ -9,7 +9,7 @@ or for mmdeploy.
 Usage::
 
     python tools/model_converters/prockd_to_student.py \
-        work_dirs/prockd_retinanet_coco/epoch_12.pth \
+        work_dirs/prockd_retinanet_coco/epoch_36.pth \
         retinanet_r50_prockd.pth --config configs/prockd_retinanet_coco.py
 """
 import argparse

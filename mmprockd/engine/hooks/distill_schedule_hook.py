@@ -211,6 +211,11 @@ class DistillScheduleHook(Hook):
         runner.param_schedulers = runner.build_param_scheduler(
             [dict(c) for c in self.student_schedule])
         self._student_schedule_on = True
+        # mmengine's RuntimeInfoHook logged this step's values before the
+        # new schedulers set them
+        for wrapper in wrappers:
+            for name, values in wrapper.get_lr().items():
+                runner.message_hub.update_scalar(f'train/{name}', values[0])
         runner.logger.info(
             'DistillScheduleHook: the student phase starts at iteration '
             f'{runner.iter}; its schedule replaces the branch phase\'s')
