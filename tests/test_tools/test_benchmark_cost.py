@@ -51,12 +51,16 @@ def test_measurements_and_ratios(tmp_path, capsys):
 def test_a_frozen_own_head_branch_is_also_timed_from_its_cache(tmp_path):
     """[ours] two-stage ProC-KD's stage 2: with its own head the frozen
     branch's outputs can be cached (``branch_cache``), and that step is
-    timed too; the demo's shared head cannot be (previous test)."""
+    timed too; the demo's shared head cannot be (previous test). So is the
+    branch-only step of the one-run form (a shared head has none)."""
     figures = run(tmp_path, '--cfg-options', 'model.branch_head=own')
     res, ratios = figures['results'], figures['ratios']
     assert {'frozen_branch_step', 'frozen_branch_step_cached'} <= set(res)
     assert ratios['frozen_branch_cached_over_student'] == pytest.approx(
         res['frozen_branch_step_cached']['ms'] / res['student_step']['ms'])
+    # and the one-run form's branch phase (the student paused)
+    assert ratios['branch_only_over_student'] == pytest.approx(
+        res['branch_only_step']['ms'] / res['student_step']['ms'])
 
 
 def test_cfg_options_reach_the_model(tmp_path, monkeypatch):

@@ -7,7 +7,9 @@ Targets: ProC-KD step <= 1.10 x (student step + teacher inference); with
 the teacher-feature cache <= 1.05 x student step; [ours] the stage-2 step of
 two-stage ProC-KD (a frozen branch, teacher cache warm) is measured too, and
 with its outputs cached (``branch_cache``) it should cost <= 1.10 x the
-student step; a deployed student
+student step; with the branch's own head, the branch-only step of the
+one-run form's first phase (``student_paused``, no teacher cache) too; a
+deployed student
 without the plugin costs exactly the plain student, with the plugin
 <= 1.05 x.
 
@@ -268,6 +270,13 @@ def main(argv=None) -> int:
     res['prockd_step']['distilled_images'] = distilled_since(sampler, mark)
     if args.breakdown and model.learner is not None:
         res.update(branch_breakdown(model, inputs, samples, meter))
+    if model.branch_student is not None:
+        # [ours] the branch phase of two-stage ProC-KD in one run
+        # (DistillScheduleHook(student_start=...)): only the branch learns
+        model.student_paused = True
+        res['branch_only_step'] = meter(
+            train_step(lambda: model.loss(inputs, samples)))
+        model.student_paused = False
     # teacher features reused (a deterministic pipeline): warm cache
     from mmprockd.models.distillers.teacher_cache import TeacherFeatureCache
     for i, sample in enumerate(samples):
@@ -308,7 +317,8 @@ def main(argv=None) -> int:
         res['student_step']['ms'],
         prockd_cached_over_student=res['prockd_step_cached']['ms'] /
         res['student_step']['ms'])
-    for k in ('frozen_branch_step', 'frozen_branch_step_cached'):
+    for k in ('branch_only_step', 'frozen_branch_step',
+              'frozen_branch_step_cached'):
         if k in res:
             ratios[k.replace('_step', '') + '_over_student'] = (
                 res[k]['ms'] / res['student_step']['ms'])
