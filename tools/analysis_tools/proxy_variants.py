@@ -715,6 +715,17 @@ SEG_VARIANTS: Dict[str, tuple] = {
           **{'model.branch_feat_loss': BFEAT}),
      'the two stages in one run: 400 branch-only iterations, then the '
      'student'),
+    # [ours] the same with the teacher on the canvas upsampled 2x (192 px):
+    # at 96 px its probe is below the student; does a teacher side that
+    # sees its own scale know more, and teach more?
+    'prockd_own_1run_bfeat_t2x':
+    ('teacher input [ours]', SEG_PROCKD,
+     dict({
+         'model.branch_head': 'own',
+         'model.teacher.input_scale': 2.0
+     }, **ONE_RUN_CACHED,
+          **{'model.branch_feat_loss':
+             BFEAT}), 'the same, the teacher sees the canvas at 2x (192 px)'),
     # what the frozen teacher's features know (stage 1 of probe-then-distil)
     'teacher_probe': ('method', SEG_PROBE, KEEP_WEIGHTS,
                       'stage 1: FCN head on the frozen teacher (not a '
