@@ -104,6 +104,8 @@ TABLES = {
         variants=[
             'student', 'student@800', 'student@1600', 'feat_mimic', 'inv_proj',
             'prockd', 'teacher_probe', 'probe_kd', 'prockd_own_stage1',
-            'prockd_own_2stage_bfeat@800', 'prockd_own_1run_bfeat@800'
+            'prockd_own_2stage_bfeat@800', 'prockd_own_1run_bfeat@800',
+            'student@2400', 'prockd_own_1run_bfeat@1600',
+            'prockd_own_1run_bfeat_t2x@800', 'prockd_own_1run_bfeat_t2x@1600'
         ]),
 }
