@@ -38,7 +38,7 @@ from typing import Dict, List, Optional, Sequence
 
 from proxy_report import (aggregate, format_table, git_commit, load_results,
                           provenance)
-from proxy_run import run_one
+from proxy_run import holdout_file, run_one
 from proxy_tables import TABLES, split_run
 from proxy_variants import (CLS_SIZES, EQUAL_TIME, NEEDS, SEG_SIZES, SIZES,
                             TASKS)
@@ -85,7 +85,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default='val',
         help='the split the table shows: val for choosing settings, test '
         'for reporting (every run evaluates both); holdout: a second test '
-        'split, where the classification data has one')
+        'split, where the data has one (build_fmnist_{cls,canvas}.py '
+        '--num-holdout)')
     parser.add_argument(
         '--baseline',
         default='student',
@@ -147,6 +148,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def _ensure_data(args: argparse.Namespace) -> None:
     anns = [osp.join(args.data_root, 'annotations', 'instances_test.json')]
+    if args.size['build'].get('num_holdout') and args.task != 'cls':
+        anns.append(osp.join(args.data_root, *holdout_file(args.task)))
     if args.task == 'cls':  # and the optional splits the preset asks for
         build = args.size['build']
         anns = [

@@ -244,9 +244,8 @@ def run_one(variant: str,
     _use_split(runner, cfg, 'test')
     result['test_metrics'] = _strip(runner.test())
     # [ours] a second test split, when the data has one
-    # (build_fmnist_cls.py --num-holdout): --split holdout
-    if task == 'cls' and osp.isfile(
-            osp.join(data_root, 'meta', 'holdout.txt')):
+    # (build_fmnist_{cls,canvas}.py --num-holdout): --split holdout
+    if osp.isfile(osp.join(data_root, *holdout_file(task))):
         _use_split(runner, cfg, 'holdout')
         result['holdout_metrics'] = _strip(runner.test())
     curve = read_curve(out_dir)
@@ -255,6 +254,13 @@ def run_one(variant: str,
     if on_done is not None:
         on_done(runner, result)
     return result
+
+
+def holdout_file(task: str) -> tuple:
+    """Where a data dir of ``task`` lists its holdout split."""
+    if task == 'cls':
+        return ('meta', 'holdout.txt')
+    return ('annotations', 'instances_holdout.json')
 
 
 def needed_checkpoint(work_dir: str, variant: str, seed: int) -> str:

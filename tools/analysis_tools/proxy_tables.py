@@ -108,4 +108,15 @@ TABLES = {
             'student@2400', 'prockd_own_1run_bfeat@1600',
             'prockd_own_1run_bfeat_t2x@800', 'prockd_own_1run_bfeat_t2x@1600'
         ]),
+    # session 12: the segmentation winner chosen on val, checked on 1000
+    # fresh canvases (the same train, val and test canvases as n100, file
+    # for file, and a holdout composed by a stream of its own)
+    'seg_n100_holdout':
+    dict(
+        task='seg',
+        data='data/fmnist_canvas/n100_holdout/',
+        build=dict(CANVAS_N100['build'], num_holdout=1000),
+        work_dir='work_dirs/table_seg_n100_holdout',
+        variants=['student', 'student@2400',
+                  'prockd_own_1run_bfeat_t2x@1600']),
 }

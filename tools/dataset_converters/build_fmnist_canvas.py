@@ -33,6 +33,13 @@ for choosing) from its second half, so no item is in both::
     <out>/annotations/instances_{train,val,test}.json
     <out>/{train,val,test}/images/000000.png   RGB canvases
     <out>/{train,val,test}/masks/000000.png    uint8 label maps (0 = bg)
+
+``--num-holdout N`` [ours] adds a second test split, ``holdout``: N more
+canvases composed from the same half of t10k as ``test``, by a random
+stream of their own, so the other splits are file for file the same with
+or without it. They share items with ``test`` but not one composition
+(placement, size, tint, companions): a check on canvases no choice was
+made on, after ``test`` has been read many times.
 """
 import argparse
 import gzip
@@ -52,6 +59,7 @@ SPLITS = {
     'train': ('train', (0.0, 1.0)),
     'val': ('t10k', (0.0, 0.5)),
     'test': ('t10k', (0.5, 1.0)),
+    'holdout': ('t10k', (0.5, 1.0)),  # only with num_holdout > 0
 }
 
 
@@ -227,15 +235,19 @@ def build(src: str,
           min_size: int = 24,
           max_size: int = 48,
           seed: int = 0,
-          num_test: int = 400) -> Dict[str, Dict]:
-    """Build the three splits; returns ``{'train': coco, 'val': coco,
-    'test': coco}``."""
+          num_test: int = 400,
+          num_holdout: int = 0) -> Dict[str, Dict]:
+    """Build the three splits (and ``holdout`` with ``num_holdout`` > 0);
+    returns ``{'train': coco, 'val': coco, 'test': coco}``."""
     if not min_size <= max_size <= canvas:
         raise ValueError('build_fmnist_canvas: need min_size <= max_size <= '
                          f'canvas, got {min_size}, {max_size}, {canvas}')
-    sizes = dict(train=num_train, val=num_val, test=num_test)
+    sizes = dict(
+        train=num_train, val=num_val, test=num_test, holdout=num_holdout)
     out = {}
     for k, (split, (prefix, (lo, hi))) in enumerate(SPLITS.items()):
+        if split == 'holdout' and not num_holdout:
+            continue
         images, labels = load_split(src, prefix)
         items = slice(round(lo * len(images)), round(hi * len(images)))
         out[split] = build_split(images[items], labels[items], out_dir, split,
@@ -251,6 +263,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--num-train', type=int, default=1000)
     parser.add_argument('--num-val', type=int, default=200)
     parser.add_argument('--num-test', type=int, default=400)
+    parser.add_argument(
+        '--num-holdout',
+        type=int,
+        default=0,
+        help='canvases of a second test split from the test half of t10k '
+        '[ours]')
     parser.add_argument('--canvas', type=int, default=96)
     parser.add_argument('--max-items', type=int, default=3)
     parser.add_argument('--min-size', type=int, default=24)
@@ -263,7 +281,7 @@ def main() -> None:
     args = parse_args()
     out = build(args.src, args.out, args.num_train, args.num_val, args.canvas,
                 args.max_items, args.min_size, args.max_size, args.seed,
-                args.num_test)
+                args.num_test, args.num_holdout)
     for split, coco in out.items():
         print(f'{split}: {len(coco["images"])} images, '
               f'{len(coco["annotations"])} boxes -> {args.out}')
