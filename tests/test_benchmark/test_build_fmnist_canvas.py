@@ -160,3 +160,49 @@ def test_val_and_test_draw_from_disjoint_halves_of_t10k(tmp_path):
             bright = img.max(axis=-1)[img.max(axis=-1) > 0]
             # a random tint scales the item; the halves stay apart
             assert bright.size and (bright.max() > 150) == (want == 200)
+
+
+def test_holdout_is_new_compositions_and_leaves_the_other_splits(
+        fmnist_dir, tmp_path):
+    """[ours] ``num_holdout``: more canvases from the test half of t10k, by
+    a stream of their own: train, val and test are the same files with or
+    without it, and no holdout canvas repeats a test canvas."""
+    plain, more = tmp_path / 'plain', tmp_path / 'more'
+    _build(fmnist_dir, plain, seed=2)
+    cocos = build(
+        fmnist_dir,
+        str(more),
+        num_train=6,
+        num_val=3,
+        num_test=4,
+        canvas=64,
+        max_items=2,
+        min_size=28,
+        max_size=56,
+        seed=2,
+        num_holdout=5)
+    assert {
+        k: len(v['images'])
+        for k, v in cocos.items()
+    } == dict(
+        train=6, val=3, test=4, holdout=5)
+    for split, num in (('train', 6), ('val', 3), ('test', 4)):
+        assert (plain / 'annotations' /
+                f'instances_{split}.json').read_text() == (
+                    more / 'annotations' /
+                    f'instances_{split}.json').read_text()
+        for i in range(num):
+            for sub in ('images', 'masks'):
+                name = f'{split}/{sub}/{i:06d}.png'
+                np.testing.assert_array_equal(
+                    np.asarray(Image.open(plain / name)),
+                    np.asarray(Image.open(more / name)))
+    test = [
+        np.asarray(Image.open(more / f'test/images/{i:06d}.png'))
+        for i in range(4)
+    ]
+    for i in range(5):
+        img = np.asarray(Image.open(more / f'holdout/images/{i:06d}.png'))
+        assert not any(np.array_equal(img, t) for t in test)
+    assert len(cocos['holdout']['annotations']) >= 5
+    assert not (plain / 'annotations' / 'instances_holdout.json').exists()

@@ -479,7 +479,7 @@ def test_cls_runs_also_evaluate_a_holdout_split(tmp_path):
 
 
 # ------------------------------------------------ the segmentation proxy
-def _seg_canvases(fmnist_dir, out):
+def _seg_canvases(fmnist_dir, out, num_holdout=0):
     return build(
         fmnist_dir,
         out,
@@ -488,7 +488,8 @@ def _seg_canvases(fmnist_dir, out):
         canvas=96,
         min_size=24,
         max_size=48,
-        num_test=4)
+        num_test=4,
+        num_holdout=num_holdout)
 
 
 def test_seg_variants_name_existing_configs():
@@ -555,7 +556,9 @@ def test_seg_smoke_run(fmnist_dir, tmp_path):
     branch head; the prototype branch is evaluated with that head (which
     keeps its own BN statistics) on the teacher features."""
     data = str(tmp_path / 'canvas')
-    _seg_canvases(fmnist_dir, data)
+    # [ours] with a holdout split (build_fmnist_canvas.py --num-holdout)
+    # the run evaluates it too
+    _seg_canvases(fmnist_dir, data, num_holdout=3)
     work = str(tmp_path / 'work')
     table = main([
         '--task', 'seg', '--smoke', '--data-root', data, '--work-dir', work,
@@ -564,7 +567,8 @@ def test_seg_smoke_run(fmnist_dir, tmp_path):
     assert list(table) == ['prockd_own']
     (result, ) = load_results(work)
     assert result['seed'] == 0 and result['iters'] == 2
-    for key in ('metrics', 'proto_branch_metrics', 'test_metrics'):
+    for key in ('metrics', 'proto_branch_metrics', 'test_metrics',
+                'holdout_metrics'):
         metrics = result[key]
         # IoUMetric: percent
         for name in ('mIoU', 'mAcc', 'aAcc'):
@@ -575,6 +579,13 @@ def test_seg_smoke_run(fmnist_dir, tmp_path):
     ])
     assert test['prockd_own']['mIoU']['values'] == [
         result['test_metrics']['mIoU']
+    ]
+    hold = main([
+        '--task', 'seg', '--report', '--split', 'holdout', '--work-dir', work,
+        '--variants', 'prockd_own', '--seeds', '0'
+    ])
+    assert hold['prockd_own']['mIoU']['values'] == [
+        result['holdout_metrics']['mIoU']
     ]
 
 
@@ -726,6 +737,30 @@ def test_branch_figure_is_skipped_for_a_shared_norm_head():
     assert _shared_norm_head(model(bn_head, own=False))
     assert not _shared_norm_head(model(bn_head, own=True))
     assert not _shared_norm_head(model(plain_head, own=False))
+
+
+def test_set_iters_keeps_the_branch_phase_of_a_one_run_row():
+    """[ours] A one-run row (student_start=400): the branch phase keeps
+    its 400 iterations and the schedule of a 400-iteration run (stage 1's);
+    the student phase gets the row's iterations and the schedule of a run
+    that long (stage 2's), as student_schedule."""
+    from mmengine.config import Config
+    from proxy_run import _set_iters
+    from proxy_variants import CFG_DIR, VARIANTS
+    _, cfg_file, overrides, _ = VARIANTS['prockd_signed_own_1run_bfeat_cached']
+    cfg = Config.fromfile(osp.join(CFG_DIR, cfg_file))
+    cfg.merge_from_dict(overrides)
+    _set_iters(cfg, 800)
+    hook = cfg.custom_hooks[0]
+    assert cfg.train_cfg.max_iters == cfg.train_cfg.val_interval == 1200
+    assert (hook.student_start, hook.branch_stop) == (400, 400)
+    assert (hook.warmup, hook.student_warmup) == (40, 80)
+    branch = {s.type: s for s in cfg.param_scheduler}
+    student = {s.type: s for s in hook.student_schedule}
+    assert (branch['LinearLR'].end, branch['CosineAnnealingLR'].end) == (40,
+                                                                         400)
+    assert (student['LinearLR'].end, student['CosineAnnealingLR'].end,
+            student['CosineAnnealingLR'].T_max) == (80, 800, 800)
 
 
 def test_set_iters_scales_the_distill_schedule_with_the_run():
