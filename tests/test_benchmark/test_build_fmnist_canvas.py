@@ -57,7 +57,7 @@ def test_boxes_masks_equal_hand_extents(size):
         assert (seg[~union] == 0).all() and (img[~union] == 0).all()
 
 
-def _build(src, out, seed):
+def _build(src, out, seed, num_holdout=0):
     return build(
         src,
         str(out),
@@ -68,7 +68,8 @@ def _build(src, out, seed):
         max_items=2,
         min_size=28,
         max_size=56,
-        seed=seed)
+        seed=seed,
+        num_holdout=num_holdout)
 
 
 def test_build_coco_files(fmnist_dir, tmp_path):
@@ -169,18 +170,7 @@ def test_holdout_is_new_compositions_and_leaves_the_other_splits(
     without it, and no holdout canvas repeats a test canvas."""
     plain, more = tmp_path / 'plain', tmp_path / 'more'
     _build(fmnist_dir, plain, seed=2)
-    cocos = build(
-        fmnist_dir,
-        str(more),
-        num_train=6,
-        num_val=3,
-        num_test=4,
-        canvas=64,
-        max_items=2,
-        min_size=28,
-        max_size=56,
-        seed=2,
-        num_holdout=5)
+    cocos = _build(fmnist_dir, more, seed=2, num_holdout=5)
     assert {
         k: len(v['images'])
         for k, v in cocos.items()
