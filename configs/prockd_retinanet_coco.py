@@ -18,27 +18,18 @@
 _base_ = [
     './prockd_retinanet_coco_paper.py',
     './_base_/models/prockd_2stage_recipe.py',
+    './_base_/schedules/retinanet_2x.py',
 ]
 
 model = dict(_base_.prockd_2stage_branch, **_base_.prockd_2stage_student)
 
-branch_epochs, student_epochs = 12, 24
+branch_epochs, student_epochs = 12, _base_.retinanet_2x_epochs
 # no evaluation of the untouched student during the branch phase
 train_cfg = dict(
     max_epochs=branch_epochs + student_epochs, val_begin=branch_epochs + 1)
 # the branch phase runs the base's 1x schedule (it ends at epoch 12); the
-# student phase's, counted from its own start, replaces it there
-student_schedule = [
-    dict(
-        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
-    dict(
-        type='MultiStepLR',
-        begin=0,
-        end=student_epochs,
-        by_epoch=True,
-        milestones=[16, 22],
-        gamma=0.1)
-]
+# student phase's (mmdet's 2x, counted from its own start) replaces it there
+student_schedule = _base_.retinanet_2x_schedule
 # counted in epochs; each phase ramps its distillation losses in over about
 # 500 iterations (0.07 of a COCO epoch at 8 GPUs x 2 images), as the LR
 custom_hooks = [

@@ -193,9 +193,14 @@ class DistillScheduleHook(Hook):
         meta = checkpoint.get('meta', {})
         if not self.student_paused_at(
                 meta.get('iter', 0), meta.get('epoch', 0)):
-            runner.param_schedulers = runner.build_param_scheduler(
-                [dict(c) for c in self.student_schedule])
-            self._student_schedule_on = True
+            self._build_student_schedulers(runner)
+
+    def _build_student_schedulers(self, runner) -> None:
+        """The student phase's schedulers, built by mmengine as a run's own
+        (a fresh copy of the configs: building consumes them)."""
+        runner.param_schedulers = runner.build_param_scheduler(
+            [dict(c) for c in self.student_schedule])
+        self._student_schedule_on = True
 
     def _start_student_schedule(self, runner) -> None:
         """The scheduled optimizer values back to their initial ones, and
@@ -208,9 +213,7 @@ class DistillScheduleHook(Hook):
                     if key.startswith('initial_') and \
                             key[len('initial_'):] in group:
                         group[key[len('initial_'):]] = group[key]
-        runner.param_schedulers = runner.build_param_scheduler(
-            [dict(c) for c in self.student_schedule])
-        self._student_schedule_on = True
+        self._build_student_schedulers(runner)
         # mmengine's RuntimeInfoHook logged this step's values before the
         # new schedulers set them
         for wrapper in wrappers:
