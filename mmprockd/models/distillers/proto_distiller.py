@@ -96,6 +96,12 @@ class ProtoDistiller(BaseModel):
             the branch's features of the same levels (detached), a
             feature-level path from the branch to the student beside the
             KL (``distill.loss_branch_feat``). Needs the prototype branch.
+        branch_pseudo_loss (dict, optional): [ours] :class:`PseudoLabelLoss`
+            config: while the branch learns, its confident predictions on
+            the unlabelled images of a classification transfer set (label
+            -1) are labels too (``distill.proto.loss_pseudo``, scaled like
+            the branch's task loss; ``distill.proto.pseudo_ratio`` logs the
+            share labelled). Needs the prototype branch and a classifier.
         student_ckpt (str, optional): start the student from these weights
             (a plain student checkpoint or a ProtoDistiller one).
         branch_ckpt (str, optional): [ours] start the prototype branch (the
@@ -179,6 +185,7 @@ class ProtoDistiller(BaseModel):
                  kl_loss: Optional[dict] = None,
                  feat_loss: Optional[dict] = None,
                  branch_feat_loss: Optional[dict] = None,
+                 branch_pseudo_loss: Optional[dict] = None,
                  student_ckpt: Optional[str] = None,
                  branch_ckpt: Optional[str] = None,
                  sync_student_prototypes: bool = True,
@@ -290,6 +297,17 @@ class ProtoDistiller(BaseModel):
                 raise ValueError('ProtoDistiller: branch_feat_loss needs the '
                                  'prototype branch (learner)')
             self.branch_feat_loss = MODELS.build(branch_feat_loss)
+        self.branch_pseudo_loss = None
+        if branch_pseudo_loss is not None:
+            if self.learner is None or self.iface.family != 'cls':
+                raise ValueError(
+                    'ProtoDistiller: branch_pseudo_loss labels the unlabelled '
+                    'images of a classification transfer set with the '
+                    'prototype branch; it needs the branch (learner) and a '
+                    f'classifier student, got learner='
+                    f'{None if self.learner is None else "..."} and a '
+                    f'{self.iface.family!r} student')
+            self.branch_pseudo_loss = MODELS.build(branch_pseudo_loss)
         self._check_student_plugins()
         torch.set_rng_state(rng_after_student)
 
@@ -772,6 +790,12 @@ class ProtoDistiller(BaseModel):
         for k, v in proto_losses.items():
             distill[f'distill.proto.{k}'] = _scale(v, self.proto_weight *
                                                    scale) if 'loss' in k else v
+        unlabelled = self.branch_iface.unlabelled(data_samples)
+        if self.branch_pseudo_loss is not None and not frozen and unlabelled:
+            loss, ratio = self.branch_pseudo_loss(proto_logits[0][unlabelled])
+            distill['distill.proto.loss_pseudo'] = \
+                loss * self.proto_weight * scale
+            distill['distill.proto.pseudo_ratio'] = ratio
         return (list(proto_logits),
                 [proto_feats[i] for i in self.proto_levels], teacher_feats)
 

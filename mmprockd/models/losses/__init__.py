@@ -1,4 +1,8 @@
 from .consistency_kl_loss import ConsistencyKLLoss
 from .feature_mimic_loss import BranchMimicLoss, FeatureMimicLoss
+from .pseudo_label_loss import PseudoLabelLoss
 
-__all__ = ['BranchMimicLoss', 'ConsistencyKLLoss', 'FeatureMimicLoss']
+__all__ = [
+    'BranchMimicLoss', 'ConsistencyKLLoss', 'FeatureMimicLoss',
+    'PseudoLabelLoss'
+]

@@ -252,6 +252,49 @@ def test_unlabelled_images_get_the_kl_not_the_cross_entropy():
         _kl_by_hand(A, B, 4), rel=1e-5)
 
 
+def test_branch_pseudo_labels_on_the_unlabelled_images_by_hand():
+    """[ours] branch_pseudo_loss: the branch's rows of the unlabelled
+    images 1 and 3; row 1 is sure of class 2 (p = 0.9), row 3 is not (p =
+    0.1 each), so the loss is CE(row 1, 2) / 2 images, scaled by
+    proto_weight, and half the images got a label. A frozen branch does
+    not learn, so it gets none."""
+    model = build(
+        'resnet',
+        branch_pseudo_loss=dict(
+            type='mmprockd.PseudoLabelLoss', threshold=0.8))
+    batch = cls_batch(4)
+    for sample, label in zip(batch['data_samples'], [3, -1, 5, -1]):
+        sample.set_gt_label(label)
+    A = torch.zeros(4, NUM_CLASSES)
+    B = torch.zeros(4, NUM_CLASSES)
+    B[1, 2] = math.log(0.9 * (NUM_CLASSES - 1) / 0.1)  # p(2) = 0.9
+    rows = [A[[0, 2]], A[[1, 3]], B[[0, 2]], B[[1, 3]]]
+    calls = []
+
+    def fake_forward(feats):
+        calls.append(feats[-1].shape[0])
+        return rows[(len(calls) - 1) % 4] + 0 * feats[-1].sum()
+
+    model.student.head.forward = fake_forward
+    losses = loss_step(model, batch)
+    assert float(losses['distill.proto.loss_pseudo']) == pytest.approx(
+        0.5 * -math.log(0.9) / 2, rel=1e-5)
+    assert float(losses['distill.proto.pseudo_ratio']) == 0.5
+    total, log_vars = model.parse_losses(losses)
+    assert 'distill.proto.loss_pseudo' in log_vars
+    model.branch_frozen = True
+    losses = loss_step(model, batch)
+    assert not any('pseudo' in k for k in losses)
+
+
+def test_branch_pseudo_loss_needs_the_branch():
+    with pytest.raises(ValueError, match='branch_pseudo_loss'):
+        build(
+            learner=None,
+            kl_loss=None,
+            branch_pseudo_loss=dict(type='mmprockd.PseudoLabelLoss'))
+
+
 def test_unlabelled_only_batch_and_gradients():
     """No labelled image: no task loss, the KL alone trains the student;
     an unlabelled image's features get a gradient through the KL only."""
