@@ -144,9 +144,15 @@ def test_unlabelled_split_leaves_the_others_and_carries_no_label(
     assert not set(unl) & set(item_ids(read_split(more, 'val')))
     np.testing.assert_array_equal(
         np.bincount([(v - 1) % 10 for v in unl], minlength=10), [5] * 10)
-    # a rebuild without the pool removes its meta file (no stale pointer)
+    # the oracle file: the same images, each with its true class (the
+    # fixture's item v is of class (v - 1) % 10)
+    oracle = read_split(more, 'unlabelled_oracle')
+    assert [r[0] for r in oracle] == [r[0] for r in rows]
+    assert [r[1] for r in oracle] == [(v - 1) % 10 for v in unl]
+    # a rebuild without the pool removes its meta files (no stale pointer)
     build(distinct_dir, more, 20, 30, 10, size=28, seed=4)
     assert not osp.exists(osp.join(more, 'meta', 'unlabelled.txt'))
+    assert not osp.exists(osp.join(more, 'meta', 'unlabelled_oracle.txt'))
     # mmpretrain reads the pool with gt_label -1
     from mmpretrain.datasets import CustomDataset
     build(distinct_dir, more, 20, 30, 10, size=28, seed=4, num_unlabelled=50)

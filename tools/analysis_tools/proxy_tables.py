@@ -93,7 +93,10 @@ TABLES = {
             'feat_mimic_unl', 'inv_proj_unl', 'probe_kd_unl',
             'prockd_own_area_stage1', 'prockd_own_area_kd_2stage_bfeat_unl',
             'feat_mimic_t224_unl', 'prockd_own_area_stage1_t224',
-            'prockd_own_area_kd_2stage_bfeat_t224_unl'
+            'prockd_own_area_kd_2stage_bfeat_t224_unl',
+            # session 13: the room above (the pool's true labels), and the
+            # branch that labels the pool itself
+            'student_oracle_unl', 'prockd_own_area_stage1_t224_pl_unl'
         ]),
     # session 11: the label maps of the 100 training canvases
     'seg_n100':
@@ -117,6 +120,12 @@ TABLES = {
         data='data/fmnist_canvas/n100_holdout/',
         build=dict(CANVAS_N100['build'], num_holdout=1000),
         work_dir='work_dirs/table_seg_n100_holdout',
-        variants=['student', 'student@2400',
-                  'prockd_own_1run_bfeat_t2x@1600']),
+        variants=[
+            'student',
+            'student@2400',
+            'prockd_own_1run_bfeat_t2x@1600',
+            # session 13: a longer student phase against a longer student
+            'student@3200',
+            'prockd_own_1run_bfeat_t2x@2400'
+        ]),
 }

@@ -636,6 +636,16 @@ CLS_VARIANTS: Dict[str, tuple] = {
                          **{'model.teacher': osp.join(CFG_DIR, CLS_STUDENT)}),
                     'KD (T 4) from the student alone, + 2000 '
                     'unlabelled images (self-training, no ImageNet teacher)'),
+    # [ours] not a method: the student alone given the pool's true labels
+    # (build_fmnist_cls.py writes them beside the pool, for this row only),
+    # in the batches of the *_unl rows: what a perfect labelling of the
+    # 2000 images could give this student, the room above the rows that
+    # only distil on them
+    'student_oracle_unl': ('upper bound [ours]', CLS_STUDENT, {
+        'unlabelled_ann': 'meta/unlabelled_oracle.txt',
+        'unlabelled_ratio': 1
+    }, 'upper bound, not a method: the student alone, the 2000 pool images '
+                           'with their true labels'),
     'prockd_own_area_pkd_kl1':
     ('recipe [ours]', CLS_PROCKD,
      dict(OWN_AREA, **{

@@ -22,7 +22,11 @@ of the counts and ``--seed`` only:
   holds (the next ones of every class's permutation, so ``train`` and
   ``val`` are the same with or without it). Its meta lines carry the label
   -1, which mmprockd's distillers read as "no label": the distillation
-  terms use these images, the task loss does not;
+  terms use these images, the task loss does not. Beside it,
+  ``meta/unlabelled_oracle.txt`` holds the same lines with the items' true
+  labels, for one analysis row only (the student given the labels the pool
+  lacks: how much a perfect labelling of the pool could give); no method
+  reads it;
 * ``holdout`` (only with ``--num-holdout N``): a second test split [ours],
   further items of t10k that ``test`` does not hold (the next ones of every
   class's permutation, so ``test`` is the same with or without it), with
@@ -45,6 +49,7 @@ classes. Output::
     <out>/{train,val,test}/000000.png          RGB, size x size
     <out>/meta/{train,val,test}.txt            lines "train/000000.png 3"
     <out>/meta/unlabelled.txt                  lines "unlabelled/000000.png -1"
+    <out>/meta/unlabelled_oracle.txt           the same with the true labels
     <out>/meta/holdout.txt                     lines "holdout/000000.png 3"
 
 The meta files are written last (through a temporary file and a rename),
@@ -88,6 +93,8 @@ from build_fmnist_canvas import CLASSES, load_split  # noqa: E402
 SPLITS = ('train', 'val', 'test')
 # the optional transfer set, written with this label in its meta lines
 UNLABELLED_SPLIT, UNLABELLED = 'unlabelled', -1
+# [ours] the pool's true labels, for the upper-bound row only
+ORACLE_META = 'unlabelled_oracle'
 HOLDOUT_SPLIT = 'holdout'
 VAL_SOURCES = ('train', 't10k')
 EXTRA_SPLITS = (UNLABELLED_SPLIT, HOLDOUT_SPLIT)
@@ -245,15 +252,15 @@ def plan(src: str,
 def write_all(items: Plan, out: str, size: int) -> Dict[str, int]:
     """Write every split of ``items`` under ``out``: the old meta files are
     removed first, the new ones written last (temporary file + rename).
-    An ``unlabelled`` split is written with the label -1 in its meta lines;
-    an old ``meta/unlabelled.txt`` or ``meta/holdout.txt`` is removed when
+    An ``unlabelled`` split is written with the label -1 in its meta lines
+    (and its true labels in ``meta/unlabelled_oracle.txt``); an old ``meta/unlabelled.txt`` or ``meta/holdout.txt`` is removed when
     ``items`` has no such split."""
     if size < 28:
         raise ValueError(f'build_fmnist_cls: size must be >= 28 (the '
                          f'Fashion-MNIST items are 28x28), got {size}')
     meta_dir = osp.join(out, 'meta')
     os.makedirs(meta_dir, exist_ok=True)
-    for split in SPLITS + EXTRA_SPLITS:
+    for split in SPLITS + EXTRA_SPLITS + (ORACLE_META, ):
         path = osp.join(meta_dir, f'{split}.txt')
         if osp.exists(path):
             os.remove(path)
@@ -262,9 +269,14 @@ def write_all(items: Plan, out: str, size: int) -> Dict[str, int]:
     for split in splits:
         images, labels, _ = items[split]
         if split == UNLABELLED_SPLIT:
-            labels = np.full(len(images), UNLABELLED)
+            true_labels, labels = labels, np.full(len(images), UNLABELLED)
         meta[split] = write_items(images, labels, out, split, size)
-    for split in splits:
+        if split == UNLABELLED_SPLIT:
+            meta[ORACLE_META] = [
+                f'{line.split()[0]} {int(y)}'
+                for line, y in zip(meta[split], true_labels)
+            ]
+    for split in meta:
         path = osp.join(meta_dir, f'{split}.txt')
         with open(path + '.tmp', 'w') as f:
             f.write(''.join(line + '\n' for line in meta[split]))
