@@ -87,16 +87,16 @@ TABLES = {
         data='data/fmnist_cls_n100_unl_t10kval/',
         build=dict(CLS_N100_UNL, num_holdout=7000, val_source='t10k'),
         work_dir='work_dirs/table_cls_n100_unl_t10kval',
+        # session 13 added the last two: the room above (the pool's true
+        # labels, an upper bound) and a branch that labels the pool itself
         variants=[
             'student', 'student@2000', 'student@3000', 'feat_mimic',
             'inv_proj', 'prockd', 'teacher_probe', 'probe_kd',
             'feat_mimic_unl', 'inv_proj_unl', 'probe_kd_unl',
             'prockd_own_area_stage1', 'prockd_own_area_kd_2stage_bfeat_unl',
             'feat_mimic_t224_unl', 'prockd_own_area_stage1_t224',
-            'prockd_own_area_kd_2stage_bfeat_t224_unl',
-            # session 13: the room above (the pool's true labels), and the
-            # branch that labels the pool itself
-            'student_oracle_unl', 'prockd_own_area_stage1_t224_pl_unl'
+            'prockd_own_area_kd_2stage_bfeat_t224_unl', 'student_oracle_unl',
+            'prockd_own_area_stage1_t224_pl_unl'
         ]),
     # session 11: the label maps of the 100 training canvases
     'seg_n100':
@@ -120,12 +120,10 @@ TABLES = {
         data='data/fmnist_canvas/n100_holdout/',
         build=dict(CANVAS_N100['build'], num_holdout=1000),
         work_dir='work_dirs/table_seg_n100_holdout',
+        # session 13 added the last two: a longer student phase against a
+        # longer student
         variants=[
-            'student',
-            'student@2400',
-            'prockd_own_1run_bfeat_t2x@1600',
-            # session 13: a longer student phase against a longer student
-            'student@3200',
-            'prockd_own_1run_bfeat_t2x@2400'
+            'student', 'student@2400', 'prockd_own_1run_bfeat_t2x@1600',
+            'student@3200', 'prockd_own_1run_bfeat_t2x@2400'
         ]),
 }

@@ -253,8 +253,8 @@ def write_all(items: Plan, out: str, size: int) -> Dict[str, int]:
     """Write every split of ``items`` under ``out``: the old meta files are
     removed first, the new ones written last (temporary file + rename).
     An ``unlabelled`` split is written with the label -1 in its meta lines
-    (and its true labels in ``meta/unlabelled_oracle.txt``); an old ``meta/unlabelled.txt`` or ``meta/holdout.txt`` is removed when
-    ``items`` has no such split."""
+    (and its true labels in ``meta/unlabelled_oracle.txt``); old meta
+    files of a split that ``items`` lacks are removed."""
     if size < 28:
         raise ValueError(f'build_fmnist_cls: size must be >= 28 (the '
                          f'Fashion-MNIST items are 28x28), got {size}')
