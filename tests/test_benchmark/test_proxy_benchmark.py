@@ -795,7 +795,11 @@ def test_unlabelled_rows_keep_the_students_labelled_batches(tmp_path):
     src = _random_fmnist(tmp_path)
     data = str(tmp_path / 'cls')
     build_cls(src, data, 20, 10, 10, size=32, seed=0, num_unlabelled=20)
-    unl_rows = [v for v in CLS_VARIANTS if v.endswith('_unl')]
+    # the upper-bound row reads the pool's true labels instead (below)
+    unl_rows = [
+        v for v in CLS_VARIANTS
+        if v.endswith('_unl') and v != 'student_oracle_unl'
+    ]
     assert 'prockd_own_area_kd_2stage_bfeat_unl' in unl_rows
     for v in unl_rows:
         assert CLS_VARIANTS[v][2]['unlabelled_ann'] == 'meta/unlabelled.txt'
@@ -827,6 +831,16 @@ def test_unlabelled_rows_keep_the_students_labelled_batches(tmp_path):
         paths = [s.img_path for s in batch['data_samples']]
         assert paths[:4] == [s.img_path for s in ref['data_samples']]
         assert all('/unlabelled/' in p for p in paths[4:])
+    # the upper bound: the same labelled batches, and the same pool images
+    # in the same order, with their true labels
+    _, oracle = loader('student_oracle_unl')
+    _, mixed = loader('feat_mimic_unl')
+    for _ in range(6):
+        batch, ref = next(oracle), next(mixed)
+        assert [s.img_path for s in batch['data_samples']] == \
+            [s.img_path for s in ref['data_samples']]
+        labels = [int(s.gt_label) for s in batch['data_samples']]
+        assert all(0 <= x < 10 for x in labels)
     # without the pool: an error that names the missing file
     os.remove(osp.join(data, 'meta', 'unlabelled.txt'))
     with pytest.raises(FileNotFoundError, match='unlabelled.txt'):
