@@ -795,14 +795,21 @@ def test_unlabelled_rows_keep_the_students_labelled_batches(tmp_path):
     src = _random_fmnist(tmp_path)
     data = str(tmp_path / 'cls')
     build_cls(src, data, 20, 10, 10, size=32, seed=0, num_unlabelled=20)
-    # the upper-bound row reads the pool's true labels instead (below)
-    unl_rows = [
-        v for v in CLS_VARIANTS
-        if v.endswith('_unl') and v != 'student_oracle_unl'
-    ]
-    assert 'prockd_own_area_kd_2stage_bfeat_unl' in unl_rows
-    for v in unl_rows:
-        assert CLS_VARIANTS[v][2]['unlabelled_ann'] == 'meta/unlabelled.txt'
+    # every *_unl row reads the pool: without labels, or with the labels
+    # label_pool.py propagated (*_lp_unl), or with its true labels (the
+    # upper-bound row, below)
+    anns = {
+        v: CLS_VARIANTS[v][2]['unlabelled_ann']
+        for v in CLS_VARIANTS if v.endswith('_unl')
+    }
+    assert anns['prockd_own_area_kd_2stage_bfeat_unl'] == 'meta/unlabelled.txt'
+    assert anns['student_oracle_unl'] == 'meta/unlabelled_oracle.txt'
+    assert anns['student_lp_unl'] == 'meta/unlabelled_lp.txt'
+    for v, ann in anns.items():
+        if v.endswith('_lp_unl'):
+            assert ann == 'meta/unlabelled_lp.txt', v
+        elif v != 'student_oracle_unl':
+            assert ann == 'meta/unlabelled.txt', v
 
     def loader(variant):
         cfg = build_cfg(

@@ -40,8 +40,8 @@ from proxy_report import (aggregate, format_table, git_commit, load_results,
                           provenance)
 from proxy_run import holdout_file, run_one
 from proxy_tables import TABLES, split_run
-from proxy_variants import (CLS_SIZES, EQUAL_TIME, NEEDS, SEG_SIZES, SIZES,
-                            TASKS)
+from proxy_variants import (CLS_SIZES, EQUAL_TIME, LP_ANN, LP_LABELLER, NEEDS,
+                            SEG_SIZES, SIZES, TASKS)
 
 
 # -------------------------------------------------------------- driver
@@ -158,8 +158,25 @@ def _ensure_data(args: argparse.Namespace) -> None:
             if split == 'test' or build.get(f'num_{split}')
         ]
     missing = [ann for ann in anns if not osp.isfile(ann)]
-    if not missing:
-        return
+    if missing:
+        _build_data(args, missing)
+    if args.task == 'cls':
+        _ensure_pool_labels(args)
+
+
+def _ensure_pool_labels(args: argparse.Namespace) -> None:
+    """[ours] The propagated pool labels (``LP_ANN``) that the ``*_lp_unl``
+    rows read, written by label_pool.py once, before the first run."""
+    readers = [
+        v for v in args.variants if TASKS['cls']['variants'][split_run(v)[0]]
+        [2].get('unlabelled_ann') == LP_ANN
+    ]
+    if readers and not osp.isfile(osp.join(args.data_root, LP_ANN)):
+        from label_pool import label_pool
+        label_pool(data_root=args.data_root, out=LP_ANN, **LP_LABELLER)
+
+
+def _build_data(args: argparse.Namespace, missing: List[str]) -> None:
     if not args.fmnist:
         raise FileNotFoundError(
             f'proxy_benchmark: no {" or ".join(missing)}; pass --fmnist <dir '

@@ -60,6 +60,8 @@ NEEDS['prockd_own_area_kd_2stage_bfeat_pkd_unl'] = 'prockd_own_area_stage1'
 NEEDS['prockd_own_2stage_bfeat'] = 'prockd_own_stage1'
 NEEDS['prockd_own_area_kd_2stage_bfeat_t224_pl_unl'] = \
     'prockd_own_area_stage1_t224_pl_unl'
+NEEDS['prockd_own_area_kd_2stage_bfeat_t224_lp_unl'] = \
+    'prockd_own_area_stage1_t224_lp_unl'
 # the config key a needed run's checkpoint goes to, if not teacher_ckpt
 NEEDS_KEY = {
     'prockd_signed_own_2stage': 'model.branch_ckpt',
@@ -79,6 +81,7 @@ NEEDS_KEY = {
     'prockd_own_area_kd_2stage_bfeat_pkd_unl': 'model.branch_ckpt',
     'prockd_own_2stage_bfeat': 'model.branch_ckpt',
     'prockd_own_area_kd_2stage_bfeat_t224_pl_unl': 'model.branch_ckpt',
+    'prockd_own_area_kd_2stage_bfeat_t224_lp_unl': 'model.branch_ckpt',
 }
 # [ours] stage 1 of two-stage ProC-KD: the branch learns (no KL, so the
 # student of this run is the student alone's), and its weights are kept
@@ -352,6 +355,13 @@ UNLABELLED_CACHED = dict(
         'model.teacher_cache.max_items': 5000,
         'model.branch_cache.max_items': 5000
     })
+# [ours] the pool labelled by label propagation over the 224 px teacher's
+# pooled features (tools/analysis_tools/label_pool.py; proxy_benchmark.py
+# writes it before the first row that reads it): 79.9 % right on the
+# proxy's pool, where the stage-1 branch is right about 75 % of the time
+LP_ANN = 'meta/unlabelled_lp.txt'
+LP_LABELLER = dict(config=osp.join(CFG_DIR, CLS_PROCKD), input_scale=3.5)
+LABELLED_POOL = {'unlabelled_ann': LP_ANN, 'unlabelled_ratio': 1}
 # [ours] stage 1 on the transfer set too: the branch labels the unlabelled
 # images it is sure of (class probability >= 0.95, FixMatch's threshold,
 # fixed before any run) and learns from them (PseudoLabelLoss); measured
@@ -624,6 +634,33 @@ CLS_VARIANTS: Dict[str, tuple] = {
              'model.branch_feat_loss': BFEAT,
              'model.teacher.input_scale': 3.5
          }), 'the chosen recipe from the self-trained branch'),
+    # [ours] every row given the pool with the labels label_pool.py
+    # propagated from the teacher's features (LP_ANN): the student alone
+    # (the baseline that needs no distillation), PKD, and the chosen recipe
+    # whose stage-1 branch also trains on them
+    'student_lp_unl': ('pool labels [ours]', CLS_STUDENT, LABELLED_POOL,
+                       'student alone, + 2000 images labelled by label '
+                       'propagation over the teacher\'s features'),
+    'feat_mimic_lp_unl': ('pool labels [ours]', CLS_FEAT,
+                          dict(LABELLED_POOL,
+                               **{'model.teacher_cache.max_items':
+                                  5000}), 'PKD, + the 2000 propagated labels'),
+    'prockd_own_area_stage1_t224_lp_unl':
+    ('pool labels [ours]', CLS_PROCKD,
+     dict(
+         OWN_AREA, **STAGE1, **LABELLED_POOL, **{
+             'model.teacher.input_scale': 3.5,
+             'model.teacher_cache.max_items': 5000
+         }), 'two-stage, stage 1, 224 px, the branch also trains on the '
+     'propagated labels'),
+    'prockd_own_area_kd_2stage_bfeat_t224_lp_unl':
+    ('pool labels [ours]', CLS_PROCKD,
+     dict(
+         OWN_AREA, **HINTON, **STAGE2_CACHED,
+         **dict(UNLABELLED_CACHED, **LABELLED_POOL), **{
+             'model.branch_feat_loss': BFEAT,
+             'model.teacher.input_scale': 3.5
+         }), 'the chosen recipe from that branch, + the propagated labels'),
     # the control without an ImageNet teacher: the unlabelled images get
     # the soft labels of the student alone (trained on the 100 labelled
     # images, same seed), i.e. self-training, the semi-supervised baseline
