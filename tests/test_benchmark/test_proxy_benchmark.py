@@ -157,6 +157,14 @@ def test_a_table_names_the_split_files_its_data_lacks(tmp_path):
         'the Fashion-MNIST IDX files> to build the data')
     (meta / 'holdout.txt').write_text('')
     _ensure_data(args)
+    # a row that reads the pool's true labels needs their file too (a data
+    # dir built before the builder wrote it is built again)
+    args = parse_args([
+        '--table', 'cls_n100_unl', '--data-root',
+        str(tmp_path / 'cls'), '--variants', 'student', 'student_oracle_unl'
+    ])
+    with pytest.raises(FileNotFoundError, match='unlabelled_oracle.txt'):
+        _ensure_data(args)
 
 
 def test_provenance_names_command_commits_machine_and_date():

@@ -157,6 +157,13 @@ def _ensure_data(args: argparse.Namespace) -> None:
             for split in ('test', 'unlabelled', 'holdout')
             if split == 'test' or build.get(f'num_{split}')
         ]
+        # and what the rows read beside the pool that the builder writes
+        # (the oracle labels; the propagated ones come after the build)
+        for v in args.variants:
+            ann = TASKS['cls']['variants'][split_run(v)[0]][2].get(
+                'unlabelled_ann')
+            if ann and ann != LP_ANN:
+                anns.append(osp.join(args.data_root, ann))
     missing = [ann for ann in anns if not osp.isfile(ann)]
     if missing:
         _build_data(args, missing)
