@@ -127,7 +127,7 @@ TABLES = {
         # longer student, and the feature baselines at its length
         variants=[
             'student', 'student@2400', 'prockd_own_1run_bfeat_t2x@1600',
-            'student@3200', 'prockd_own_1run_bfeat_t2x@2400', 'feat_mimic@2400',
-            'inv_proj@2400'
+            'student@3200', 'prockd_own_1run_bfeat_t2x@2400',
+            'feat_mimic@2400', 'inv_proj@2400'
         ]),
 }
