@@ -790,12 +790,14 @@ class ProtoDistiller(BaseModel):
         for k, v in proto_losses.items():
             distill[f'distill.proto.{k}'] = _scale(v, self.proto_weight *
                                                    scale) if 'loss' in k else v
-        unlabelled = self.branch_iface.unlabelled(data_samples)
-        if self.branch_pseudo_loss is not None and not frozen and unlabelled:
-            loss, ratio = self.branch_pseudo_loss(proto_logits[0][unlabelled])
-            distill['distill.proto.loss_pseudo'] = \
-                loss * self.proto_weight * scale
-            distill['distill.proto.pseudo_ratio'] = ratio
+        if self.branch_pseudo_loss is not None and not frozen:
+            unlabelled = self.branch_iface.unlabelled(data_samples)
+            if unlabelled:
+                loss, ratio = self.branch_pseudo_loss(
+                    proto_logits[0][unlabelled])
+                distill['distill.proto.loss_pseudo'] = \
+                    loss * self.proto_weight * scale
+                distill['distill.proto.pseudo_ratio'] = ratio
         return (list(proto_logits),
                 [proto_feats[i] for i in self.proto_levels], teacher_feats)
 
