@@ -123,11 +123,12 @@ TABLES = {
         data='data/fmnist_canvas/n100_holdout/',
         build=dict(CANVAS_N100['build'], num_holdout=1000),
         work_dir='work_dirs/table_seg_n100_holdout',
-        # session 13 added the last four: a longer student phase against a
-        # longer student, and the feature baselines at its length
+        # session 13 added the last seven: a longer student phase against
+        # a longer student, and the other rows at its length
         variants=[
             'student', 'student@2400', 'prockd_own_1run_bfeat_t2x@1600',
             'student@3200', 'prockd_own_1run_bfeat_t2x@2400',
-            'feat_mimic@2400', 'inv_proj@2400'
+            'feat_mimic@2400', 'inv_proj@2400', 'teacher_probe',
+            'probe_kd@2400', 'prockd@2400'
         ]),
 }
