@@ -167,6 +167,40 @@ def test_a_table_names_the_split_files_its_data_lacks(tmp_path):
         _ensure_data(args)
 
 
+def test_a_table_writes_the_propagated_pool_labels_once(tmp_path, monkeypatch):
+    """[ours] A ``*_lp_unl`` row reads labels label_pool.py writes: the
+    table writes them, with the proxy's labeller settings, before any run,
+    and only when they are missing."""
+    import label_pool
+    from proxy_benchmark import _ensure_data
+    from proxy_variants import LP_ANN, LP_LABELLER
+    meta = tmp_path / 'cls' / 'meta'
+    meta.mkdir(parents=True)
+    for split in ('test', 'unlabelled', 'holdout'):
+        (meta / f'{split}.txt').write_text('')
+    calls = []
+    monkeypatch.setattr(label_pool, 'label_pool',
+                        lambda **kw: calls.append(kw))
+    args = parse_args([
+        '--table', 'cls_n100_unl', '--data-root',
+        str(tmp_path / 'cls'), '--variants', 'student', 'feat_mimic_lp_unl'
+    ])
+    _ensure_data(args)
+    assert calls == [
+        dict(data_root=str(tmp_path / 'cls'), out=LP_ANN, **LP_LABELLER)
+    ]
+    (tmp_path / 'cls' / LP_ANN).write_text('')
+    _ensure_data(args)
+    assert len(calls) == 1
+    # a table without such a row does not write them
+    (tmp_path / 'cls' / LP_ANN).unlink()
+    _ensure_data(
+        parse_args(
+            ['--table', 'cls_n100_unl', '--data-root',
+             str(tmp_path / 'cls')]))
+    assert len(calls) == 1
+
+
 def test_provenance_names_command_commits_machine_and_date():
     import platform
 

@@ -23,7 +23,10 @@ for the pool from them:
    for ``iters`` steps from the one-hot labels ``Y``; each pool image
    takes its arg max.
 
-The output has the pool's lines in the pool's order, each with a label; it
+Written here because none of our dependencies has it: scikit-learn's
+``LabelSpreading`` would mean a new dependency, and its k-NN kernel has no
+similarity weighting. The output has the pool's lines in the pool's order,
+each with a label; it
 is written atomically and may not be either input. The graph is dense:
 memory grows with the square of the images (about 18 MB for 2100), so more
 than ``MAX_IMAGES`` are refused. Usage::

@@ -157,30 +157,31 @@ def _ensure_data(args: argparse.Namespace) -> None:
             for split in ('test', 'unlabelled', 'holdout')
             if split == 'test' or build.get(f'num_{split}')
         ]
-        # and what the rows read beside the pool that the builder writes
-        # (the oracle labels; the propagated ones come after the build)
-        for v in args.variants:
-            ann = TASKS['cls']['variants'][split_run(v)[0]][2].get(
-                'unlabelled_ann')
-            if ann and ann != LP_ANN:
-                anns.append(osp.join(args.data_root, ann))
+        # and the pool files the rows read that the builder writes (the
+        # oracle labels; the propagated ones are written after the build)
+        pools = _pool_files(args.variants)
+        anns += [
+            osp.join(args.data_root, ann) for ann in sorted(pools)
+            if ann != LP_ANN
+        ]
     missing = [ann for ann in anns if not osp.isfile(ann)]
     if missing:
         _build_data(args, missing)
-    if args.task == 'cls':
-        _ensure_pool_labels(args)
-
-
-def _ensure_pool_labels(args: argparse.Namespace) -> None:
-    """[ours] The propagated pool labels (``LP_ANN``) that the ``*_lp_unl``
-    rows read, written by label_pool.py once, before the first run."""
-    readers = [
-        v for v in args.variants if TASKS['cls']['variants'][split_run(v)[0]]
-        [2].get('unlabelled_ann') == LP_ANN
-    ]
-    if readers and not osp.isfile(osp.join(args.data_root, LP_ANN)):
+    if args.task == 'cls' and LP_ANN in pools and \
+            not osp.isfile(osp.join(args.data_root, LP_ANN)):
+        # [ours] the labels label_pool.py propagates, once, before any run
         from label_pool import label_pool
         label_pool(data_root=args.data_root, out=LP_ANN, **LP_LABELLER)
+
+
+def _pool_files(variants: Sequence[str]) -> set:
+    """The pool annotation files (``unlabelled_ann``) of classification
+    rows."""
+    rows = TASKS['cls']['variants']
+    return {
+        rows[split_run(v)[0]][2]['unlabelled_ann']
+        for v in variants if 'unlabelled_ann' in rows[split_run(v)[0]][2]
+    }
 
 
 def _build_data(args: argparse.Namespace, missing: List[str]) -> None:
