@@ -87,9 +87,11 @@ TABLES = {
         data='data/fmnist_cls_n100_unl_t10kval/',
         build=dict(CLS_N100_UNL, num_holdout=7000, val_source='t10k'),
         work_dir='work_dirs/table_cls_n100_unl_t10kval',
-        # session 13 added the last six: the room above (the pool's true
-        # labels, an upper bound), a branch that labels the pool itself, and
-        # the rows given the labels label_pool.py propagates over the pool
+        # session 13 added the six before the last three: the room above
+        # (the pool's true labels, an upper bound), a branch that labels the
+        # pool itself, and the rows given the labels label_pool.py
+        # propagates over the pool; session 14 the last three:
+        # prototype-assignment distillation and its control
         variants=[
             'student', 'student@2000', 'student@3000', 'feat_mimic',
             'inv_proj', 'prockd', 'teacher_probe', 'probe_kd',
@@ -99,7 +101,10 @@ TABLES = {
             'prockd_own_area_kd_2stage_bfeat_t224_unl', 'student_oracle_unl',
             'prockd_own_area_stage1_t224_pl_unl', 'student_lp_unl',
             'feat_mimic_lp_unl', 'prockd_own_area_stage1_t224_lp_unl',
-            'prockd_own_area_kd_2stage_bfeat_t224_lp_unl'
+            'prockd_own_area_kd_2stage_bfeat_t224_lp_unl',
+            'prockd_own_area_stage1_t224_ap_lp_unl',
+            'prockd_own_area_kd_2stage_bfeat_t224_ap_lp_unl',
+            'prockd_own_area_kd_2stage_bfeat_assign_t224_ap_lp_unl'
         ]),
     # session 11: the label maps of the 100 training canvases
     'seg_n100':

@@ -62,6 +62,10 @@ NEEDS['prockd_own_area_kd_2stage_bfeat_t224_pl_unl'] = \
     'prockd_own_area_stage1_t224_pl_unl'
 NEEDS['prockd_own_area_kd_2stage_bfeat_t224_lp_unl'] = \
     'prockd_own_area_stage1_t224_lp_unl'
+NEEDS['prockd_own_area_kd_2stage_bfeat_t224_ap_lp_unl'] = \
+    'prockd_own_area_stage1_t224_ap_lp_unl'
+NEEDS['prockd_own_area_kd_2stage_bfeat_assign_t224_ap_lp_unl'] = \
+    'prockd_own_area_stage1_t224_ap_lp_unl'
 # the config key a needed run's checkpoint goes to, if not teacher_ckpt
 NEEDS_KEY = {
     'prockd_signed_own_2stage': 'model.branch_ckpt',
@@ -82,6 +86,9 @@ NEEDS_KEY = {
     'prockd_own_2stage_bfeat': 'model.branch_ckpt',
     'prockd_own_area_kd_2stage_bfeat_t224_pl_unl': 'model.branch_ckpt',
     'prockd_own_area_kd_2stage_bfeat_t224_lp_unl': 'model.branch_ckpt',
+    'prockd_own_area_kd_2stage_bfeat_t224_ap_lp_unl': 'model.branch_ckpt',
+    'prockd_own_area_kd_2stage_bfeat_assign_t224_ap_lp_unl':
+    'model.branch_ckpt',
 }
 # [ours] stage 1 of two-stage ProC-KD: the branch learns (no KL, so the
 # student of this run is the student alone's), and its weights are kept
@@ -368,6 +375,13 @@ LABELLED_POOL = {'unlabelled_ann': LP_ANN, 'unlabelled_ratio': 1}
 # offline first: self-training a linear probe on the 224 px teacher's
 # pooled features lifted it from 77.6 to 79.8 % on the t10k val
 PSEUDO = dict(type='mmprockd.PseudoLabelLoss', threshold=0.95)
+# [ours] prototype-assignment distillation (issue 10's last idea): the
+# student's level, projected, assigned over the frozen branch's prototypes
+# like the teacher's tokens (PrototypeAssignLoss); the weight was fixed
+# before any run. Its branch starts the assignment from the prototypes
+# (NetVLAD's init): the authors' init leaves it uniform, nothing to distil
+ASSIGN = dict(type='mmprockd.PrototypeAssignLoss', loss_weight=1.0)
+ASSIGN_INIT = {'model.learner.assign_init': 'prototypes'}
 PSEUDO_STAGE1 = dict(
     UNLABELLED, **{
         'model.teacher_cache.max_items': 5000,
@@ -661,6 +675,33 @@ CLS_VARIANTS: Dict[str, tuple] = {
              'model.branch_feat_loss': BFEAT,
              'model.teacher.input_scale': 3.5
          }), 'the chosen recipe from that branch, + the propagated labels'),
+    # [ours] the same three with the branch's assignment started from the
+    # prototypes, and the candidate that distils that assignment
+    'prockd_own_area_stage1_t224_ap_lp_unl':
+    ('pool labels [ours]', CLS_PROCKD,
+     dict(
+         OWN_AREA, **STAGE1, **LABELLED_POOL, **ASSIGN_INIT, **{
+             'model.teacher.input_scale': 3.5,
+             'model.teacher_cache.max_items': 5000
+         }), 'prockd_own_area_stage1_t224_lp_unl, the assignment started '
+     'from the prototypes'),
+    'prockd_own_area_kd_2stage_bfeat_t224_ap_lp_unl':
+    ('pool labels [ours]', CLS_PROCKD,
+     dict(
+         OWN_AREA, **HINTON, **STAGE2_CACHED,
+         **dict(UNLABELLED_CACHED, **LABELLED_POOL), **ASSIGN_INIT, **{
+             'model.branch_feat_loss': BFEAT,
+             'model.teacher.input_scale': 3.5
+         }), 'the chosen recipe from that branch, + the propagated labels'),
+    'prockd_own_area_kd_2stage_bfeat_assign_t224_ap_lp_unl':
+    ('pool labels [ours]', CLS_PROCKD,
+     dict(
+         OWN_AREA, **HINTON, **STAGE2_CACHED,
+         **dict(UNLABELLED_CACHED, **LABELLED_POOL), **ASSIGN_INIT, **{
+             'model.branch_feat_loss': BFEAT,
+             'model.assign_loss': ASSIGN,
+             'model.teacher.input_scale': 3.5
+         }), 'the same + prototype-assignment distillation'),
     # the control without an ImageNet teacher: the unlabelled images get
     # the soft labels of the student alone (trained on the 100 labelled
     # images, same seed), i.e. self-training, the semi-supervised baseline

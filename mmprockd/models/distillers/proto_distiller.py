@@ -21,7 +21,7 @@ the optimizer, and ``model.train()`` cannot switch it out of eval.
 """
 import os.path as osp
 from contextlib import nullcontext
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import MMLogger
@@ -35,6 +35,18 @@ from .frozen_teacher import FrozenTeacher, deepcopy_sharing
 from .rank_mean import RankMeanLogVars
 from .student_interface import StudentInterface, keep_norm_stats
 from .teacher_cache import TeacherFeatureCache, sample_key
+
+
+class BranchOutputs(NamedTuple):
+    """What the prototype branch gives for a batch: its head's logits, its
+    maps of the prototype levels, the learner's assignments of those levels
+    (empty when cached without ``assign_loss``) and the teacher features
+    (None when the branch cache served some images)."""
+    logits: List[Tensor]
+    maps: List[Tensor]
+    assigns: List[Tensor]
+    teacher_feats: Optional[List[Tensor]]
+
 
 LossDict = Dict[str, Union[Tensor, List[Tensor]]]
 
@@ -102,6 +114,12 @@ class ProtoDistiller(BaseModel):
             -1) are labels too (``distill.proto.loss_pseudo``, scaled like
             the branch's task loss; ``distill.proto.pseudo_ratio`` logs the
             share labelled). Needs the prototype branch and a classifier.
+        assign_loss (dict, optional): [ours] :class:`PrototypeAssignLoss`
+            config: the student's prototype levels, projected to the
+            learner's D channels, learn to be assigned over the prototypes
+            as the branch's tokens are (``distill.loss_assign``), the
+            issue's "prototype-assignment distillation"; ``student_channels``
+            and ``channels`` are filled in. Needs the prototype branch.
         student_ckpt (str, optional): start the student from these weights
             (a plain student checkpoint or a ProtoDistiller one).
         branch_ckpt (str, optional): [ours] start the prototype branch (the
@@ -186,6 +204,7 @@ class ProtoDistiller(BaseModel):
                  feat_loss: Optional[dict] = None,
                  branch_feat_loss: Optional[dict] = None,
                  branch_pseudo_loss: Optional[dict] = None,
+                 assign_loss: Optional[dict] = None,
                  student_ckpt: Optional[str] = None,
                  branch_ckpt: Optional[str] = None,
                  sync_student_prototypes: bool = True,
@@ -308,6 +327,17 @@ class ProtoDistiller(BaseModel):
                     f'{None if self.learner is None else "..."} and a '
                     f'{self.iface.family!r} student')
             self.branch_pseudo_loss = MODELS.build(branch_pseudo_loss)
+        self.assign_loss = None
+        if assign_loss is not None:
+            if self.learner is None:
+                raise ValueError('ProtoDistiller: assign_loss needs the '
+                                 'prototype branch (learner)')
+            assign_loss = dict(assign_loss)
+            assign_loss.setdefault(
+                'student_channels',
+                [self.student_channels[i] for i in self.proto_levels])
+            assign_loss.setdefault('channels', self.learner.channels)
+            self.assign_loss = MODELS.build(assign_loss)
         self._check_student_plugins()
         torch.set_rng_state(rng_after_student)
 
@@ -526,20 +556,24 @@ class ProtoDistiller(BaseModel):
         gradient for each of them on steps that skip distillation."""
         mods = [
             self.learner, self.augment, self.level_adapter, self.feat_loss,
-            self.branch_student
+            self.branch_student, self.assign_loss
         ]
         params = [p for m in mods if m is not None for p in m.parameters()]
         if not params:
             return None
         return sum(p.view(-1)[0] for p in params) * 0.0
 
-    def prototype_branch(self, teacher_feats: List[Tensor],
-                         student_feats: Tuple[Tensor,
-                                              ...]) -> Tuple[Tensor, ...]:
+    def prototype_branch(
+        self,
+        teacher_feats: List[Tensor],
+        student_feats: Tuple[Tensor, ...],
+        return_assign: bool = False
+    ) -> Union[Tuple[Tensor, ...], Tuple[Tuple[Tensor, ...], List[Tensor]]]:
         """The student's feature tuple with the prototype levels replaced by
-        the augmented teacher features."""
+        the augmented teacher features; with ``return_assign`` also the
+        learner's soft assignment of every prototype level."""
         sizes = [student_feats[i].shape[-2:] for i in self.proto_levels]
-        f_v = self.learner(teacher_feats, sizes)
+        f_v, assigns = self.learner(teacher_feats, sizes, return_assign=True)
         a_t = [
             self.augment(f, self.learner.get_prototypes(j))
             for j, f in enumerate(f_v)
@@ -548,6 +582,8 @@ class ProtoDistiller(BaseModel):
         feats = [f.detach() for f in student_feats]
         for j, i in enumerate(self.proto_levels):
             feats[i] = a_t[j]
+        if return_assign:
+            return tuple(feats), assigns
         return tuple(feats)
 
     def branch_cache_refusal(self, has_learner: bool,
@@ -703,13 +739,18 @@ class ProtoDistiller(BaseModel):
                 idx, inputs, feats, data_samples, student_logits)
             teacher_feats = None
             if self.learner is not None:
-                proto_logits, proto_maps, teacher_feats = \
-                    self._branch_outputs(inputs, feats, data_samples,
-                                         distill, scale)
+                out = self._branch_outputs(inputs, feats, data_samples,
+                                           distill, scale)
+                proto_logits, teacher_feats = out.logits, out.teacher_feats
                 if self.branch_feat_loss is not None:
                     distill['distill.loss_branch_feat'] = scale * \
                         self.branch_feat_loss(
-                            [feats[i] for i in self.proto_levels], proto_maps)
+                            [feats[i] for i in self.proto_levels], out.maps)
+                if self.assign_loss is not None:
+                    distill['distill.loss_assign'] = scale * \
+                        self.assign_loss(
+                            [feats[i] for i in self.proto_levels],
+                            out.assigns, self.learner)
                 kl_scale = float(self.kl_scale)
                 if self.kl_loss is not None and kl_scale > 0:
                     valid = self.iface.ignore_masks(data_samples,
@@ -769,15 +810,17 @@ class ProtoDistiller(BaseModel):
 
     def _run_branch(self, inputs: Tensor, feats: Tuple[Tensor, ...],
                     data_samples: list, distill: LossDict,
-                    scale: float) -> Tuple[List[Tensor], List[Tensor]]:
-        """The prototype branch on these images: its head's logits and its
-        prototype-level maps; its task losses go into ``distill``."""
+                    scale: float) -> 'BranchOutputs':
+        """The prototype branch on these images: its head's logits, its
+        prototype-level maps and assignments; its task losses go into
+        ``distill``."""
         teacher_feats = self._teacher_features(inputs, data_samples)
         own = self.branch_student is not None
         frozen = self._branch_frozen
         # a frozen branch is a fixed teacher: no graph, no task loss
         with torch.no_grad() if frozen else nullcontext():
-            proto_feats = self.prototype_branch(teacher_feats, feats)
+            proto_feats, assigns = self.prototype_branch(
+                teacher_feats, feats, return_assign=True)
             proto_losses, proto_logits = self.branch_iface.loss(
                 inputs,
                 proto_feats,
@@ -798,16 +841,18 @@ class ProtoDistiller(BaseModel):
                 distill['distill.proto.loss_pseudo'] = \
                     loss * self.proto_weight * scale
                 distill['distill.proto.pseudo_ratio'] = ratio
-        return (list(proto_logits),
-                [proto_feats[i] for i in self.proto_levels], teacher_feats)
+        return BranchOutputs(
+            list(proto_logits), [proto_feats[i] for i in self.proto_levels],
+            [a.detach() for a in assigns], teacher_feats)
 
-    def _branch_outputs(
-        self, inputs: Tensor, feats: Tuple[Tensor, ...], data_samples: list,
-        distill: LossDict, scale: float
-    ) -> Tuple[List[Tensor], List[Tensor], Optional[List[Tensor]]]:
-        """The branch's logits and prototype-level maps for the batch, and
-        the teacher features if they were computed for all of it; a frozen
-        branch with ``branch_cache`` runs only on the images it lacks."""
+    def _branch_outputs(self, inputs: Tensor, feats: Tuple[Tensor, ...],
+                        data_samples: list, distill: LossDict,
+                        scale: float) -> 'BranchOutputs':
+        """The branch's logits, prototype-level maps and assignments for
+        the batch, and the teacher features if they were computed for all
+        of it; a frozen branch with ``branch_cache`` runs only on the
+        images it lacks (and caches the maps and assignments only if a
+        loss reads them)."""
         if not (self._branch_frozen and self.branch_cache is not None):
             return self._run_branch(inputs, feats, data_samples, distill,
                                     scale)
@@ -818,18 +863,23 @@ class ProtoDistiller(BaseModel):
             idx = torch.tensor(missing, device=inputs.device)
             sub_inputs, sub_feats, sub_samples, _ = take_images(
                 idx, inputs, feats, data_samples, [])
-            logits, maps, _ = self._run_branch(sub_inputs, sub_feats,
-                                               sub_samples, distill, scale)
-            fresh = logits + (maps if self.branch_feat_loss else [])
+            out = self._run_branch(sub_inputs, sub_feats, sub_samples, distill,
+                                   scale)
+            fresh = out.logits + (out.maps if self.branch_feat_loss else []) \
+                + (out.assigns if self.assign_loss else [])
             self.branch_cache.put([keys[i] for i in missing], fresh)
             for j, i in enumerate(missing):
                 # as a later hit returns it: rounded to the stored dtype
                 cached[i] = [
                     x[j].to(self.branch_cache.dtype).float() for x in fresh
                 ]
-        n_maps = len(self.proto_levels) if self.branch_feat_loss else 0
+        n_levels = len(self.proto_levels)
+        n_maps = n_levels if self.branch_feat_loss else 0
+        n_assigns = n_levels if self.assign_loss else 0
         outs = [torch.stack(level) for level in zip(*cached)]
-        return outs[:len(outs) - n_maps], outs[len(outs) - n_maps:], None
+        n_logits = len(outs) - n_maps - n_assigns
+        return BranchOutputs(outs[:n_logits], outs[n_logits:n_logits + n_maps],
+                             outs[n_logits + n_maps:], None)
 
     def parse_losses(self, losses: LossDict) -> Tuple[Tensor, dict]:
         """mmengine's total loss, which is backpropagated as it is, and

@@ -255,6 +255,30 @@ class PrototypeLearner(BaseModule):
         """
         return self.prototypes[self._bank(level)]
 
+    def assign_log_probs(self, tokens: Tensor, level: int = 0) -> Tensor:
+        """[ours] The log soft assignment of other tokens over a level's
+        prototypes: steps 2-3 above (L2 norm over D, the assignment conv, a
+        log-softmax over K), with no gradient into the assignment conv, so
+        that what learns to be assigned like the teacher's tokens is
+        whatever made ``tokens`` (:class:`PrototypeAssignLoss`).
+
+        Args:
+            tokens (Tensor): (N, D, H, W), D = ``channels``.
+            level (int): Output level whose prototype bank assigns them.
+
+        Returns:
+            Tensor: (N, K, H, W) log-probabilities over the K prototypes.
+        """
+        if tokens.dim() != 4 or tokens.size(1) != self.channels:
+            raise ValueError(
+                f'{self.__class__.__name__}: assign_log_probs expects '
+                f'tokens of shape (N, {self.channels}, H, W), got '
+                f'{tuple(tokens.shape)}')
+        conv = self.assigners[self._bank(level)]
+        tokens = F.normalize(tokens, dim=1, eps=self.eps)
+        return F.conv2d(tokens, conv.weight.detach(),
+                        conv.bias.detach()).log_softmax(dim=1)
+
     def _check_inputs(self, feats: Sequence[Tensor],
                       out_sizes: Sequence[Tuple[int, int]]) -> None:
         name = self.__class__.__name__

@@ -778,11 +778,11 @@ def test_branch_feature_mimic_by_hand_and_its_gradient_route():
     captured = {}
     real = model.prototype_branch
 
-    def spy(teacher_feats, student_feats):
-        out = real(teacher_feats, student_feats)
+    def spy(teacher_feats, student_feats, return_assign=False):
+        out, assigns = real(teacher_feats, student_feats, return_assign=True)
         captured['student'] = [student_feats[i] for i in (1, 2)]
         captured['branch'] = [out[i] for i in (1, 2)]
-        return out
+        return (out, assigns) if return_assign else out
 
     model.prototype_branch = spy
     losses = model(**data, mode='loss')
@@ -802,6 +802,56 @@ def test_branch_feature_mimic_by_hand_and_its_gradient_route():
             learner=None,
             kl_loss=None,
             branch_feat_loss=dict(type='mmprockd.BranchMimicLoss'))
+
+
+def test_assignment_distillation_by_hand_and_its_gradient_route():
+    """[ours] assign_loss: the student's prototype levels, projected, are
+    assigned over the branch's prototypes and matched (KL) to the branch's
+    assignment; it trains the student and the projectors, never the
+    branch."""
+    model = build(
+        kl_loss=None,
+        branch_head='own',
+        proto_levels=[1, 2],
+        assign_loss=dict(type='mmprockd.PrototypeAssignLoss', loss_weight=2.))
+    assert model.assign_loss.student_channels == [32, 32]
+    assert model.assign_loss.channels == 16
+    data = model.data_preprocessor(det_batch(2, (64, 96)), True)
+    captured = {}
+    real = model.prototype_branch
+
+    def spy(teacher_feats, student_feats, return_assign=False):
+        out, assigns = real(teacher_feats, student_feats, return_assign=True)
+        captured['student'] = [student_feats[i] for i in (1, 2)]
+        captured['assigns'] = assigns
+        return (out, assigns) if return_assign else out
+
+    model.prototype_branch = spy
+    losses = model(**data, mode='loss')
+    by_hand = 0.
+    for j, (s, p) in enumerate(zip(captured['student'], captured['assigns'])):
+        assert p.shape == (2, 6) + s.shape[-2:]
+        conv = model.learner.assigners[0]
+        tokens = torch.nn.functional.normalize(
+            model.assign_loss.projectors[j](s), dim=1)
+        log_q = torch.nn.functional.conv2d(tokens, conv.weight,
+                                           conv.bias).log_softmax(1)
+        by_hand = by_hand + (p * (p.log() - log_q)).sum(1).mean()
+    assert losses['distill.loss_assign'].item() == pytest.approx(
+        2 * by_hand.item(), rel=1e-5)
+    model.zero_grad()
+    losses['distill.loss_assign'].backward()
+    assert any(g is not None and g.abs().sum() > 0
+               for g in grads_of(model.student.neck))
+    assert all(g is not None and g.abs().sum() > 0
+               for g in grads_of(model.assign_loss))
+    assert all(g is None or g.abs().sum() == 0
+               for g in grads_of(model.learner))
+    with pytest.raises(ValueError, match='assign_loss needs'):
+        build(
+            learner=None,
+            kl_loss=None,
+            assign_loss=dict(type='mmprockd.PrototypeAssignLoss'))
 
 
 def test_frozen_branch_is_a_fixed_teacher_that_still_teaches():
@@ -901,12 +951,14 @@ def _counting_teacher(model):
 
 def test_branch_cache_serves_a_frozen_branch_exactly_without_the_teacher():
     """[ours] branch_cache: a frozen branch's logits (and the maps of
-    branch_feat_loss) are stored per image; a later step takes them from
+    branch_feat_loss and the assignments of assign_loss) are stored per
+    image; a later step takes them from
     the store, skips the teacher and the branch, and distils the same
     values as a model without the store; a new image runs alone."""
     kwargs = dict(
         branch_head='own',
-        branch_feat_loss=dict(type='mmprockd.BranchMimicLoss'))
+        branch_feat_loss=dict(type='mmprockd.BranchMimicLoss'),
+        assign_loss=dict(type='mmprockd.PrototypeAssignLoss'))
     cached = build(branch_cache=dict(dtype='fp32'), **kwargs)
     plain = build(**kwargs)
     assert copy.deepcopy(cached).branch_cache is cached.branch_cache
@@ -924,13 +976,15 @@ def test_branch_cache_serves_a_frozen_branch_exactly_without_the_teacher():
     # nothing ran the branch: no frozen-branch loss to log this step
     assert not any(k.startswith('distill.proto') for k in second)
     for losses in (first, second):
-        for key in ('distill.loss_kl', 'distill.loss_branch_feat'):
+        for key in ('distill.loss_kl', 'distill.loss_branch_feat',
+                    'distill.loss_assign'):
             assert losses[key].item() == pytest.approx(
                 ref[key].item(), rel=1e-5, abs=1e-9), key
     assert second['distill.loss_kl'].item() > 0
     # the cached targets still train the student
     cached.zero_grad()
-    (second['distill.loss_kl'] + second['distill.loss_branch_feat']).backward()
+    (second['distill.loss_kl'] + second['distill.loss_branch_feat'] +
+     second['distill.loss_assign']).backward()
     assert any(g is not None and g.abs().sum() > 0
                for g in grads_of(cached.student.bbox_head))
     assert all(p.grad is None for b in cached._branch_modules()
