@@ -90,7 +90,7 @@ TABLES = {
         # session 13 added the six before the last three: the room above
         # (the pool's true labels, an upper bound), a branch that labels the
         # pool itself, and the rows given the labels label_pool.py
-        # propagates over the pool; session 14 the last three:
+        # propagates over the pool; session 14 the last four:
         # prototype-assignment distillation and its control
         variants=[
             'student', 'student@2000', 'student@3000', 'feat_mimic',
@@ -104,7 +104,8 @@ TABLES = {
             'prockd_own_area_kd_2stage_bfeat_t224_lp_unl',
             'prockd_own_area_stage1_t224_ap_lp_unl',
             'prockd_own_area_kd_2stage_bfeat_t224_ap_lp_unl',
-            'prockd_own_area_kd_2stage_bfeat_assign_t224_ap_lp_unl'
+            'prockd_own_area_kd_2stage_bfeat_assign_t224_ap_lp_unl',
+            'prockd_own_area_kd_2stage_bfeat_assign10_t224_ap_lp_unl'
         ]),
     # session 11: the label maps of the 100 training canvases
     'seg_n100':
