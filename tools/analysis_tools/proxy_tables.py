@@ -48,7 +48,8 @@ def split_run(name: str) -> Tuple[str, Optional[int]]:
 # two-stage recipe [ours] (its stage 1 is a row of its own)
 TABLES = {
     # session 7-8: 100 training canvases; the recipe's stage 2 runs 800
-    # iterations; the student at 800 / 1200 / 1600 is the equal-cost row
+    # iterations; the student at 800 / 1200 / 1600 is the equal-cost row;
+    # session 14 added the last three: prototype-assignment distillation
     'det_n100':
     dict(
         task='det',
@@ -59,7 +60,10 @@ TABLES = {
             'feat_mimic', 'inv_proj', 'prockd', 'teacher_probe', 'probe_kd',
             'probe_kd_pfeat@800', 'prockd_signed_own_stage1',
             'prockd_signed_own_2stage_bfeat_cached@800',
-            'prockd_signed_own_1run_bfeat_cached@800'
+            'prockd_signed_own_1run_bfeat_cached@800',
+            'prockd_signed_own_1run_bfeat_cached_ap@800',
+            'prockd_signed_own_1run_bfeat_assign1_cached_ap@800',
+            'prockd_signed_own_1run_bfeat_assign10_cached_ap@800'
         ]),
     # session 10: 100 labelled images and 2000 unlabelled ones; session 11
     # adds the holdout, the 8000 t10k items that test does not hold (the
@@ -130,11 +134,15 @@ TABLES = {
         build=dict(CANVAS_N100['build'], num_holdout=1000),
         work_dir='work_dirs/table_seg_n100_holdout',
         # session 13 added the last seven: a longer student phase against
-        # a longer student, and the other rows at its length
+        # a longer student, and the other rows at its length;
+        # session 14 the last three: prototype-assignment distillation
         variants=[
             'student', 'student@2400', 'prockd_own_1run_bfeat_t2x@1600',
             'student@3200', 'prockd_own_1run_bfeat_t2x@2400',
             'feat_mimic@2400', 'inv_proj@2400', 'teacher_probe',
-            'probe_kd@2400', 'prockd@2400'
+            'probe_kd@2400', 'prockd@2400',
+            'prockd_own_1run_bfeat_t2x_ap@2400',
+            'prockd_own_1run_bfeat_assign1_t2x_ap@2400',
+            'prockd_own_1run_bfeat_assign10_t2x_ap@2400'
         ]),
 }

@@ -148,6 +148,25 @@ SIGNED_OWN = dict(
     })
 # [ours] PKD from the branch's features to the student's, weight 1
 BFEAT = dict(type='mmprockd.BranchMimicLoss', loss_weight=1.0)
+# [ours] prototype-assignment distillation (issue 10's last idea): the
+# student's level, projected, assigned over the frozen branch's prototypes
+# like the teacher's tokens (PrototypeAssignLoss); the weight was fixed
+# before any run. Its branch starts the assignment from the prototypes
+# (NetVLAD's init): the authors' init leaves it uniform, nothing to distil
+ASSIGN = dict(type='mmprockd.PrototypeAssignLoss', loss_weight=1.0)
+ASSIGN_INIT = {'model.learner.assign_init': 'prototypes'}
+
+
+def _with_assign(base: dict, schedule: dict, weight: float) -> dict:
+    """``base`` + ``schedule`` + branch PKD, the assignment started from
+    the prototypes and distilled at ``weight``."""
+    return dict(
+        base, **schedule, **ASSIGN_INIT, **{
+            'model.branch_feat_loss': BFEAT,
+            'model.assign_loss': dict(ASSIGN, loss_weight=weight)
+        })
+
+
 # the student alone trained for the wall-clock time of this recipe
 EQUAL_TIME, EQUAL_TIME_REF = 'student_eqtime', 'prockd_signed_own'
 
@@ -265,6 +284,20 @@ VARIANTS: Dict[str, tuple] = {
      dict(SIGNED_OWN, **ONE_RUN_CACHED, **{'model.branch_feat_loss': BFEAT}),
      'the two stages in one run: 400 branch-only iterations, then the '
      'student (KL + branch PKD, cached)'),
+    # [ours] session 14: prototype-assignment distillation on top of the
+    # flagship's recipe, its branch's assignment started from the
+    # prototypes (the control), at the two weights of the cls proxy
+    'prockd_signed_own_1run_bfeat_cached_ap':
+    ('recipe [ours]', PROCKD,
+     dict(SIGNED_OWN, **ONE_RUN_CACHED, **ASSIGN_INIT,
+          **{'model.branch_feat_loss': BFEAT}),
+     'the one-run recipe, the assignment started from the prototypes'),
+    'prockd_signed_own_1run_bfeat_assign1_cached_ap':
+    ('recipe [ours]', PROCKD, _with_assign(SIGNED_OWN, ONE_RUN_CACHED, 1.0),
+     'the same + prototype-assignment distillation (weight 1)'),
+    'prockd_signed_own_1run_bfeat_assign10_cached_ap':
+    ('recipe [ours]', PROCKD, _with_assign(SIGNED_OWN, ONE_RUN_CACHED, 10.0),
+     'the same + prototype-assignment distillation (weight 10)'),
     'prockd_signed_own_kl0': ('recipe [ours]', PROCKD,
                               dict(SIGNED_OWN, **{'model.kl_loss': None}),
                               'the same without the KL (a control)'),
@@ -379,13 +412,6 @@ LABELLED_POOL = {'unlabelled_ann': LP_ANN, 'unlabelled_ratio': 1}
 # offline first: self-training a linear probe on the 224 px teacher's
 # pooled features lifted it from 77.6 to 79.8 % on the t10k val
 PSEUDO = dict(type='mmprockd.PseudoLabelLoss', threshold=0.95)
-# [ours] prototype-assignment distillation (issue 10's last idea): the
-# student's level, projected, assigned over the frozen branch's prototypes
-# like the teacher's tokens (PrototypeAssignLoss); the weight was fixed
-# before any run. Its branch starts the assignment from the prototypes
-# (NetVLAD's init): the authors' init leaves it uniform, nothing to distil
-ASSIGN = dict(type='mmprockd.PrototypeAssignLoss', loss_weight=1.0)
-ASSIGN_INIT = {'model.learner.assign_init': 'prototypes'}
 PSEUDO_STAGE1 = dict(
     UNLABELLED, **{
         'model.teacher_cache.max_items': 5000,
@@ -817,6 +843,8 @@ SEG_FEAT = 'featmimic_mobilenetv2_fcn_tiny_fmnist_canvas_seg.py'
 SEG_PROBE = 'probe_mobilenetv2_fcn_tiny_fmnist_canvas_seg.py'
 SEG_PROBE_KD = 'probekd_mobilenetv2_fcn_tiny_fmnist_canvas_seg.py'
 SEG_EQUAL_TIME_REF = 'prockd'
+# the segmentation recipe's branch: its own head, the teacher at 2x
+OWN_T2X = {'model.branch_head': 'own', 'model.teacher.input_scale': 2.0}
 SEG_VARIANTS: Dict[str, tuple] = {
     'student': ('method', SEG_STUDENT, {}, 'student alone'),
     EQUAL_TIME: ('method', SEG_STUDENT, {},
@@ -859,6 +887,22 @@ SEG_VARIANTS: Dict[str, tuple] = {
      }, **ONE_RUN_CACHED,
           **{'model.branch_feat_loss':
              BFEAT}), 'the same, the teacher sees the canvas at 2x (192 px)'),
+    # [ours] session 14: prototype-assignment distillation on the same
+    # recipe, as on detection
+    'prockd_own_1run_bfeat_t2x_ap':
+    ('teacher input [ours]', SEG_PROCKD,
+     dict(OWN_T2X, **ONE_RUN_CACHED, **ASSIGN_INIT,
+          **{'model.branch_feat_loss': BFEAT}),
+     'prockd_own_1run_bfeat_t2x, the assignment started from the '
+     'prototypes'),
+    'prockd_own_1run_bfeat_assign1_t2x_ap':
+    ('teacher input [ours]', SEG_PROCKD,
+     _with_assign(OWN_T2X, ONE_RUN_CACHED, 1.0),
+     'the same + prototype-assignment distillation (weight 1)'),
+    'prockd_own_1run_bfeat_assign10_t2x_ap':
+    ('teacher input [ours]', SEG_PROCKD,
+     _with_assign(OWN_T2X, ONE_RUN_CACHED, 10.0),
+     'the same + prototype-assignment distillation (weight 10)'),
     # what the frozen teacher's features know (stage 1 of probe-then-distil)
     'teacher_probe': ('method', SEG_PROBE, KEEP_WEIGHTS,
                       'stage 1: FCN head on the frozen teacher (not a '
