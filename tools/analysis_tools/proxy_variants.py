@@ -406,6 +406,19 @@ UNLABELLED_CACHED = dict(
 LP_ANN = 'meta/unlabelled_lp.txt'
 LP_LABELLER = dict(config=osp.join(CFG_DIR, CLS_PROCKD), input_scale=3.5)
 LABELLED_POOL = {'unlabelled_ann': LP_ANN, 'unlabelled_ratio': 1}
+# [ours] the chosen recipe's two stages (224 px teacher, branch PKD, caches)
+# given the pool with the propagated labels
+LP_STAGE1 = dict(
+    OWN_AREA, **STAGE1, **LABELLED_POOL, **{
+        'model.teacher.input_scale': 3.5,
+        'model.teacher_cache.max_items': 5000
+    })
+LP_STAGE2 = dict(
+    OWN_AREA, **HINTON, **STAGE2_CACHED,
+    **dict(UNLABELLED_CACHED, **LABELLED_POOL), **{
+        'model.branch_feat_loss': BFEAT,
+        'model.teacher.input_scale': 3.5
+    })
 # [ours] stage 1 on the transfer set too: the branch labels the unlabelled
 # images it is sure of (class probability >= 0.95, FixMatch's threshold,
 # fixed before any run) and learns from them (PseudoLabelLoss); measured
@@ -690,60 +703,34 @@ CLS_VARIANTS: Dict[str, tuple] = {
                                **{'model.teacher_cache.max_items':
                                   5000}), 'PKD, + the 2000 propagated labels'),
     'prockd_own_area_stage1_t224_lp_unl':
-    ('pool labels [ours]', CLS_PROCKD,
-     dict(
-         OWN_AREA, **STAGE1, **LABELLED_POOL, **{
-             'model.teacher.input_scale': 3.5,
-             'model.teacher_cache.max_items': 5000
-         }), 'two-stage, stage 1, 224 px, the branch also trains on the '
+    ('pool labels [ours]', CLS_PROCKD, LP_STAGE1,
+     'two-stage, stage 1, 224 px, the branch also trains on the '
      'propagated labels'),
     'prockd_own_area_kd_2stage_bfeat_t224_lp_unl':
-    ('pool labels [ours]', CLS_PROCKD,
-     dict(
-         OWN_AREA, **HINTON, **STAGE2_CACHED,
-         **dict(UNLABELLED_CACHED, **LABELLED_POOL), **{
-             'model.branch_feat_loss': BFEAT,
-             'model.teacher.input_scale': 3.5
-         }), 'the chosen recipe from that branch, + the propagated labels'),
-    # [ours] the same three with the branch's assignment started from the
-    # prototypes, and the candidate that distils that assignment
+    ('pool labels [ours]', CLS_PROCKD, LP_STAGE2,
+     'the chosen recipe from that branch, + the propagated labels'),
+    # [ours] the same two with the branch's assignment started from the
+    # prototypes, and the candidates that distil that assignment; weight 10
+    # was fixed after the first run's log showed the assignment KL at about
+    # 0.4 beside a KD term of about 9 (before any accuracy was read), and
+    # val chose between the two
     'prockd_own_area_stage1_t224_ap_lp_unl':
-    ('pool labels [ours]', CLS_PROCKD,
-     dict(
-         OWN_AREA, **STAGE1, **LABELLED_POOL, **ASSIGN_INIT, **{
-             'model.teacher.input_scale': 3.5,
-             'model.teacher_cache.max_items': 5000
-         }), 'prockd_own_area_stage1_t224_lp_unl, the assignment started '
+    ('pool labels [ours]', CLS_PROCKD, dict(LP_STAGE1, **ASSIGN_INIT),
+     'prockd_own_area_stage1_t224_lp_unl, the assignment started '
      'from the prototypes'),
     'prockd_own_area_kd_2stage_bfeat_t224_ap_lp_unl':
-    ('pool labels [ours]', CLS_PROCKD,
-     dict(
-         OWN_AREA, **HINTON, **STAGE2_CACHED,
-         **dict(UNLABELLED_CACHED, **LABELLED_POOL), **ASSIGN_INIT, **{
-             'model.branch_feat_loss': BFEAT,
-             'model.teacher.input_scale': 3.5
-         }), 'the chosen recipe from that branch, + the propagated labels'),
+    ('pool labels [ours]', CLS_PROCKD, dict(LP_STAGE2, **ASSIGN_INIT),
+     'the chosen recipe from that branch, + the propagated labels'),
     'prockd_own_area_kd_2stage_bfeat_assign_t224_ap_lp_unl':
     ('pool labels [ours]', CLS_PROCKD,
-     dict(
-         OWN_AREA, **HINTON, **STAGE2_CACHED,
-         **dict(UNLABELLED_CACHED, **LABELLED_POOL), **ASSIGN_INIT, **{
-             'model.branch_feat_loss': BFEAT,
-             'model.assign_loss': ASSIGN,
-             'model.teacher.input_scale': 3.5
-         }), 'the same + prototype-assignment distillation'),
-    # the second candidate, fixed after the first run's log showed the
-    # assignment KL at about 0.4 beside a KD term of about 9 (before any
-    # accuracy was read): weight 10; val chooses between the two
+     dict(LP_STAGE2, **ASSIGN_INIT,
+          **{'model.assign_loss':
+             ASSIGN}), 'the same + prototype-assignment distillation'),
     'prockd_own_area_kd_2stage_bfeat_assign10_t224_ap_lp_unl':
     ('pool labels [ours]', CLS_PROCKD,
-     dict(
-         OWN_AREA, **HINTON, **STAGE2_CACHED,
-         **dict(UNLABELLED_CACHED, **LABELLED_POOL), **ASSIGN_INIT, **{
-             'model.branch_feat_loss': BFEAT,
-             'model.assign_loss': dict(ASSIGN, loss_weight=10.0),
-             'model.teacher.input_scale': 3.5
-         }), 'the same, the assignment KL at weight 10'),
+     dict(LP_STAGE2, **ASSIGN_INIT,
+          **{'model.assign_loss': dict(ASSIGN, loss_weight=10.0)}),
+     'the same, the assignment KL at weight 10'),
     # the control without an ImageNet teacher: the unlabelled images get
     # the soft labels of the student alone (trained on the 100 labelled
     # images, same seed), i.e. self-training, the semi-supervised baseline

@@ -751,6 +751,24 @@ def test_student_init_is_the_student_alone_init_for_the_same_seed():
     assert not torch.equal(other.learner.prototypes, model.learner.prototypes)
 
 
+def loss_with_branch_spy(model, levels):
+    """One loss step that records what the prototype branch saw and gave at
+    ``levels``: the student's maps, the branch's maps and assignments."""
+    data = model.data_preprocessor(det_batch(2, (64, 96)), True)
+    captured = {}
+    real = model.prototype_branch
+
+    def spy(teacher_feats, student_feats, return_assign=False):
+        out, assigns = real(teacher_feats, student_feats, return_assign=True)
+        captured['student'] = [student_feats[i] for i in levels]
+        captured['branch'] = [out[i] for i in levels]
+        captured['assigns'] = assigns
+        return (out, assigns) if return_assign else out
+
+    model.prototype_branch = spy
+    return model(**data, mode='loss'), captured
+
+
 def test_branch_feature_mimic_by_hand_and_its_gradient_route():
     """[ours] branch_feat_loss: PKD between each student prototype level
     and the branch's map of that level; it trains the student, never the
@@ -774,18 +792,7 @@ def test_branch_feature_mimic_by_hand_and_its_gradient_route():
         branch_head='own',
         proto_levels=[1, 2],
         branch_feat_loss=dict(type='mmprockd.BranchMimicLoss'))
-    data = model.data_preprocessor(det_batch(2, (64, 96)), True)
-    captured = {}
-    real = model.prototype_branch
-
-    def spy(teacher_feats, student_feats, return_assign=False):
-        out, assigns = real(teacher_feats, student_feats, return_assign=True)
-        captured['student'] = [student_feats[i] for i in (1, 2)]
-        captured['branch'] = [out[i] for i in (1, 2)]
-        return (out, assigns) if return_assign else out
-
-    model.prototype_branch = spy
-    losses = model(**data, mode='loss')
+    losses, captured = loss_with_branch_spy(model, levels=(1, 2))
     by_hand = sum(
         torch.nn.functional.mse_loss(pkd_standardise(a), pkd_standardise(b)) /
         2 for a, b in zip(captured['student'], captured['branch']))
@@ -816,18 +823,7 @@ def test_assignment_distillation_by_hand_and_its_gradient_route():
         assign_loss=dict(type='mmprockd.PrototypeAssignLoss', loss_weight=2.))
     assert model.assign_loss.student_channels == [32, 32]
     assert model.assign_loss.channels == 16
-    data = model.data_preprocessor(det_batch(2, (64, 96)), True)
-    captured = {}
-    real = model.prototype_branch
-
-    def spy(teacher_feats, student_feats, return_assign=False):
-        out, assigns = real(teacher_feats, student_feats, return_assign=True)
-        captured['student'] = [student_feats[i] for i in (1, 2)]
-        captured['assigns'] = assigns
-        return (out, assigns) if return_assign else out
-
-    model.prototype_branch = spy
-    losses = model(**data, mode='loss')
+    losses, captured = loss_with_branch_spy(model, levels=(1, 2))
     by_hand = 0.
     for j, (s, p) in enumerate(zip(captured['student'], captured['assigns'])):
         assert p.shape == (2, 6) + s.shape[-2:]
