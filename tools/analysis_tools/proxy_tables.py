@@ -133,9 +133,11 @@ TABLES = {
         data='data/fmnist_canvas/n100_holdout/',
         build=dict(CANVAS_N100['build'], num_holdout=1000),
         work_dir='work_dirs/table_seg_n100_holdout',
-        # session 13 added the last seven: a longer student phase against
-        # a longer student, and the other rows at its length;
-        # session 14 the last three: prototype-assignment distillation
+        # session 13 added 'student@3200' to 'prockd@2400': a longer
+        # student phase against a longer student, and the other
+        # rows at its length; session 14 the three *_ap rows
+        # (prototype-assignment distillation) and the recipe with the
+        # teacher at 1x (the Cityscapes flagship has no 2x lever)
         variants=[
             'student', 'student@2400', 'prockd_own_1run_bfeat_t2x@1600',
             'student@3200', 'prockd_own_1run_bfeat_t2x@2400',
@@ -143,6 +145,7 @@ TABLES = {
             'probe_kd@2400', 'prockd@2400',
             'prockd_own_1run_bfeat_t2x_ap@2400',
             'prockd_own_1run_bfeat_assign1_t2x_ap@2400',
-            'prockd_own_1run_bfeat_assign10_t2x_ap@2400'
+            'prockd_own_1run_bfeat_assign10_t2x_ap@2400',
+            'prockd_own_1run_bfeat@2400'
         ]),
 }
