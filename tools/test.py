@@ -397,6 +397,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             f'others ({", ".join(others) or "none"}) are left out')
         runner.register_hook(StudentFromDistillerCheckpoint())
     runner.test()
+    del runner, model  # the DDP wrapper holds the process group
     teardown_distributed()
 
 

@@ -345,6 +345,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    del runner  # its DDP wrapper holds the process group
     teardown_distributed()
 
 

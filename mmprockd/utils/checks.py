@@ -431,14 +431,22 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
 
 
 def teardown_distributed() -> None:
-    """Wait for every rank, then destroy the process group.
+    """Free what still holds the process group, wait for every rank, then
+    destroy the group.
 
     A rank that exits with the gloo group still alive can be killed by
     ``terminate called without an active exception`` while its threads shut
-    down (seen with torch 2.13), which fails the whole torchrun job.
+    down (seen with torch 2.13), which fails the whole torchrun job. A DDP
+    wrapper keeps a reference to the group and its pending work, so the
+    caller drops its runner first and the garbage collector frees the
+    wrapper (the runner and its loops refer to each other) while the
+    interpreter is still whole, not during its finalisation.
     """
+    import gc
+
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
 
