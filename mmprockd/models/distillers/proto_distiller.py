@@ -810,7 +810,7 @@ class ProtoDistiller(BaseModel):
 
     def _run_branch(self, inputs: Tensor, feats: Tuple[Tensor, ...],
                     data_samples: list, distill: LossDict,
-                    scale: float) -> 'BranchOutputs':
+                    scale: float) -> BranchOutputs:
         """The prototype branch on these images: its head's logits, its
         prototype-level maps and assignments; its task losses go into
         ``distill``."""
@@ -847,7 +847,7 @@ class ProtoDistiller(BaseModel):
 
     def _branch_outputs(self, inputs: Tensor, feats: Tuple[Tensor, ...],
                         data_samples: list, distill: LossDict,
-                        scale: float) -> 'BranchOutputs':
+                        scale: float) -> BranchOutputs:
         """The branch's logits, prototype-level maps and assignments for
         the batch, and the teacher features if they were computed for all
         of it; a frozen branch with ``branch_cache`` runs only on the
