@@ -463,6 +463,58 @@ def _branch_stop_variants() -> Dict[str, tuple]:
     return variants
 
 
+# [ours] session 15: the matched comparison given the propagated labels
+# with the same tuning budget on each side. Three candidates per family,
+# besides its row as it was; val chooses one per family, then the chosen
+# recipe is read against the chosen PKD on test and the holdout (the rule
+# fixed before any run). The recipe: KD weight 3, branch PKD weight 3, KD
+# temperature 2. PKD: weight 2, weight 18, the teacher at 224 px.
+LP_SWEEP_RECIPE = {
+    'kd3': {
+        'model.kl_loss.loss_weight': 3.0
+    },
+    'bfeat3': {
+        'model.branch_feat_loss': dict(BFEAT, loss_weight=3.0)
+    },
+    't2': {
+        'model.kl_loss.temperature': 2.0
+    },
+}
+LP_SWEEP_PKD = {
+    'w2': {
+        'model.feat_loss': dict(PKD, loss_weight=2.0)
+    },
+    'w18': {
+        'model.feat_loss': dict(PKD, loss_weight=18.0)
+    },
+    't224': {
+        'model.teacher.input_scale': 3.5
+    },
+}
+
+
+def _lp_sweep_variants() -> Dict[str, tuple]:
+    """The session-15 sweep rows (``LP_SWEEP_*``); registers the stage-1
+    run each recipe row reads."""
+    variants = {}
+    recipe = 'prockd_own_area_kd_2stage_bfeat_t224_lp_unl'
+    for tag, over in LP_SWEEP_RECIPE.items():
+        name = f'{recipe}_{tag}'
+        NEEDS[name] = NEEDS[recipe]
+        NEEDS_KEY[name] = NEEDS_KEY[recipe]
+        variants[name] = ('pool labels, tuned [ours]', CLS_PROCKD,
+                          dict(LP_STAGE2, **over),
+                          f'the chosen recipe given the propagated labels, '
+                          f'{tag}')
+    pkd = {'model.teacher_cache.max_items': 5000}
+    for tag, over in LP_SWEEP_PKD.items():
+        variants[f'feat_mimic_lp_unl_{tag}'] = (
+            'pool labels, tuned [ours]', CLS_FEAT,
+            dict(LABELLED_POOL, **pkd,
+                 **over), f'PKD given the propagated labels, {tag}')
+    return variants
+
+
 CLS_VARIANTS: Dict[str, tuple] = {
     'student': ('method', CLS_STUDENT, {}, 'student alone'),
     EQUAL_TIME: ('method', CLS_STUDENT, {},
@@ -564,6 +616,7 @@ CLS_VARIANTS: Dict[str, tuple] = {
                                     **{'model.feat_loss': PKD}),
                                'prockd_own_area_kd + PKD (weight 6)'),
     **_branch_stop_variants(),
+    **_lp_sweep_variants(),
     'prockd_own_area_bfeat': ('recipe [ours]', CLS_PROCKD,
                               dict(OWN_AREA,
                                    **{'model.branch_feat_loss': BFEAT}),
