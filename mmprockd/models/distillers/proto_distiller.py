@@ -21,7 +21,7 @@ the optimizer, and ``model.train()`` cannot switch it out of eval.
 """
 import os.path as osp
 from contextlib import nullcontext
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import MMLogger
@@ -30,23 +30,13 @@ from torch import Tensor
 
 from mmprockd.registry import MODELS
 from ..plugins.task_adaptive_augment import TaskAdaptiveAugment
+from .branch_io import (BranchOutputs, cached_branch_outputs,
+                        load_branch_checkpoint)
 from .distill_sampler import DistillSampler, take_images
 from .frozen_teacher import FrozenTeacher, deepcopy_sharing
 from .rank_mean import RankMeanLogVars
 from .student_interface import StudentInterface, keep_norm_stats
 from .teacher_cache import TeacherFeatureCache, sample_key
-
-
-class BranchOutputs(NamedTuple):
-    """What the prototype branch gives for a batch: its head's logits, its
-    maps of the prototype levels, the learner's assignments of those levels
-    (empty when cached without ``assign_loss``) and the teacher features
-    (None when the branch cache served some images)."""
-    logits: List[Tensor]
-    maps: List[Tensor]
-    assigns: List[Tensor]
-    teacher_feats: Optional[List[Tensor]]
-
 
 LossDict = Dict[str, Union[Tensor, List[Tensor]]]
 
@@ -470,46 +460,9 @@ class ProtoDistiller(BaseModel):
 
     def _load_branch(self, path: str) -> None:
         """Load every branch module from a ProtoDistiller checkpoint,
-        strictly: each of our branch tensors must be there with its shape.
-        """
-        from mmengine.runner.checkpoint import CheckpointLoader
-        try:
-            ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-        except Exception as err:
-            raise RuntimeError(f'ProtoDistiller: branch_ckpt {path!r} could '
-                               f'not be read: {err}') from err
-        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) \
-            else None
-        if not isinstance(state, dict):
-            raise RuntimeError(f'ProtoDistiller: branch_ckpt {path!r} holds '
-                               'no state dict')
-        state = {
-            k[len('module.'):] if k.startswith('module.') else k: v
-            for k, v in state.items()
-        }
-        names = ('learner', 'augment', 'level_adapter', 'branch_student')
-        ours = {
-            f'{n}.{k}': v
-            for n in names if getattr(self, n, None) is not None
-            for k, v in getattr(self, n).state_dict().items()
-        }
-        missing = sorted(k for k in ours if k not in state)
-        wrong = sorted(
-            f'{k}: {tuple(state[k].shape)} in the file, '
-            f'{tuple(v.shape)} here' for k, v in ours.items()
-            if k in state and tuple(state[k].shape) != tuple(v.shape))
-        if missing or wrong:
-            raise ValueError(
-                f'ProtoDistiller: branch_ckpt {path!r} does not hold this '
-                f'branch: {len(missing)} tensors missing '
-                f'{missing[:5]}{" ..." if len(missing) > 5 else ""}, '
-                f'{len(wrong)} of another shape {wrong[:5]}; it must be a '
-                'checkpoint of a ProtoDistiller with the same learner, '
-                "augment, level adapter and student head (branch_head='own')")
-        self.load_state_dict({k: state[k] for k in ours}, strict=False)
-        MMLogger.get_current_instance().info(
-            f'ProtoDistiller: the prototype branch ({len(ours)} tensors) '
-            f'loaded from {path}')
+        strictly (:func:`load_branch_checkpoint`)."""
+        load_branch_checkpoint(self, path, ('learner', 'augment',
+                                            'level_adapter', 'branch_student'))
 
     # -------------------------------------------------------------- forward
     def forward(self,
@@ -857,29 +810,17 @@ class ProtoDistiller(BaseModel):
             return self._run_branch(inputs, feats, data_samples, distill,
                                     scale)
         keys = [sample_key(s, inputs.shape[-2:]) for s in data_samples]
-        cached = self.branch_cache.get_each(keys, inputs.device)
-        missing = [i for i, c in enumerate(cached) if c is None]
-        if missing:
-            idx = torch.tensor(missing, device=inputs.device)
+
+        def run(idx: Tensor) -> BranchOutputs:
             sub_inputs, sub_feats, sub_samples, _ = take_images(
                 idx, inputs, feats, data_samples, [])
-            out = self._run_branch(sub_inputs, sub_feats, sub_samples, distill,
-                                   scale)
-            fresh = out.logits + (out.maps if self.branch_feat_loss else []) \
-                + (out.assigns if self.assign_loss else [])
-            self.branch_cache.put([keys[i] for i in missing], fresh)
-            for j, i in enumerate(missing):
-                # as a later hit returns it: rounded to the stored dtype
-                cached[i] = [
-                    x[j].to(self.branch_cache.dtype).float() for x in fresh
-                ]
-        n_levels = len(self.proto_levels)
-        n_maps = n_levels if self.branch_feat_loss else 0
-        n_assigns = n_levels if self.assign_loss else 0
-        outs = [torch.stack(level) for level in zip(*cached)]
-        n_logits = len(outs) - n_maps - n_assigns
-        return BranchOutputs(outs[:n_logits], outs[n_logits:n_logits + n_maps],
-                             outs[n_logits + n_maps:], None)
+            return self._run_branch(sub_inputs, sub_feats, sub_samples,
+                                    distill, scale)
+
+        return cached_branch_outputs(self.branch_cache, keys, inputs.device,
+                                     run, len(self.proto_levels),
+                                     self.branch_feat_loss is not None,
+                                     self.assign_loss is not None)
 
     def parse_losses(self, losses: LossDict) -> Tuple[Tensor, dict]:
         """mmengine's total loss, which is backpropagated as it is, and
