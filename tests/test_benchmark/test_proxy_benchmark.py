@@ -173,7 +173,7 @@ def test_a_table_writes_the_propagated_pool_labels_once(tmp_path, monkeypatch):
     and only when they are missing."""
     import label_pool
     from proxy_benchmark import _ensure_data
-    from proxy_variants import LP_ANN, LP_LABELLER
+    from proxy_variants_cls import LP_ANN, LP_LABELLER
     meta = tmp_path / 'cls' / 'meta'
     meta.mkdir(parents=True)
     for split in ('test', 'unlabelled', 'holdout'):
@@ -248,7 +248,7 @@ def test_summarise_curve():
 
 
 def test_variants_name_existing_configs():
-    from proxy_variants import CFG_DIR
+    from proxy_common import CFG_DIR
     for group, cfg, overrides, desc in VARIANTS.values():
         assert osp.isfile(osp.join(CFG_DIR, cfg)), cfg
     assert {'student', 'feat_mimic', 'prockd'} <= set(VARIANTS)
@@ -379,8 +379,8 @@ def test_two_stage_prockd_configs(tmp_path, task, stage1, stage2):
     of the same seed as its branch (not as the teacher), frozen from
     iteration 0, with the KL on. probe_kd still gets the probe as its
     teacher."""
+    from proxy_common import NEEDS
     from proxy_run import build_cfg
-    from proxy_variants import NEEDS
     assert NEEDS[stage2] == stage1
     kw = dict(
         data_root=str(tmp_path / 'data') + '/',
@@ -535,7 +535,8 @@ def _seg_canvases(fmnist_dir, out, num_holdout=0):
 
 
 def test_seg_variants_name_existing_configs():
-    from proxy_variants import CFG_DIR, SEG_VARIANTS, TASKS
+    from proxy_common import CFG_DIR
+    from proxy_variants import SEG_VARIANTS, TASKS
     for group, cfg, overrides, desc in SEG_VARIANTS.values():
         assert osp.isfile(osp.join(CFG_DIR, cfg)), cfg
     args = parse_args(['--task', 'seg'])
@@ -560,7 +561,8 @@ def test_seg_dataset_config_loads_the_builders_label_map(fmnist_dir, tmp_path):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS
-    from proxy_variants import CFG_DIR, SEG_STUDENT
+    from proxy_common import CFG_DIR
+    from proxy_variants import SEG_STUDENT
     from pycocotools import mask as mask_utils
     data = str(tmp_path / 'canvas')
     coco = _seg_canvases(fmnist_dir, data)['val']
@@ -641,7 +643,8 @@ def test_seg_variant_builds_and_runs_a_loss_step(variant):
     from mmengine.registry import init_default_scope
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
-    from proxy_variants import CFG_DIR, SEG_VARIANTS
+    from proxy_common import CFG_DIR
+    from proxy_variants import SEG_VARIANTS
 
     from mmprockd.registry import MODELS
     from mmprockd.utils.offline import make_offline
@@ -683,7 +686,7 @@ def stage2_from_a_saved_probe(variants, probe, stage2, tmp_path):
     import torch
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
-    from proxy_variants import CFG_DIR
+    from proxy_common import CFG_DIR
 
     from mmprockd.registry import MODELS
     from mmprockd.utils.offline import make_offline
@@ -734,7 +737,8 @@ def test_cls_probe_kd_t224_sees_224_px_and_caches_the_backbone(tmp_path):
     batch at 224 px, and a repeated batch does not run the backbone."""
     import torch
     from mmpretrain.structures import DataSample
-    from proxy_variants import CLS_VARIANTS, NEEDS
+    from proxy_common import NEEDS
+    from proxy_variants_cls import CLS_VARIANTS
     assert NEEDS['probe_kd_t224'] == 'teacher_probe_t224'
     model, probe_cfg = stage2_from_a_saved_probe(CLS_VARIANTS,
                                                  'teacher_probe_t224',
@@ -788,7 +792,8 @@ def test_set_iters_keeps_the_branch_phase_of_a_one_run_row():
     that long (stage 2's), as student_schedule."""
     from mmengine.config import Config
     from proxy_run import _set_iters
-    from proxy_variants import CFG_DIR, VARIANTS
+    from proxy_common import CFG_DIR
+    from proxy_variants import VARIANTS
     _, cfg_file, overrides, _ = VARIANTS['prockd_signed_own_1run_bfeat_cached']
     cfg = Config.fromfile(osp.join(CFG_DIR, cfg_file))
     cfg.merge_from_dict(overrides)
@@ -811,7 +816,8 @@ def test_set_iters_scales_the_distill_schedule_with_the_run():
     1000 iterations, a run 500, so branch_stop 300 freezes at 150."""
     from mmengine.config import Config
     from proxy_run import _set_iters
-    from proxy_variants import CFG_DIR, CLS_VARIANTS
+    from proxy_common import CFG_DIR
+    from proxy_variants_cls import CLS_VARIANTS
     name = 'prockd_own_area_kd_pkd_bstop150'
     _, cfg_file, overrides, _ = CLS_VARIANTS[name]
     cfg = Config.fromfile(osp.join(CFG_DIR, cfg_file))
@@ -833,7 +839,7 @@ def test_unlabelled_rows_keep_the_students_labelled_batches(tmp_path):
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
     from proxy_run import build_cfg
-    from proxy_variants import CLS_VARIANTS
+    from proxy_variants_cls import CLS_VARIANTS
     src = _random_fmnist(tmp_path)
     data = str(tmp_path / 'cls')
     build_cls(src, data, 20, 10, 10, size=32, seed=0, num_unlabelled=20)

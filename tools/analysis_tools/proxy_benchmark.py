@@ -36,12 +36,13 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
+from proxy_common import EQUAL_TIME, NEEDS
 from proxy_report import (aggregate, format_table, git_commit, load_results,
                           provenance)
 from proxy_run import holdout_file, run_one
 from proxy_tables import TABLES, split_run
-from proxy_variants import (CLS_SIZES, EQUAL_TIME, LP_ANN, LP_LABELLER, NEEDS,
-                            SEG_SIZES, SIZES, TASKS)
+from proxy_variants import SEG_SIZES, SIZES, TASKS
+from proxy_variants_cls import CLS_SIZES, LP_ANN, LP_LABELLER
 
 
 # -------------------------------------------------------------- driver

@@ -14,7 +14,8 @@ import os.path as osp
 import time
 from typing import Callable, Dict, List, Optional
 
-from proxy_variants import CFG_DIR, NEEDS, NEEDS_KEY, TASKS
+from proxy_common import CFG_DIR, NEEDS, NEEDS_KEY
+from proxy_variants import TASKS
 
 
 def _strip(metrics: dict) -> Dict[str, float]:
