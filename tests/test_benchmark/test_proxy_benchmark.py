@@ -791,8 +791,8 @@ def test_set_iters_keeps_the_branch_phase_of_a_one_run_row():
     the student phase gets the row's iterations and the schedule of a run
     that long (stage 2's), as student_schedule."""
     from mmengine.config import Config
-    from proxy_run import _set_iters
     from proxy_common import CFG_DIR
+    from proxy_run import _set_iters
     from proxy_variants import VARIANTS
     _, cfg_file, overrides, _ = VARIANTS['prockd_signed_own_1run_bfeat_cached']
     cfg = Config.fromfile(osp.join(CFG_DIR, cfg_file))
@@ -815,8 +815,8 @@ def test_set_iters_scales_the_distill_schedule_with_the_run():
     and must land at the same fraction of a shorter run: the cls config has
     1000 iterations, a run 500, so branch_stop 300 freezes at 150."""
     from mmengine.config import Config
-    from proxy_run import _set_iters
     from proxy_common import CFG_DIR
+    from proxy_run import _set_iters
     from proxy_variants_cls import CLS_VARIANTS
     name = 'prockd_own_area_kd_pkd_bstop150'
     _, cfg_file, overrides, _ = CLS_VARIANTS[name]
