@@ -41,8 +41,9 @@ from mmprockd.engine.student_export import student_state_dict
 from mmprockd.utils.checks import (InputCheckError, check_cfg_options,
                                    check_checkpoint, check_config_file,
                                    check_data_paths, check_mmcv, load_config,
-                                   setup_cpu_distributed, state_dict_keys,
-                                   teardown_distributed)
+                                   state_dict_keys)
+from mmprockd.utils.distributed import (setup_cpu_distributed,
+                                        teardown_distributed)
 
 STUDENT_PREFIX = 'student.'
 

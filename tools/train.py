@@ -42,8 +42,9 @@ from mmprockd.utils.checks import (InputCheckError, check_annotations,
                                    check_config_file, check_data_paths,
                                    check_mmcv, check_model_checkpoints,
                                    check_resume_checkpoint,
-                                   check_student_channels, load_config,
-                                   setup_cpu_distributed, teardown_distributed)
+                                   check_student_channels, load_config)
+from mmprockd.utils.distributed import (setup_cpu_distributed,
+                                        teardown_distributed)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
