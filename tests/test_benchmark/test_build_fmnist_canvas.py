@@ -196,3 +196,60 @@ def test_holdout_is_new_compositions_and_leaves_the_other_splits(
         assert not any(np.array_equal(img, t) for t in test)
     assert len(cocos['holdout']['annotations']) >= 5
     assert not (plain / 'annotations' / 'instances_holdout.json').exists()
+
+
+def test_canvases_from_the_embedded_npz(tmp_path):
+    """An .npz source (build_fmnist_cls.py --npz): train canvases draw from
+    its train and val items (the IDX train file), val and test canvases from
+    its test items (t10k), val from the first half and test from the
+    second, as with the IDX files. The items here say where they come from:
+    train labels 0-1, val 2-3, the first half of test 4-5, the second 6-7."""
+    from build_fmnist_cls import SPLITS as NPZ_SPLITS
+    from build_fmnist_cls import export_npz
+    block = np.zeros((28, 28), np.uint8)
+    block[4:24, 6:20] = 200
+    labels = dict(
+        train=np.array([0, 1] * 3),
+        val=np.array([2, 3] * 2),
+        test=np.array([4, 5] * 4 + [6, 7] * 4))
+    items = {
+        s:
+        (np.repeat(block[None], len(labels[s]),
+                   0), labels[s].astype(np.uint8), np.arange(len(labels[s])))
+        for s in NPZ_SPLITS
+    }
+    npz = str(tmp_path / 'mini.npz')
+    export_npz(items, npz)
+    images, got = load_split(npz, 'train')
+    assert images.shape == (10, 28, 28)
+    assert got.tolist() == [0, 1] * 3 + [2, 3] * 2
+    _, got = load_split(npz, 't10k')
+    assert got.tolist() == [4, 5] * 4 + [6, 7] * 4
+    out = build(
+        npz,
+        str(tmp_path / 'canvas'),
+        num_train=12,
+        num_val=8,
+        num_test=8,
+        canvas=64,
+        min_size=28,
+        max_size=28)
+    cats = {
+        split: {a['category_id'] - 1
+                for a in coco['annotations']}
+        for split, coco in out.items()
+    }
+    assert cats['train'] <= {0, 1, 2, 3} and cats['train'] & {2, 3}
+    assert cats['val'] <= {4, 5}
+    assert cats['test'] <= {6, 7}
+    # the same file and seed give the same canvases
+    again = build(
+        npz,
+        str(tmp_path / 'again'),
+        num_train=12,
+        num_val=8,
+        num_test=8,
+        canvas=64,
+        min_size=28,
+        max_size=28)
+    assert again['test']['annotations'] == out['test']['annotations']

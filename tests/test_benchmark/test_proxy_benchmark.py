@@ -132,11 +132,34 @@ def test_table_presets_name_rows_of_their_task(table):
     assert args.data_root == preset['data']
     assert args.work_dir == preset['work_dir']
     assert args.variants == preset['variants'] and 'student' in args.variants
+    assert args.baseline == preset.get('baseline', 'student')
+    assert args.baseline in args.variants
     assert args.size['build'] == preset['build']
     # what can still be given wins over the preset
     args = parse_args(
         ['--table', table, '--seeds', '7', '--variants', 'student@900'])
     assert args.seeds == [7] and args.variants == ['student@900']
+
+
+def test_the_mini_detection_table_builds_from_the_embedded_items(tmp_path):
+    """``--table det_n100_mini`` needs no --fmnist: its canvases are
+    composed from data/fmnist_mini/fmnist_mini.npz (100 train, 200 val, 400
+    test, as det_n100), and its gains are taken over the student at 1600
+    iterations unless --baseline says otherwise."""
+    from proxy_benchmark import REPO, _ensure_data
+    data = tmp_path / 'canvas'
+    args = parse_args(['--table', 'det_n100_mini', '--data-root', str(data)])
+    assert args.fmnist == osp.join(REPO, 'data', 'fmnist_mini',
+                                   'fmnist_mini.npz')
+    assert args.baseline == 'student@1600'
+    _ensure_data(args)
+    for split, num in (('train', 100), ('val', 200), ('test', 400)):
+        with open(data / 'annotations' / f'instances_{split}.json') as f:
+            coco = json.load(f)
+        assert len(coco['images']) == num
+        assert len(list((data / split / 'images').iterdir())) == num
+    assert parse_args(['--table', 'det_n100_mini', '--baseline',
+                       'student']).baseline == 'student'
 
 
 def test_a_table_names_the_split_files_its_data_lacks(tmp_path):

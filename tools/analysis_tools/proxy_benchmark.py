@@ -21,7 +21,12 @@ Usage (reduced size, about an hour on 2 CPU cores)::
 ``--table NAME`` is one low-data table of docs/benchmark.md (the presets
 ``proxy_tables.TABLES``: its task, data, rows, 5 seeds) in one command;
 a row ``VARIANT@ITERS`` is a variant at another schedule in the same work
-dir.
+dir. ``--table det_n100_mini`` needs no ``--fmnist``: it composes its
+canvases from the embedded items (``data/fmnist_mini/fmnist_mini.npz``)
+and pits the detection flagship's recipe against the student given more
+time (about 10 minutes on 2 cores)::
+
+    python tools/analysis_tools/proxy_benchmark.py --table det_n100_mini
 
 ``--full`` is the GPU size (bigger canvases and data, more iterations);
 ``--smoke`` is 2 iterations of one ProC-KD run on one seed (tests).
@@ -44,14 +49,18 @@ from proxy_tables import TABLES, split_run
 from proxy_variants import SEG_SIZES, SIZES, TASKS
 from proxy_variants_cls import CLS_SIZES, LP_ANN, LP_LABELLER
 
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
 
 # -------------------------------------------------------------- driver
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument(
         '--fmnist',
-        help='directory of the Fashion-MNIST IDX files; the canvases are '
-        'built when the data directory has no annotations')
+        help='directory of the Fashion-MNIST IDX files (or the embedded '
+        'data/fmnist_mini/fmnist_mini.npz, for the canvases); the data is '
+        'built when the data directory has no annotations (default with '
+        '--table det_n100_mini: the embedded file)')
     parser.add_argument('--data-root', help='canvas data (default: preset)')
     parser.add_argument(
         '--task',
@@ -90,9 +99,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--num-holdout)')
     parser.add_argument(
         '--baseline',
-        default='student',
         help='the variant the paired gains are taken over (e.g. feat_mimic '
-        'to ask whether a recipe beats PKD)')
+        'to ask whether a recipe beats PKD); default: the preset\'s, else '
+        'student')
     parser.add_argument(
         '--report',
         action='store_true',
@@ -112,6 +121,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         args.work_dir = args.work_dir or preset['work_dir']
         args.data_root = args.data_root or preset['data']
         args.variants = args.variants or list(preset['variants'])
+    args.baseline = args.baseline or preset.get('baseline', 'student')
     args.seeds = args.seeds or ([0, 1, 2, 3, 4] if preset else [0, 1, 2])
     task = TASKS[args.task]
     if args.full and args.task != 'det':
@@ -121,6 +131,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         seg=SEG_SIZES)[args.task]['full' if args.full else 'reduced']
     if preset:  # the table's own data, at the preset's schedule
         size = dict(size, data=preset['data'], build=preset['build'])
+        if preset.get('src'):  # built from files the repository holds
+            args.fmnist = args.fmnist or osp.join(REPO, preset['src'])
     args.size = size
     args.work_dir = args.work_dir or task['work_dir']
     args.data_root = args.data_root or size['data']

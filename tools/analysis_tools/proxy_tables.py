@@ -65,6 +65,22 @@ TABLES = {
             'prockd_signed_own_1run_bfeat_assign1_cached_ap@800',
             'prockd_signed_own_1run_bfeat_assign10_cached_ap@800'
         ]),
+    # session 15: the detection flagship's recipe against the student
+    # given more time, on canvases composed from the embedded items
+    # (data/fmnist_mini, no apt, no --fmnist): the newcomer's check that
+    # distillation pays, in one command
+    'det_n100_mini':
+    dict(
+        task='det',
+        data='data/fmnist_canvas/n100_mini/',
+        src='data/fmnist_mini/fmnist_mini.npz',
+        build=CANVAS_N100['build'],
+        work_dir='work_dirs/table_det_n100_mini',
+        baseline='student@1600',
+        variants=[
+            'student', 'student@1600', 'prockd',
+            'prockd_signed_own_1run_bfeat_cached@800'
+        ]),
     # session 10: 100 labelled images and 2000 unlabelled ones; session 11
     # adds the holdout, the 8000 t10k items that test does not hold (the
     # other splits are data/fmnist_cls_n100's, file for file)

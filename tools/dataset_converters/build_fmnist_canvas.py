@@ -26,6 +26,12 @@ Debian package::
     python tools/dataset_converters/build_fmnist_canvas.py \
         /tmp/fmnist/usr/share/datasets/fashion-mnist data/fmnist_canvas/reduced
 
+Or the embedded subset, without apt (3500 items; see :func:`load_split`)::
+
+    python tools/dataset_converters/build_fmnist_canvas.py \
+        data/fmnist_mini/fmnist_mini.npz data/fmnist_canvas/n100_mini \
+        --num-train 100
+
 Output layout: ``train`` from the IDX train split; ``val`` (for choosing
 settings) from the first half of t10k and ``test`` (for reporting, never
 for choosing) from its second half, so no item is in both::
@@ -47,6 +53,7 @@ import json
 import os
 import os.path as osp
 import struct
+import sys
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -87,7 +94,25 @@ def read_idx(path: str) -> np.ndarray:
 
 
 def load_split(root: str, prefix: str) -> Tuple[np.ndarray, np.ndarray]:
-    """Images ``(N, 28, 28)`` and labels ``(N,)`` of ``train`` or ``t10k``."""
+    """Images ``(N, 28, 28)`` and labels ``(N,)`` of ``train`` or ``t10k``.
+
+    ``root`` is the directory of the IDX files, or the embedded subset
+    (``data/fmnist_mini/fmnist_mini.npz``, written by ``build_fmnist_cls.py
+    --npz``), whose items come from the same two files: there ``train`` is
+    its ``train`` and ``val`` items (1500 from the IDX train file) and
+    ``t10k`` its ``test`` items (2000 from t10k), so the canvases' val and
+    test halves draw from items no training canvas holds, as with the IDX
+    files.
+    """
+    if root.endswith('.npz'):
+        here = osp.dirname(osp.abspath(__file__))
+        if here not in sys.path:
+            sys.path.insert(0, here)
+        from build_fmnist_cls import load_npz
+        splits = load_npz(root)
+        parts = ('train', 'val') if prefix == 'train' else ('test', )
+        return (np.concatenate([splits[p][0] for p in parts]),
+                np.concatenate([splits[p][1] for p in parts]))
     images = read_idx(osp.join(root, f'{prefix}-images-idx3-ubyte'))
     labels = read_idx(osp.join(root, f'{prefix}-labels-idx1-ubyte'))
     if len(images) != len(labels):
@@ -258,7 +283,10 @@ def build(src: str,
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', help='directory of the Fashion-MNIST IDX files')
+    parser.add_argument(
+        'src',
+        help='directory of the Fashion-MNIST IDX files, or the embedded '
+        'data/fmnist_mini/fmnist_mini.npz')
     parser.add_argument('out', help='output directory')
     parser.add_argument('--num-train', type=int, default=1000)
     parser.add_argument('--num-val', type=int, default=200)
