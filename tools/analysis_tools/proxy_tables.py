@@ -110,8 +110,10 @@ TABLES = {
         # session 13 added the six before the last three: the room above
         # (the pool's true labels, an upper bound), a branch that labels the
         # pool itself, and the rows given the labels label_pool.py
-        # propagates over the pool; session 14 the last four:
-        # prototype-assignment distillation and its control
+        # propagates over the pool; session 14 the next four:
+        # prototype-assignment distillation and its control; session 15
+        # the last six: three tuning candidates per family, the recipe and
+        # PKD, given the propagated labels
         variants=[
             'student', 'student@2000', 'student@3000', 'feat_mimic',
             'inv_proj', 'prockd', 'teacher_probe', 'probe_kd',
@@ -125,7 +127,12 @@ TABLES = {
             'prockd_own_area_stage1_t224_ap_lp_unl',
             'prockd_own_area_kd_2stage_bfeat_t224_ap_lp_unl',
             'prockd_own_area_kd_2stage_bfeat_assign_t224_ap_lp_unl',
-            'prockd_own_area_kd_2stage_bfeat_assign10_t224_ap_lp_unl'
+            'prockd_own_area_kd_2stage_bfeat_assign10_t224_ap_lp_unl',
+            'prockd_own_area_kd_2stage_bfeat_t224_lp_unl_kd3',
+            'prockd_own_area_kd_2stage_bfeat_t224_lp_unl_bfeat3',
+            'prockd_own_area_kd_2stage_bfeat_t224_lp_unl_t2',
+            'feat_mimic_lp_unl_w2', 'feat_mimic_lp_unl_w18',
+            'feat_mimic_lp_unl_t224'
         ]),
     # session 11: the label maps of the 100 training canvases
     'seg_n100':
