@@ -225,15 +225,14 @@ def test_canvases_from_the_embedded_npz(tmp_path):
     assert got.tolist() == [0, 1] * 3 + [2, 3] * 2
     _, got = load_split(npz, 't10k')
     assert got.tolist() == [4, 5] * 4 + [6, 7] * 4
-    out = build(
-        npz,
-        str(tmp_path / 'canvas'),
+    sizes = dict(
         num_train=12,
         num_val=8,
         num_test=8,
         canvas=64,
         min_size=28,
         max_size=28)
+    out = build(npz, str(tmp_path / 'canvas'), **sizes)
     cats = {
         split: {a['category_id'] - 1
                 for a in coco['annotations']}
@@ -243,13 +242,5 @@ def test_canvases_from_the_embedded_npz(tmp_path):
     assert cats['val'] <= {4, 5}
     assert cats['test'] <= {6, 7}
     # the same file and seed give the same canvases
-    again = build(
-        npz,
-        str(tmp_path / 'again'),
-        num_train=12,
-        num_val=8,
-        num_test=8,
-        canvas=64,
-        min_size=28,
-        max_size=28)
+    again = build(npz, str(tmp_path / 'again'), **sizes)
     assert again['test']['annotations'] == out['test']['annotations']
