@@ -18,7 +18,7 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def test_the_recipes_are_shipped_and_documented():
-    assert len(RECIPES) == 7, RECIPES
+    assert len(RECIPES) == 9, RECIPES
     page = open(osp.join(REPO, 'docs', 'recipes.md')).read()
     for name in RECIPES:
         assert f'configs/{name}' in page, name
@@ -72,9 +72,13 @@ def _cls_batch(labels, size=64):
 # the two-stage classification pair with an unlabelled transfer set
 CLS_STAGE1 = 'recipes/prockd_2stage_mobilenetv2_cls_unlabelled_stage1.py'
 CLS_STAGE2 = 'recipes/prockd_2stage_mobilenetv2_cls_unlabelled.py'
+# and with the pool labelled by label_pool.py first (sessions 13 and 15)
+LP_STAGE1 = 'recipes/prockd_2stage_mobilenetv2_cls_labelpool_stage1.py'
+LP_STAGE2 = 'recipes/prockd_2stage_mobilenetv2_cls_labelpool.py'
 
 
-@pytest.mark.parametrize('name', sorted(set(RECIPES) - {CLS_STAGE2}))
+@pytest.mark.parametrize('name',
+                         sorted(set(RECIPES) - {CLS_STAGE2, LP_STAGE2}))
 def test_recipe_builds_and_steps(name):
     cfg, model = _build(name)
     if cfg.default_scope == 'mmseg':
@@ -207,3 +211,61 @@ def test_cls_unlabelled_pair_distils_the_stage1_branch_on_both_sets(tmp_path):
     total.backward()
     assert all(p.grad is None for m in second._branch_modules()
                for p in m.parameters())
+
+
+@pytest.mark.parametrize('name, row', [
+    (LP_STAGE1, 'prockd_own_area_stage1_t224_lp_unl'),
+    (LP_STAGE2, 'prockd_own_area_kd_2stage_bfeat_t224_lp_unl'),
+])
+def test_labelpool_pair_trains_what_the_proxy_rows_measured(
+        name, row, tmp_path):
+    """The recipes are the proxy rows of docs/benchmark.md (sessions 13 and
+    15): the same model, every key but the branch checkpoint's path (the
+    teacher at 224 px, the own-head branch, KD and branch PKD in stage 2),
+    the same optimizer, schedule and batches of 32 labelled images and 32
+    of the pool with the labels label_pool.py writes."""
+    import sys
+    tools = osp.join(REPO, 'tools', 'analysis_tools')
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    from proxy_run import build_cfg
+
+    # the stage-1 run a stage-2 row reads its branch from
+    stage1 = tmp_path / 'prockd_own_area_stage1_t224_lp_unl' / 'seed0'
+    stage1.mkdir(parents=True)
+    (stage1 / 'iter_500.pth').write_bytes(b'')
+    (stage1 / 'last_checkpoint').write_text(str(stage1 / 'iter_500.pth'))
+    # the pool's labels, as label_pool.py writes them
+    meta = tmp_path / 'data' / 'meta'
+    meta.mkdir(parents=True)
+    (meta / 'unlabelled_lp.txt').write_text('pool/000000.png 3\n')
+    proxy = build_cfg(row, 0, str(tmp_path / row / 'seed0'),
+                      str(tmp_path / 'data'), 500, 32, None, None, 'cls')
+    recipe = Config.fromfile(get_config_path(name))
+    assert recipe.model.teacher.input_scale == 3.5
+    assert (recipe.model.kl_loss is None) == (name == LP_STAGE1)
+    if name == LP_STAGE2:
+        assert recipe.model.branch_ckpt == (
+            'work_dirs/prockd_2stage_mobilenetv2_cls_labelpool_stage1/'
+            'iter_500.pth')
+        assert proxy.model.branch_ckpt == str(stage1 / 'iter_500.pth')
+    model = recipe.model.to_dict()
+    expected = proxy.model.to_dict()
+    model.pop('branch_ckpt', None)
+    expected.pop('branch_ckpt', None)
+    assert model == expected
+    assert recipe.optim_wrapper == proxy.optim_wrapper
+    assert recipe.param_scheduler == proxy.param_scheduler
+    assert recipe.train_cfg.max_iters == proxy.train_cfg.max_iters == 500
+    ours, theirs = recipe.train_dataloader, proxy.train_dataloader
+    assert ours.batch_size == theirs.batch_size == 64
+    assert ours.sampler == theirs.sampler
+    assert ours.sampler.source_ratio == [1, 1]
+    assert [d.ann_file for d in ours.dataset.datasets] == [
+        d.ann_file for d in theirs.dataset.datasets
+    ] == ['meta/train.txt', 'meta/unlabelled_lp.txt']
+    hook = [
+        h for h in recipe.custom_hooks
+        if h.type == 'mmprockd.DistillScheduleHook'
+    ]
+    assert hook == list(proxy.custom_hooks)
