@@ -2,7 +2,7 @@
 forward pass: the outputs it hands to the distillation losses, the cache
 that serves a frozen branch's outputs ([ours], ``branch_cache``) and the
 loading of a trained branch from a checkpoint ([ours], ``branch_ckpt``)."""
-from typing import Callable, List, NamedTuple, Optional, Sequence
+from typing import Callable, Hashable, List, NamedTuple, Optional, Sequence
 
 import torch
 from mmengine.logging import MMLogger
@@ -22,14 +22,16 @@ class BranchOutputs(NamedTuple):
     teacher_feats: Optional[List[Tensor]]
 
 
-def cached_branch_outputs(cache: TeacherFeatureCache, keys: List[str],
+def cached_branch_outputs(cache: TeacherFeatureCache,
+                          keys: Sequence[Optional[Hashable]],
                           device: torch.device, run: Callable[[Tensor],
                                                               BranchOutputs],
                           num_levels: int, keep_maps: bool,
                           keep_assigns: bool) -> BranchOutputs:
-    """A frozen branch's outputs for the images named by ``keys``, from
-    ``cache`` where it holds them; ``run(idx)`` computes them for the
-    images at ``idx`` that it lacks, and they are stored. The logits are
+    """A frozen branch's outputs for the images named by ``keys`` (see
+    ``sample_key``), from ``cache`` where it holds them; ``run(idx)``
+    computes them for the images at ``idx`` that it lacks, and they are
+    stored. The logits are
     always cached, the ``num_levels`` maps only if ``keep_maps`` and the
     assignments only if ``keep_assigns`` (a loss reads them). Every image's
     outputs come back rounded to the stored dtype, as a later hit returns
