@@ -879,7 +879,9 @@ def test_unlabelled_rows_keep_the_students_labelled_batches(tmp_path):
     for v, ann in anns.items():
         if v.endswith('_lp_unl'):
             assert ann == 'meta/unlabelled_lp.txt', v
-        elif v != 'student_oracle_unl':
+        elif v.endswith('_oracle_unl'):
+            assert ann == 'meta/unlabelled_oracle.txt', v
+        else:
             assert ann == 'meta/unlabelled.txt', v
 
     def loader(variant):
@@ -923,3 +925,42 @@ def test_unlabelled_rows_keep_the_students_labelled_batches(tmp_path):
     os.remove(osp.join(data, 'meta', 'unlabelled.txt'))
     with pytest.raises(FileNotFoundError, match='unlabelled.txt'):
         loader('feat_mimic_unl')
+
+
+def test_oracle_diagnostic_rows_change_only_the_pool_labels():
+    """Session 16's diagnostic: PKD and the chosen recipe (with its stage
+    1) given the pool's true labels are their propagated-label rows with
+    that one file changed, and the recipe reads its own stage 1."""
+    from proxy_common import NEEDS, NEEDS_KEY
+    from proxy_tables import TABLES
+    from proxy_variants_cls import CLS_VARIANTS
+    pairs = {
+        'feat_mimic_oracle_unl':
+        'feat_mimic_lp_unl',
+        'prockd_own_area_stage1_t224_oracle_unl':
+        'prockd_own_area_stage1_t224_lp_unl',
+        'prockd_own_area_kd_2stage_bfeat_t224_oracle_unl':
+        'prockd_own_area_kd_2stage_bfeat_t224_lp_unl',
+    }
+    for oracle, lp in pairs.items():
+        _, cfg, over, _ = CLS_VARIANTS[oracle]
+        _, lp_cfg, lp_over, _ = CLS_VARIANTS[lp]
+        assert cfg == lp_cfg
+        assert over['unlabelled_ann'] == 'meta/unlabelled_oracle.txt'
+        assert lp_over['unlabelled_ann'] == 'meta/unlabelled_lp.txt'
+        assert {k: v for k, v in over.items() if k != 'unlabelled_ann'} == \
+            {k: v for k, v in lp_over.items() if k != 'unlabelled_ann'}
+    # the student given the true labels reads the same file
+    assert CLS_VARIANTS['student_oracle_unl'][2]['unlabelled_ann'] == \
+        'meta/unlabelled_oracle.txt'
+    recipe = 'prockd_own_area_kd_2stage_bfeat_t224_oracle_unl'
+    assert NEEDS[recipe] == 'prockd_own_area_stage1_t224_oracle_unl'
+    assert NEEDS_KEY[recipe] == 'model.branch_ckpt'
+    # its stage 1 trains the branch alone: no KL
+    stage1 = CLS_VARIANTS['prockd_own_area_stage1_t224_oracle_unl'][2]
+    assert stage1['model.kl_loss'] is None
+    # one command: the table holds all three, each after what it needs
+    rows = TABLES['cls_n100_unl_t10kval']['variants']
+    assert rows.index('prockd_own_area_stage1_t224_oracle_unl') < \
+        rows.index(recipe)
+    assert 'feat_mimic_oracle_unl' in rows

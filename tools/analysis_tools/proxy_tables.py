@@ -112,8 +112,9 @@ TABLES = {
         # pool itself, and the rows given the labels label_pool.py
         # propagates over the pool; session 14 the next four:
         # prototype-assignment distillation and its control; session 15
-        # the last six: three tuning candidates per family, the recipe and
-        # PKD, given the propagated labels
+        # the next six: three tuning candidates per family, the recipe and
+        # PKD, given the propagated labels; session 16 the last three: PKD
+        # and the recipe given the pool's true labels (a diagnostic)
         variants=[
             'student', 'student@2000', 'student@3000', 'feat_mimic',
             'inv_proj', 'prockd', 'teacher_probe', 'probe_kd',
@@ -132,7 +133,9 @@ TABLES = {
             'prockd_own_area_kd_2stage_bfeat_t224_lp_unl_bfeat3',
             'prockd_own_area_kd_2stage_bfeat_t224_lp_unl_t2',
             'feat_mimic_lp_unl_w2', 'feat_mimic_lp_unl_w18',
-            'feat_mimic_lp_unl_t224'
+            'feat_mimic_lp_unl_t224', 'feat_mimic_oracle_unl',
+            'prockd_own_area_stage1_t224_oracle_unl',
+            'prockd_own_area_kd_2stage_bfeat_t224_oracle_unl'
         ]),
     # session 11: the label maps of the 100 training canvases
     'seg_n100':

@@ -172,6 +172,40 @@ def _lp_sweep_variants() -> Dict[str, tuple]:
     return variants
 
 
+# [ours] session 16, a diagnostic and not a method: the matched pair of
+# sessions 13-15 (PKD, and the chosen recipe with its stage 1) given the
+# pool's true labels instead of the propagated ones, as student_oracle_unl
+# is. Given labels that no longer cap the rows, does either carry more of
+# the teacher than the other, or than the student alone given them?
+ORACLE_POOL = {
+    'unlabelled_ann': 'meta/unlabelled_oracle.txt',
+    'unlabelled_ratio': 1
+}
+ORACLE_OF_LP = {
+    'feat_mimic_oracle_unl':
+    'feat_mimic_lp_unl',
+    'prockd_own_area_stage1_t224_oracle_unl':
+    'prockd_own_area_stage1_t224_lp_unl',
+    'prockd_own_area_kd_2stage_bfeat_t224_oracle_unl':
+    'prockd_own_area_kd_2stage_bfeat_t224_lp_unl',
+}
+
+
+def _oracle_variants(lp_rows: Dict[str, tuple]) -> Dict[str, tuple]:
+    """The rows of ``ORACLE_OF_LP``: each its propagated-label row with the
+    pool's true labels; registers the stage-1 run the recipe reads."""
+    variants = {}
+    for name, lp in ORACLE_OF_LP.items():
+        _, cfg, over, _ = lp_rows[lp]
+        variants[name] = ('upper bound [ours]', cfg, dict(over, **ORACLE_POOL),
+                          f'diagnostic, not a method: {lp} given the pool\'s '
+                          'true labels')
+    recipe = 'prockd_own_area_kd_2stage_bfeat_t224_oracle_unl'
+    NEEDS[recipe] = 'prockd_own_area_stage1_t224_oracle_unl'
+    NEEDS_KEY[recipe] = 'model.branch_ckpt'
+    return variants
+
+
 CLS_VARIANTS: Dict[str, tuple] = {
     'student': ('method', CLS_STUDENT, {}, 'student alone'),
     EQUAL_TIME: ('method', CLS_STUDENT, {},
@@ -458,11 +492,10 @@ CLS_VARIANTS: Dict[str, tuple] = {
     # in the batches of the *_unl rows: what a perfect labelling of the
     # 2000 images could give this student, the room above the rows that
     # only distil on them
-    'student_oracle_unl': ('upper bound [ours]', CLS_STUDENT, {
-        'unlabelled_ann': 'meta/unlabelled_oracle.txt',
-        'unlabelled_ratio': 1
-    }, 'upper bound, not a method: the student alone, the 2000 pool images '
-                           'with their true labels'),
+    'student_oracle_unl':
+    ('upper bound [ours]', CLS_STUDENT, ORACLE_POOL,
+     'upper bound, not a method: the student alone, the 2000 pool images '
+     'with their true labels'),
     'prockd_own_area_pkd_kl1': ('recipe [ours]', CLS_PROCKD,
                                 dict(
                                     OWN_AREA, **{
@@ -470,6 +503,7 @@ CLS_VARIANTS: Dict[str, tuple] = {
                                         'model.kl_loss.loss_weight': 1.0
                                     }), 'prockd_own_area_pkd, KL weight 1'),
 }
+CLS_VARIANTS.update(_oracle_variants(CLS_VARIANTS))
 CLS_METRICS = ('top1', )
 
 CLS_SIZES = {
