@@ -934,14 +934,11 @@ def test_oracle_diagnostic_rows_change_only_the_pool_labels():
     from proxy_common import NEEDS, NEEDS_KEY
     from proxy_tables import TABLES
     from proxy_variants_cls import CLS_VARIANTS
-    pairs = {
-        'feat_mimic_oracle_unl':
-        'feat_mimic_lp_unl',
-        'prockd_own_area_stage1_t224_oracle_unl':
-        'prockd_own_area_stage1_t224_lp_unl',
-        'prockd_own_area_kd_2stage_bfeat_t224_oracle_unl':
-        'prockd_own_area_kd_2stage_bfeat_t224_lp_unl',
-    }
+
+    # each propagated-label row of the matched pair, and its oracle twin
+    lps = ('feat_mimic_lp_unl', 'prockd_own_area_stage1_t224_lp_unl',
+           'prockd_own_area_kd_2stage_bfeat_t224_lp_unl')
+    pairs = {lp[:-len('lp_unl')] + 'oracle_unl': lp for lp in lps}
     for oracle, lp in pairs.items():
         _, cfg, over, _ = CLS_VARIANTS[oracle]
         _, lp_cfg, lp_over, _ = CLS_VARIANTS[lp]
