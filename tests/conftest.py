@@ -11,7 +11,7 @@ from mmprockd.utils.offline import make_offline
 warnings.filterwarnings('ignore', message='mmprockd: torchvision')
 
 # End-to-end tests: real training runs, subprocesses, installs. Each took
-# over 10 s on a 2-core machine (pytest --durations, 2026-11-29). They are
+# over 10 s on a 2-core machine (pytest --durations). They are
 # marked ``slow``; `python -m pytest tests` (the README's command, and CI)
 # runs them, `python -m pytest tests -m "not slow"` is the quick loop.
 SLOW = (

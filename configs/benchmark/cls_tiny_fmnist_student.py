@@ -1,4 +1,4 @@
-# Classification accuracy proxy, plain student (issue 10, section 3: the
+# Classification accuracy proxy, plain student (the paper's section 3: the
 # authors' own setting): a tiny mmpretrain classifier, trained from scratch,
 # classifies the 10 Fashion-MNIST classes at 64 px in a low-data regime
 # (2000 training images here; tools/analysis_tools/proxy_benchmark.py

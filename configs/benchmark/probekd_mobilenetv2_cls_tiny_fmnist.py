@@ -1,4 +1,4 @@
-# Classification accuracy proxy, probe-then-distil (issue 10), stage 2:
+# Classification accuracy proxy, probe-then-distil, stage 2:
 # Hinton et al.'s KD (softmax KL at T = 4, times T^2, weight 1, plus the
 # student's cross-entropy) from the frozen stage-1 probe
 # (probe_mobilenetv2_cls_tiny_fmnist.py: a linear head on the frozen

@@ -1,4 +1,4 @@
-# Segmentation accuracy proxy, probe-then-distil (issue 10), stage 2: KD
+# Segmentation accuracy proxy, probe-then-distil, stage 2: KD
 # from the frozen stage-1 probe (probe_mobilenetv2_fcn_tiny_fmnist_canvas_
 # seg.py: the FCN head on the frozen ImageNet MobileNetV2, trained on the
 # same canvases) into the student: a softmax KL per pixel (T = 1, weight 1,

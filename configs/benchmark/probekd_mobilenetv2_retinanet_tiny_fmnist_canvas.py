@@ -1,4 +1,4 @@
-# Detection accuracy proxy, probe-then-distil (issue 10), stage 2: plain KD
+# Detection accuracy proxy, probe-then-distil, stage 2: plain KD
 # from the frozen stage-1 probe (probe_mobilenetv2_retinanet_tiny_fmnist_
 # canvas.py: the same RetinaNet on the frozen ImageNet MobileNetV2, trained
 # on the same canvases) into the student. The KL is ProC-KD's detection KL

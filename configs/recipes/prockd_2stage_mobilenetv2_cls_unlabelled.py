@@ -1,5 +1,5 @@
 # [ours] Few labels and many unlabelled images, stage 2 (docs/method.md,
-# "An unlabelled transfer set"; docs/benchmark.md, session 10): the branch
+# "An unlabelled transfer set"; docs/benchmark.md): the branch
 # of prockd_2stage_mobilenetv2_cls_unlabelled_stage1.py, frozen from the
 # first step, teaches a fresh student through Hinton's KD (T 4) and PKD from
 # its features, on every batch's 32 labelled images and 32 unlabelled ones

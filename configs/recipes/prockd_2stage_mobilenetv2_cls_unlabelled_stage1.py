@@ -1,5 +1,5 @@
 # [ours] Few labels and many unlabelled images, stage 1: the classification
-# recipe that won on the 100-image proxy (docs/benchmark.md, session 10).
+# recipe that won on the 100-image proxy (docs/benchmark.md).
 # The frozen ImageNet MobileNetV2 (shipped weights) and a prototype branch
 # with its own head learn the 10 Fashion-MNIST classes from the 100
 # labelled images: no KL, so this run's student is discarded; its branch is

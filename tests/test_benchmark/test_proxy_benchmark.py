@@ -928,7 +928,7 @@ def test_unlabelled_rows_keep_the_students_labelled_batches(tmp_path):
 
 
 def test_oracle_diagnostic_rows_change_only_the_pool_labels():
-    """Session 16's diagnostic: PKD and the chosen recipe (with its stage
+    """The true-label diagnostic: PKD and the chosen recipe (with its stage
     1) given the pool's true labels are their propagated-label rows with
     that one file changed, and the recipe reads its own stage 1."""
     from proxy_common import NEEDS, NEEDS_KEY

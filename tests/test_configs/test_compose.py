@@ -1,5 +1,5 @@
 """Our runtime and teacher bases compose with upstream bases that have their
-own ``custom_hooks`` (issue 13), and a teacher base is overridden through
+own ``custom_hooks``, and a teacher base is overridden through
 ``_base_`` in the config's code."""
 import importlib.util
 import os.path as osp

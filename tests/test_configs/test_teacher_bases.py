@@ -1,4 +1,4 @@
-"""Every teacher base is complete and replaceable (issue 12): it builds
+"""Every teacher base is complete and replaceable: it builds
 (random weights, no download), states its own input convention, and its
 layers give maps, not pooled vectors; a pooled 1x1 layer is refused at
 build."""

@@ -170,7 +170,7 @@ def test_a_save_failing_mid_write_keeps_the_previous_checkpoint(
 
 def test_mmengines_hook_loses_everything_in_the_same_failure(
         tmp_path, monkeypatch):
-    """The failure above with mmengine's own hook: what issue #11 saw."""
+    """The failure above with mmengine's own hook."""
     runner = _runner(tmp_path, hook='CheckpointHook')
     runner.train()
     monkeypatch.setattr(LocalBackend, 'put', _half_then_fail([]))

@@ -1,6 +1,6 @@
 """With an ``EMAHook``, the student-only checkpoint holds the weights that
-validation evaluates and ``epoch_N.pth`` holds: the averaged ones (issue
-13). A real mmengine Runner trains a model with a ``student`` for 2 epochs.
+validation evaluates and ``epoch_N.pth`` holds: the averaged ones.
+A real mmengine Runner trains a model with a ``student`` for 2 epochs.
 """
 import pytest
 import torch

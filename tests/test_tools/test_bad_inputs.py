@@ -1,4 +1,4 @@
-"""The bad-input matrix of ``tools/train.py`` (issue #11).
+"""The bad-input matrix of ``tools/train.py``.
 
 Each row is a bad input: the command line it is given with, the exception
 ``build_config`` must raise, and a regex the message must match: it names

@@ -118,7 +118,7 @@ STRONG = {
 OWN = dict(STRONG, **{'model.branch_head': 'own'})
 # [ours] PKD from the branch's features to the student's, weight 1
 BFEAT = dict(type='mmprockd.BranchMimicLoss', loss_weight=1.0)
-# [ours] prototype-assignment distillation (issue 10's last idea): the
+# [ours] prototype-assignment distillation: the
 # student's level, projected, assigned over the frozen branch's prototypes
 # like the teacher's tokens (PrototypeAssignLoss); the weight was fixed
 # before any run. Its branch starts the assignment from the prototypes

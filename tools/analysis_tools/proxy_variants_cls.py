@@ -120,7 +120,7 @@ def _branch_stop_variants() -> Dict[str, tuple]:
     return variants
 
 
-# [ours] session 15: the matched comparison given the propagated labels
+# [ours] the matched comparison given the propagated labels
 # with the same tuning budget on each side. Three candidates per family,
 # besides its row as it was; val chooses one per family, then the chosen
 # recipe is read against the chosen PKD on test and the holdout (the rule
@@ -151,7 +151,7 @@ LP_SWEEP_PKD = {
 
 
 def _lp_sweep_variants() -> Dict[str, tuple]:
-    """The session-15 sweep rows (``LP_SWEEP_*``); registers the stage-1
+    """The tuning sweep rows (``LP_SWEEP_*``); registers the stage-1
     run each recipe row reads."""
     variants = {}
     recipe = 'prockd_own_area_kd_2stage_bfeat_t224_lp_unl'
@@ -172,7 +172,7 @@ def _lp_sweep_variants() -> Dict[str, tuple]:
     return variants
 
 
-# [ours] session 16, a diagnostic and not a method: the matched pair of
+# [ours] a diagnostic and not a method: the matched pair of
 # sessions 13-15 (PKD, and the chosen recipe with its stage 1) given the
 # pool's true labels instead of the propagated ones, as student_oracle_unl
 # is. Given labels that no longer cap the rows, does either carry more of

@@ -41,7 +41,7 @@ tail of the one built without it. The IDX train items ``val`` would have
 taken stay unused, so ``train`` and ``unlabelled`` are file for file the
 same. Its reason: on the classification proxy with unlabelled images, a
 val drawn like the training images favoured one method over another by
-about 2 points against both t10k splits (docs/benchmark.md, session 11).
+about 2 points against both t10k splits (docs/benchmark.md).
 
 File order within a split is shuffled (seeded), so names do not follow the
 classes. Output::

@@ -1,4 +1,4 @@
-# [ours] Two-stage ProC-KD (docs/method.md, docs/benchmark.md "session 8"):
+# [ours] Two-stage ProC-KD (docs/method.md, docs/benchmark.md):
 # the switches a config merges into its ProtoDistiller for each stage.
 #
 # Stage 1 trains the prototype branch: the teacher maps fused by an FPN, the

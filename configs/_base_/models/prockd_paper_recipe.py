@@ -1,4 +1,4 @@
-# The paper's recipe, every switch pinned (issue 10): a `*_paper` config is
+# The paper's recipe, every switch pinned: a `*_paper` config is
 # its flagship config with this merged in, so it stays the authors' recipe
 # whatever the flagship later takes from docs/benchmark.md. Each value is
 # the authors' (or, where they say nothing, our first reading of them,

@@ -107,8 +107,8 @@ class ProtoDistiller(BaseModel):
         assign_loss (dict, optional): [ours] :class:`PrototypeAssignLoss`
             config: the student's prototype levels, projected to the
             learner's D channels, learn to be assigned over the prototypes
-            as the branch's tokens are (``distill.loss_assign``), the
-            issue's "prototype-assignment distillation"; ``student_channels``
+            as the branch's tokens are (``distill.loss_assign``),
+            "prototype-assignment distillation" [ours]; ``student_channels``
             and ``channels`` are filled in. Needs the prototype branch.
         student_ckpt (str, optional): start the student from these weights
             (a plain student checkpoint or a ProtoDistiller one).

@@ -17,8 +17,8 @@ class PrototypeAssignLoss(nn.Module):
     ProC-KD's :class:`PrototypeLearner` softly assigns every token of the
     fused teacher features to K learned prototypes (its step 3). This loss
     transfers that part structure to the student directly, without asking
-    the branch to be a better detector or classifier (the idea of issue 10,
-    "prototype-assignment distillation"): a 1x1 conv per level projects the
+    the branch to be a better detector or classifier ("prototype-assignment
+    distillation"): a 1x1 conv per level projects the
     student's map ``s_l`` (``C_l`` channels) to the learner's D channels,
     and the learner assigns the projected tokens over the same prototypes
     with the same assignment conv (:meth:`PrototypeLearner.assign_log_probs`,

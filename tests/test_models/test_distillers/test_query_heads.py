@@ -1,4 +1,4 @@
-"""Query-based students (issue 13): MaskFormer-style segmentation heads get a
+"""Query-based students: MaskFormer-style segmentation heads get a
 query-order-free consistency KL; DETR-family and learned-proposal detectors
 refuse the KL at build and train with the prototype branch alone.
 

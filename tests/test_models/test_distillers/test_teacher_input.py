@@ -1,5 +1,5 @@
 """The teacher sees its own input convention whatever the student's
-preprocessor does (issue 13): values by hand on a one-pixel image."""
+preprocessor does: values by hand on a one-pixel image."""
 import pytest
 import torch
 from mmengine.registry import init_default_scope

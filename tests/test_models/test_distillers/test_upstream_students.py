@@ -1,4 +1,4 @@
-"""Students nobody configured (issue 13): upstream mmdet/mmseg configs with
+"""Students nobody configured: upstream mmdet/mmseg configs with
 only the class count, the backbone depth and the input size changed build
 under a ProtoDistiller with the consistency KL, run a loss step, and their
 teacher sees its own ImageNet-RGB normalisation of the BGR images.
