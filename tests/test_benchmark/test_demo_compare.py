@@ -1,4 +1,4 @@
-"""Tests of tools/demo_compare.py, the README's first command."""
+"""Tests of tools/demo_compare.py, the classification example."""
 import argparse
 import importlib.util
 import json
@@ -46,7 +46,7 @@ def test_table_states_gains_as_they_are(tmp_path):
     assert '| 79.8 | - | 78.7 | - |' in rows['student']
     assert '500 train / 1000 val / 2000 test' in text
     assert 'seed 0' in text and 'chance 10 %' in text
-    assert 'Over seeds 0-4' in text
+    assert 'One seed' in text and 'docs/benchmark.md' in text
 
 
 @pytest.mark.skipif(

@@ -175,15 +175,19 @@ def build_cfg(variant: str,
               canvas: int,
               val_subset: Optional[int],
               task: str = 'det',
-              cfg_options: Optional[dict] = None):
+              cfg_options: Optional[dict] = None,
+              overrides: Optional[dict] = None):
     """The config of one run: the variant's file and overrides, the
     schedule, the data, the checkpoint of the run it needs (``NEEDS``), the
-    work dir and the seed."""
+    work dir and the seed. ``overrides`` are merged after the variant's and
+    before the schedule is scaled (a branch phase of another length);
+    ``cfg_options`` last."""
     from mmengine.config import Config
-    _, cfg_file, overrides, _ = TASKS[task]['variants'][variant]
+    _, cfg_file, variant_overrides, _ = TASKS[task]['variants'][variant]
     cfg = Config.fromfile(osp.join(CFG_DIR, cfg_file))
-    if overrides:
-        cfg.merge_from_dict(overrides)
+    for extra in (variant_overrides, overrides):
+        if extra:
+            cfg.merge_from_dict(extra)
     _set_iters(cfg, iters)
     if task in ('cls', 'seg'):
         _set_cls_data(cfg, data_root, batch, val_subset)
@@ -213,37 +217,42 @@ def run_one(variant: str,
             val_subset: Optional[int],
             task: str = 'det',
             cfg_options: Optional[dict] = None,
-            on_done: Optional[Callable] = None) -> dict:
+            on_done: Optional[Callable] = None,
+            overrides: Optional[dict] = None,
+            val: bool = True) -> dict:
     """Train and test one variant with one seed; returns its result.
 
-    ``cfg_options`` are merged last (e.g. the logging interval);
-    ``on_done(runner, result)``, when given, is called at the end, with the
-    runner's test loop on the test split (``tools/demo_compare.py`` draws
-    its predictions there)."""
+    ``overrides`` and ``cfg_options`` are merged as :func:`build_cfg` says
+    (e.g. the logging interval); ``on_done(runner, result)``, when given, is
+    called at the end, with the runner's test loop on the test split
+    (``tools/demo.py`` and ``tools/demo_compare.py`` draw their predictions
+    there). ``val=False`` skips the val split (a demo that only reports):
+    the branch, when the run has one, is then measured on the test split
+    (``proto_branch_test_metrics``)."""
     from mmengine.runner import Runner
     cfg = build_cfg(variant, seed, out_dir, data_root, iters, batch, canvas,
-                    val_subset, task, cfg_options)
+                    val_subset, task, cfg_options, overrides)
     start = time.time()
     runner = Runner.from_cfg(cfg)
     runner.train()
     train_s = time.time() - start
-    metrics = runner.test()  # the val split: for choosing settings
     result = dict(
-        variant=variant,
-        seed=seed,
-        iters=iters,
-        train_s=round(train_s, 1),
-        metrics=_strip(metrics),
-    )
+        variant=variant, seed=seed, iters=iters, train_s=round(train_s, 1))
     model = runner.model
-    if getattr(model, 'learner', None) is not None and \
-            not _shared_norm_head(model):
-        result['proto_branch_metrics'] = _test_proto_branch(runner)
-    if getattr(model, 'learner', None) is not None:
-        result['proto_entropy'] = proto_entropy(runner)
+    branch = getattr(model, 'learner', None) is not None and \
+        not _shared_norm_head(model)
+    if val:
+        # the val split: for choosing settings
+        result['metrics'] = _strip(runner.test())
+        if branch:
+            result['proto_branch_metrics'] = _test_proto_branch(runner)
+        if getattr(model, 'learner', None) is not None:
+            result['proto_entropy'] = proto_entropy(runner)
     # the test split: for reporting only (tables show it with --split test)
     _use_split(runner, cfg, 'test')
     result['test_metrics'] = _strip(runner.test())
+    if branch and not val:
+        result['proto_branch_test_metrics'] = _test_proto_branch(runner)
     # [ours] a second test split, when the data has one
     # (build_fmnist_{cls,canvas}.py --num-holdout): --split holdout
     if osp.isfile(osp.join(data_root, *holdout_file(task))):

@@ -47,9 +47,10 @@ def split_run(name: str) -> Tuple[str, Optional[int]]:
 # the inverted projection, probe-then-distil, the paper recipe and the
 # two-stage recipe [ours] (its stage 1 is a row of its own)
 TABLES = {
-    # session 7-8: 100 training canvases; the recipe's stage 2 runs 800
-    # iterations; the student at 800 / 1200 / 1600 is the equal-cost row;
-    # session 14 added the last three: prototype-assignment distillation
+    # 100 training canvases; the recipe's stage 2 runs 800 iterations; the
+    # student at 800 / 1200 / 1600 is the equal-cost row; the three *_ap
+    # rows are prototype-assignment distillation; the last row is the
+    # recipe with a randomly initialised frozen teacher (the control)
     'det_n100':
     dict(
         task='det',
@@ -63,12 +64,12 @@ TABLES = {
             'prockd_signed_own_1run_bfeat_cached@800',
             'prockd_signed_own_1run_bfeat_cached_ap@800',
             'prockd_signed_own_1run_bfeat_assign1_cached_ap@800',
-            'prockd_signed_own_1run_bfeat_assign10_cached_ap@800'
+            'prockd_signed_own_1run_bfeat_assign10_cached_ap@800',
+            'two_stage_random_teacher@800'
         ]),
-    # session 15: the detection flagship's recipe against the student
-    # given more time, on canvases composed from the embedded items
-    # (data/fmnist_mini, no apt, no --fmnist): the newcomer's check that
-    # distillation pays, in one command
+    # the detection flagship's recipe against the student given more time,
+    # on canvases composed from the embedded items (data/fmnist_mini, no
+    # apt, no --fmnist)
     'det_n100_mini':
     dict(
         task='det',
@@ -81,9 +82,9 @@ TABLES = {
             'student', 'student@1600', 'prockd',
             'prockd_signed_own_1run_bfeat_cached@800'
         ]),
-    # session 10: 100 labelled images and 2000 unlabelled ones; session 11
-    # adds the holdout, the 8000 t10k items that test does not hold (the
-    # other splits are data/fmnist_cls_n100's, file for file)
+    # 100 labelled images and 2000 unlabelled ones, and a holdout: the 8000
+    # t10k items that test does not hold (the other splits are
+    # data/fmnist_cls_n100's, file for file)
     'cls_n100_unl':
     dict(
         task='cls',
@@ -97,8 +98,8 @@ TABLES = {
             'prockd_own_area_kd_2stage_bfeat',
             'prockd_own_area_kd_2stage_bfeat_unl'
         ]),
-    # session 12: the same images with val drawn from t10k (between test
-    # and the holdout, which keeps the last 7000 of session 11's 8000):
+    # the same images with val drawn from t10k (between test and the
+    # holdout, which keeps the last 7000 of cls_n100_unl's 8000):
     # train, unlabelled and test are cls_n100_unl's, file for file. Its
     # own data dir and work dir, so that no run mixes the two vals
     'cls_n100_unl_t10kval':
@@ -107,14 +108,13 @@ TABLES = {
         data='data/fmnist_cls_n100_unl_t10kval/',
         build=dict(CLS_N100_UNL, num_holdout=7000, val_source='t10k'),
         work_dir='work_dirs/table_cls_n100_unl_t10kval',
-        # session 13 added the six before the last three: the room above
-        # (the pool's true labels, an upper bound), a branch that labels the
-        # pool itself, and the rows given the labels label_pool.py
-        # propagates over the pool; session 14 the next four:
-        # prototype-assignment distillation and its control; session 15
-        # the next six: three tuning candidates per family, the recipe and
-        # PKD, given the propagated labels; session 16 the last three: PKD
-        # and the recipe given the pool's true labels (a diagnostic)
+        # after the first eleven: the room above (the pool's true labels,
+        # an upper bound), a branch that labels the pool itself, and the
+        # rows given the labels label_pool.py propagates over the pool;
+        # prototype-assignment distillation and its control; three tuning
+        # candidates per family, the recipe and PKD, given the propagated
+        # labels; PKD and the recipe given the pool's true labels (a
+        # diagnostic)
         variants=[
             'student', 'student@2000', 'student@3000', 'feat_mimic',
             'inv_proj', 'prockd', 'teacher_probe', 'probe_kd',
@@ -137,7 +137,7 @@ TABLES = {
             'prockd_own_area_stage1_t224_oracle_unl',
             'prockd_own_area_kd_2stage_bfeat_t224_oracle_unl'
         ]),
-    # session 11: the label maps of the 100 training canvases
+    # the label maps of the 100 training canvases
     'seg_n100':
     dict(
         task='seg',
@@ -150,7 +150,7 @@ TABLES = {
             'student@2400', 'prockd_own_1run_bfeat@1600',
             'prockd_own_1run_bfeat_t2x@800', 'prockd_own_1run_bfeat_t2x@1600'
         ]),
-    # session 12: the segmentation winner chosen on val, checked on 1000
+    # the segmentation winner chosen on val, checked on 1000
     # fresh canvases (the same train, val and test canvases as n100, file
     # for file, and a holdout composed by a stream of its own)
     'seg_n100_holdout':
@@ -159,11 +159,11 @@ TABLES = {
         data='data/fmnist_canvas/n100_holdout/',
         build=dict(CANVAS_N100['build'], num_holdout=1000),
         work_dir='work_dirs/table_seg_n100_holdout',
-        # session 13 added 'student@3200' to 'prockd@2400': a longer
-        # student phase against a longer student, and the issue's other
-        # rows at its length; session 14 the three *_ap rows
-        # (prototype-assignment distillation) and the recipe with the
-        # teacher at 1x (the Cityscapes flagship has no 2x lever)
+        # from 'student@3200' on: a longer student phase against a longer
+        # student, and the other methods at its length; the three *_ap rows
+        # (prototype-assignment distillation); the recipe with the teacher
+        # at 1x (the Cityscapes flagship has no 2x lever); last, the recipe
+        # with a randomly initialised frozen teacher (the control)
         variants=[
             'student', 'student@2400', 'prockd_own_1run_bfeat_t2x@1600',
             'student@3200', 'prockd_own_1run_bfeat_t2x@2400',
@@ -172,6 +172,6 @@ TABLES = {
             'prockd_own_1run_bfeat_t2x_ap@2400',
             'prockd_own_1run_bfeat_assign1_t2x_ap@2400',
             'prockd_own_1run_bfeat_assign10_t2x_ap@2400',
-            'prockd_own_1run_bfeat@2400'
+            'prockd_own_1run_bfeat@2400', 'two_stage_t2x_random_teacher@2400'
         ]),
 }

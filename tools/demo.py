@@ -1,0 +1,618 @@
+# Copyright (c) mmprockd contributors. All rights reserved.
+"""The main job: does a frozen ImageNet teacher make a small detector better?
+
+On canvases composed from the embedded Fashion-MNIST items
+(``data/fmnist_mini/``; 100 training canvases, 400 test canvases, 10
+classes) this trains a tiny mmdet RetinaNet three ways, each through
+mmengine's Runner, at every seed:
+
+* ``student``: alone, for ``--iters`` iterations;
+* ``student_more_time``: alone, for four times as many, which takes at
+  least as long as the recipe (the baseline a user would pick);
+* ``two_stage``: the recommended recipe, two-stage ProC-KD [ours], in one
+  run: ``--iters`` iterations in which only the prototype branch learns over
+  the frozen ImageNet MobileNetV2, then twice as many in which the frozen
+  branch teaches the student from its init (the detection flagship
+  ``configs/prockd_retinanet_coco.py`` at proxy size).
+
+For one seed every row starts from the same student init and sees the same
+data order, so each gain is paired. It prints a progress line per run, then
+the table of test mAP with the paired gain over each baseline (mean ± std
+over the seeds), and writes into the work dir:
+
+* ``table.md`` and ``results.json``;
+* ``boxes.png``: the same test canvases with the boxes of the three
+  students of the first seed (ground truth in green);
+* ``curves.png``: the students' detection loss against their own
+  iterations, and the branch's in its phase;
+* ``prototypes.png``: where the branch's prototypes attend on test canvases
+  (the augment's attention at the finest prototype level).
+
+Usage (about 4 minutes on 2 CPU cores; docs/user_guides/demo.md)::
+
+    python tools/demo.py [--work-dir work_dirs/demo] [--seeds 0 1 2]
+        [--iters 200] [--jobs 2]
+
+It is a small proxy: the full tables (5 seeds, a validation split for
+choosing, the controls) are in docs/benchmark.md. Finished runs with the
+same settings are reused. ``--num-test N`` (the first N test canvases) and
+``--iters 2`` make the smoke test.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
+sys.path.insert(0, osp.join(ROOT, 'tools', 'dataset_converters'))
+
+NPZ = osp.join(ROOT, 'data', 'fmnist_mini', 'fmnist_mini.npz')
+DATA = osp.join(ROOT, 'data', 'fmnist_canvas', 'n100_mini')
+# the canvases of the detection tables (docs/benchmark.md)
+BUILD = dict(num_train=100, num_val=200, canvas=96, min_size=24, max_size=48)
+BATCH = 8
+# row -> (proxy variant, iterations in units of --iters, legend, what the
+# student learns from)
+ROWS = {
+    'student': ('student', 1, 'student alone', 'the boxes'),
+    'student_more_time': ('student', 4, 'student alone, 4x the iterations',
+                          'the boxes, for at least the recipe\'s time'),
+    'two_stage':
+    ('prockd_signed_own_1run_bfeat_cached', 2, 'two-stage ProC-KD',
+     'the boxes + the frozen branch (KL and PKD from its features)'),
+}
+RECIPE = 'two_stage'
+LOG_INTERVAL = 10
+NUM_SHOW = 4  # test canvases in boxes.png and prototypes.png
+SCORE_THR = 0.3
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--work-dir', default='work_dirs/demo')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument(
+        '--iters',
+        type=int,
+        default=400,
+        help='iterations of the student alone and of the branch phase; the '
+        'recipe\'s student phase runs twice as many, the longer student '
+        'four times as many')
+    parser.add_argument('--jobs', type=int, default=2, help='parallel runs')
+    parser.add_argument(
+        '--data-root',
+        default=DATA,
+        help='the canvases; built from the embedded items when it has no '
+        'annotations')
+    parser.add_argument(
+        '--num-test',
+        type=int,
+        help='evaluate on the first N test canvases only (smoke tests)')
+    parser.add_argument('--worker', nargs='+', help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.iters < 1 or args.jobs < 1 or (args.num_test is not None
+                                           and args.num_test < 1):
+        parser.error('--iters, --jobs and --num-test must be >= 1')
+    if len(set(args.seeds)) != len(args.seeds) or len(args.seeds) < 2:
+        parser.error('--seeds needs at least two different seeds (the '
+                     'gain is a mean ± std over them)')
+    return args
+
+
+def settings(args: argparse.Namespace, row: str, seed: int) -> dict:
+    """What a finished run must match to be reused."""
+    return dict(
+        row=row,
+        seed=seed,
+        iters=args.iters,
+        num_test=args.num_test,
+        data_root=osp.abspath(args.data_root))
+
+
+def run_dir(args: argparse.Namespace, row: str, seed: int) -> str:
+    return osp.join(args.work_dir, row, f'seed{seed}')
+
+
+def ensure_data(data_root: str) -> None:
+    """The canvases of ``--table det_n100_mini``, built from the embedded
+    items unless already there."""
+    if osp.isfile(osp.join(data_root, 'annotations', 'instances_test.json')):
+        return
+    from build_fmnist_canvas import build
+    print(
+        f'data: composing canvases from {osp.relpath(NPZ, ROOT)}', flush=True)
+    build(NPZ, data_root, **BUILD)
+
+
+# ------------------------------------------------------------- a worker
+def overrides(row: str, iters: int) -> dict:
+    """The recipe's branch phase at ``iters`` iterations (the proxy
+    variant's is 400)."""
+    if row != RECIPE:
+        return {}
+    return {
+        'custom_hooks.0.student_start': iters,
+        'custom_hooks.0.branch_stop': iters
+    }
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Train and test the runs ``ROW:SEED`` it is given, one after the
+    other in this process (one import of the stack)."""
+    # isort: off
+    import mmprockd  # noqa: F401  (its compat fixes first)
+    # isort: on
+    from proxy_benchmark import atomic_write_text
+    from proxy_run import run_one
+    for item in args.worker:
+        row, seed = item.split(':')
+        seed = int(seed)
+        out_dir = run_dir(args, row, seed)
+        os.makedirs(out_dir, exist_ok=True)
+        atomic_write_text('', osp.join(out_dir, 'started'))
+        variant, factor = ROWS[row][:2]
+
+        def on_done(runner, result, row=row, seed=seed):
+            if seed == args.seeds[0]:
+                result['boxes'] = predict(runner)
+                if row == RECIPE:
+                    result['attention'] = attention(runner)
+
+        cfg_options = {
+            'default_hooks.logger.interval': LOG_INTERVAL,
+            'log_processor.window_size': LOG_INTERVAL,
+        }
+        if args.num_test:
+            cfg_options['test_dataloader.dataset.indices'] = args.num_test
+        result = run_one(
+            variant,
+            seed,
+            out_dir,
+            args.data_root,
+            args.iters * factor,
+            BATCH,
+            BUILD['canvas'],
+            None,
+            task='det',
+            cfg_options=cfg_options,
+            on_done=on_done,
+            overrides=overrides(row, args.iters),
+            val=False)
+        result.update(settings=settings(args, row, seed))
+        atomic_write_text(json.dumps(result), osp.join(out_dir, 'result.json'))
+
+
+def predict(runner) -> List[dict]:
+    """The boxes (score >= ``SCORE_THR``) of the first ``NUM_SHOW`` test
+    canvases."""
+    import torch
+    model = runner.model
+    model.eval()
+    rows = []
+    with torch.no_grad():
+        for data in runner.test_loop.dataloader:
+            for sample in model.test_step(data):
+                pred = sample.pred_instances
+                keep = pred.scores >= SCORE_THR
+                rows.append(
+                    dict(
+                        img=osp.basename(sample.img_path),
+                        bboxes=pred.bboxes[keep].tolist(),
+                        scores=pred.scores[keep].tolist(),
+                        labels=pred.labels[keep].tolist()))
+                if len(rows) == NUM_SHOW:
+                    return rows
+    return rows
+
+
+def attention(runner, num_protos: int = 3) -> dict:
+    """The augment's attention over the prototypes at the finest
+    prototype level on the first ``NUM_SHOW`` test canvases: the
+    ``num_protos`` prototypes with the most attention mass, ``(NUM_SHOW,
+    num_protos, h, w)``."""
+    import torch
+    model = runner.model
+    model.eval()
+    batch = next(iter(runner.test_loop.dataloader))
+    with torch.no_grad():
+        data = model.data_preprocessor(batch, False)
+        _, attns = model.prototype_assignments(data['inputs'][:NUM_SHOW])
+    attn = attns[0]  # (N, K, h, w), sums to 1 over K
+    top = attn.sum(dim=(0, 2, 3)).argsort(descending=True)[:num_protos]
+    return dict(
+        prototypes=top.tolist(),
+        num_prototypes=attn.shape[1],
+        maps=attn[:, top].tolist(),
+        imgs=[osp.basename(s.img_path) for s in batch['data_samples']])
+
+
+# --------------------------------------------------------------- driver
+def plan(args: argparse.Namespace) -> List[List[str]]:
+    """The missing runs split over ``--jobs`` workers, heaviest first, each
+    to the worker with the least work (in units of ``--iters``)."""
+    cost = dict(student=1.2, student_more_time=4.5, two_stage=4.5)
+    todo = []
+    for seed in args.seeds:
+        for row in ROWS:
+            path = osp.join(run_dir(args, row, seed), 'result.json')
+            if osp.isfile(path):
+                with open(path) as f:
+                    if json.load(f).get('settings') == settings(
+                            args, row, seed):
+                        print(f'[reuse] {row} seed {seed}', flush=True)
+                        continue
+            todo.append((row, seed))
+    todo.sort(key=lambda rs: -cost[rs[0]])
+    queues: List[List[str]] = [[] for _ in range(args.jobs)]
+    loads = [0.0] * args.jobs
+    for row, seed in todo:
+        i = loads.index(min(loads))
+        queues[i].append(f'{row}:{seed}')
+        loads[i] += cost[row]
+    return [q for q in queues if q]
+
+
+def run_all(args: argparse.Namespace) -> Dict[str, Dict[int, dict]]:
+    """Run the missing runs, a line per run as it starts and ends; returns
+    ``{row: {seed: result}}``."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    procs = []
+    for i, queue in enumerate(plan(args)):
+        log_path = osp.join(args.work_dir, f'worker{i}.log')
+        cmd = [
+            sys.executable,
+            osp.abspath(__file__), '--work-dir', args.work_dir, '--iters',
+            str(args.iters), '--seeds', *map(str, args.seeds), '--data-root',
+            args.data_root, '--worker', *queue
+        ]
+        if args.num_test:
+            cmd += ['--num-test', str(args.num_test)]
+        log = open(log_path, 'w')
+        procs.append((subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT,
+            env=env), log, log_path, queue))
+    started, done = set(), set()
+    t0 = time.time()
+    while True:
+        alive = [p for p, *_ in procs if p.poll() is None]
+        for _, _, _, queue in procs:
+            for item in queue:
+                row, seed = item.split(':')
+                path = run_dir(args, row, int(seed))
+                if item not in started and osp.isfile(
+                        osp.join(path, 'started')):
+                    started.add(item)
+                    print(f'[start] {ROWS[row][2]}, seed {seed}', flush=True)
+                if item not in done and osp.isfile(
+                        osp.join(path, 'result.json')):
+                    done.add(item)
+                    with open(osp.join(path, 'result.json')) as f:
+                        r = json.load(f)
+                    print(
+                        f'[done]  {ROWS[row][2]}, seed {seed}: test mAP '
+                        f'{100 * r["test_metrics"]["bbox_mAP"]:.1f}, trained '
+                        f'in {r["train_s"]:.0f} s ({time.time() - t0:.0f} s '
+                        'so far)',
+                        flush=True)
+        if not alive:
+            break
+        time.sleep(0.5)
+    for proc, log, log_path, queue in procs:
+        log.close()
+        if proc.returncode:
+            with open(log_path) as f:
+                tail = f.read()[-3000:]
+            raise RuntimeError(
+                f'demo: a worker failed (rc={proc.returncode}) on {queue}; '
+                f'the end of {log_path}:\n{tail}')
+    results: Dict[str, Dict[int, dict]] = {}
+    for row in ROWS:
+        for seed in args.seeds:
+            with open(osp.join(run_dir(args, row, seed), 'result.json')) as f:
+                results.setdefault(row, {})[seed] = json.load(f)
+    return results
+
+
+def mean_std(values: Sequence[float]) -> str:
+    return f'{statistics.fmean(values):+.1f} ± {statistics.stdev(values):.1f}'
+
+
+def summarise(results: Dict[str, Dict[int, dict]],
+              args: argparse.Namespace) -> dict:
+    """Per row: test mAP per seed, its mean and std, train seconds, and the
+    paired gain over each student row (per seed: row minus baseline)."""
+
+    def test_map(r):
+        return 100 * r['test_metrics']['bbox_mAP']
+
+    out = {}
+    for row in ROWS:
+        maps = [test_map(results[row][s]) for s in args.seeds]
+        out[row] = dict(
+            test_mAP=[round(m, 1) for m in maps],
+            train_s=[results[row][s]['train_s'] for s in args.seeds],
+            gain={
+                base: [
+                    round(m - test_map(results[base][s]), 1)
+                    for m, s in zip(maps, args.seeds)
+                ]
+                for base in ('student', 'student_more_time')
+                if list(ROWS).index(base) < list(ROWS).index(row)
+            })
+        branch = [
+            results[row][s].get('proto_branch_test_metrics',
+                                {}).get('bbox_mAP') for s in args.seeds
+        ]
+        if all(b is not None for b in branch):
+            out[row]['branch_test_mAP'] = [round(100 * b, 1) for b in branch]
+    return out
+
+
+def format_table(summary: dict, args: argparse.Namespace) -> str:
+    """The table: test mAP (mean ± std over the seeds), the paired gain
+    over the student alone and over the student given more time, and the
+    mean training time; then whether the recipe's gain passes twice its
+    std."""
+    n = len(args.seeds)
+    lines = [
+        f'Detection on 96 px canvases of Fashion-MNIST items (10 classes), '
+        f'{BUILD["num_train"]} training canvases, '
+        f'{args.num_test or 400} test canvases; tiny RetinaNet student, '
+        f'frozen ImageNet MobileNetV2 teacher; seeds '
+        f'{" ".join(map(str, args.seeds))} (paired)',
+        '',
+        '| row | iterations | the student learns from | test mAP | '
+        'gain over the student alone | gain over the student given more '
+        'time | train s |',
+        '|---|---|---|---|---|---|---|',
+    ]
+    for row, (_, factor, legend, desc) in ROWS.items():
+        s = summary[row]
+        its = f'{args.iters * factor}'
+        if row == RECIPE:
+            its = f'{args.iters} branch + {args.iters * factor} student'
+        gains = [
+            mean_std(s['gain'][b]) if b in s['gain'] else '-'
+            for b in ('student', 'student_more_time')
+        ]
+        lines.append(f'| {legend} | {its} | {desc} | '
+                     f'{statistics.fmean(s["test_mAP"]):.1f} ± '
+                     f'{statistics.stdev(s["test_mAP"]):.1f} | {gains[0]} | '
+                     f'{gains[1]} | {statistics.fmean(s["train_s"]):.0f} |')
+    gain = summary[RECIPE]['gain']['student_more_time']
+    mean, std = statistics.fmean(gain), statistics.stdev(gain)
+    verdict = 'passes' if mean > 2 * std else 'does not pass'
+    lines += [
+        '',
+        f'Two-stage ProC-KD minus the student given more time, per seed: '
+        f'{", ".join(f"{g:+.1f}" for g in gain)}; mean {mean:+.1f}, '
+        f'{verdict} twice its std ({2 * std:.1f}) over {n} seeds.',
+    ]
+    if 'branch_test_mAP' in summary[RECIPE]:
+        branch = summary[RECIPE]['branch_test_mAP']
+        lines.append(
+            f'The frozen branch itself (teacher, prototypes and its own '
+            f'head): {statistics.fmean(branch):.1f} test mAP.')
+    lines.append(
+        'A small CPU proxy, not COCO: the full tables (5 seeds, a val '
+        'split for choosing, PKD, the paper recipe, a random-teacher '
+        'control) are in docs/benchmark.md.')
+    return '\n'.join(lines)
+
+
+# ------------------------------------------------------------- pictures
+def _load_rgb(data_root: str, name: str):
+    """A test canvas as uint8 RGB ``(H, W, 3)``."""
+    import numpy as np
+    from PIL import Image
+    path = osp.join(data_root, 'test', 'images', name)
+    return np.asarray(Image.open(path).convert('RGB'))
+
+
+def _ground_truth(data_root: str) -> Dict[str, list]:
+    """``{file name: [([x0, y0, x1, y1], class index), ...]}`` of the
+    test canvases."""
+    with open(osp.join(data_root, 'annotations', 'instances_test.json')) as f:
+        coco = json.load(f)
+    names = {im['id']: im['file_name'] for im in coco['images']}
+    boxes: Dict[str, list] = {}
+    for ann in coco['annotations']:
+        x, y, w, h = ann['bbox']
+        boxes.setdefault(names[ann['image_id']], []).append(
+            ([x, y, x + w, y + h], ann['category_id'] - 1))
+    return boxes
+
+
+def draw_boxes(results: Dict[str, Dict[int, dict]], args: argparse.Namespace,
+               out: str) -> None:
+    """A row per student of the first seed, a column per test canvas: the
+    ground truth in green, the student's boxes in red with class and
+    score, drawn with mmengine's ``Visualizer``."""
+    import numpy as np
+    from build_fmnist_canvas import CLASSES
+    from mmengine.visualization import Visualizer
+    from PIL import Image
+    seed, scale, pad, head = args.seeds[0], 3, 6, 22
+    gt = _ground_truth(args.data_root)
+    preds = {row: results[row][seed]['boxes'] for row in ROWS}
+    names = [p['img'] for p in preds['student']]
+    tile = BUILD['canvas'] * scale
+    width = len(names) * (tile + pad) + pad
+    height = len(ROWS) * (tile + head + pad) + head
+    vis = Visualizer(name=f'demo_boxes_{os.getpid()}')
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    placed = []  # (x0, y0, row, image name)
+    for r, row in enumerate(ROWS):
+        for c, name in enumerate(names):
+            x0 = pad + c * (tile + pad)
+            y0 = head + r * (tile + head + pad) + head
+            img = Image.fromarray(_load_rgb(args.data_root, name)).resize(
+                (tile, tile), Image.NEAREST)
+            canvas[y0:y0 + tile, x0:x0 + tile] = np.asarray(img)
+            placed.append((x0, y0, row, c))
+    vis.set_image(canvas)
+    for r, row in enumerate(ROWS):
+        found = sum(len(p['bboxes']) for p in preds[row])
+        vis.draw_texts(
+            f'{ROWS[row][2]} (test mAP '
+            f'{100 * results[row][seed]["test_metrics"]["bbox_mAP"]:.1f}, '
+            f'{found} boxes with score >= {SCORE_THR})',
+            np.array([pad, head + r * (tile + head + pad) + 4]),
+            colors='black',
+            font_sizes=10)
+    for x0, y0, row, c in placed:
+        pred = preds[row][c]
+        for box, _ in gt.get(names[c], []):
+            vis.draw_bboxes(
+                np.array(box) * scale + [x0, y0, x0, y0],
+                edge_colors=(0, 170, 0),
+                line_widths=2)
+        for box, score, label in zip(pred['bboxes'], pred['scores'],
+                                     pred['labels']):
+            xy = np.array(box) * scale + [x0, y0, x0, y0]
+            vis.draw_bboxes(xy, edge_colors=(220, 0, 0), line_widths=1)
+            vis.draw_texts(
+                f'{CLASSES[label]} {score:.2f}',
+                xy[:2] + [2, 1],
+                colors=(220, 0, 0),
+                font_sizes=7)
+    vis.draw_texts(
+        f'The first {len(names)} test canvases, seed {seed}. Green: ground '
+        'truth; red: the student\'s boxes.',
+        np.array([pad, 4]),
+        colors='black',
+        font_sizes=10)
+    Image.fromarray(vis.get_image()).save(out)
+
+
+def _curve(args: argparse.Namespace, row: str) -> List[dict]:
+    from proxy_run import read_curve
+    return [
+        r for r in read_curve(run_dir(args, row, args.seeds[0])) if 'iter' in r
+    ]
+
+
+def draw_curves(args: argparse.Namespace, out: str) -> None:
+    """The student's detection loss (classification + box) of each row
+    against the student's own iterations, seed ``--seeds[0]``; and the
+    branch's in the recipe's branch phase."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4))
+    for row in ROWS:
+        xs, ys = [], []
+        for r in _curve(args, row):
+            keys = [
+                k for k in ('loss_cls', 'loss_bbox', 'student.loss_cls',
+                            'student.loss_bbox') if k in r
+            ]
+            if not keys:  # the branch phase: the student does not train
+                continue
+            start = args.iters if row == RECIPE else 0
+            xs.append(r['iter'] - start)
+            ys.append(sum(r[k] for k in keys))
+        ax.plot(xs, ys, label=ROWS[row][2], linewidth=0.9)
+    ax.set_yscale('log')
+    ax.set_xlabel('the student\'s iterations')
+    ax.set_ylabel(f'detection loss (mean of {LOG_INTERVAL} iterations)')
+    ax.set_title('The students')
+    ax.legend()
+    ax.grid(True, which='both', alpha=0.3)
+    xs, ys = [], []
+    for r in _curve(args, RECIPE):
+        if r['iter'] <= args.iters and 'distill.proto.loss_cls' in r:
+            xs.append(r['iter'])
+            ys.append(r['distill.proto.loss_cls'] +
+                      r.get('distill.proto.loss_bbox', 0.0))
+    bx.plot(xs, ys, color='tab:green', linewidth=0.9)
+    bx.set_yscale('log')
+    bx.set_xlabel('iterations of the branch phase')
+    bx.set_title('The prototype branch over the frozen teacher')
+    bx.grid(True, which='both', alpha=0.3)
+    fig.suptitle(f'Training curves, seed {args.seeds[0]}')
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def draw_prototypes(results: Dict[str, Dict[int, dict]],
+                    args: argparse.Namespace, out: str) -> None:
+    """A row per test canvas: the canvas, then the attention of the
+    heaviest prototypes over it."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import numpy as np
+    att = results[RECIPE][args.seeds[0]]['attention']
+    maps = np.array(att['maps'])  # (N, P, h, w)
+    num, protos = maps.shape[:2]
+    fig, axes = plt.subplots(
+        num, protos + 1, figsize=(2 * (protos + 1), 2 * num), squeeze=False)
+    for i in range(num):
+        img = _load_rgb(args.data_root, att['imgs'][i])
+        axes[i][0].imshow(img)
+        for j in range(protos):
+            axes[i][j + 1].imshow(img)
+            axes[i][j + 1].imshow(
+                maps[i, j],
+                cmap='magma',
+                alpha=0.6,
+                vmin=0,
+                vmax=1,
+                extent=(0, img.shape[1], img.shape[0], 0),
+                interpolation='bilinear')
+            if i == 0:
+                axes[i][j + 1].set_title(
+                    f'prototype {att["prototypes"][j]}', fontsize=9)
+        for ax in axes[i]:
+            ax.axis('off')
+    axes[0][0].set_title('test canvas', fontsize=9)
+    fig.suptitle(
+        f'Where the branch\'s prototypes attend (the {protos} of '
+        f'{att["num_prototypes"]} with the most attention; 0 to 1)',
+        fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+    args = parse_args(argv)
+    if args.worker:
+        worker(args)
+        return {}
+    start = time.time()
+    os.makedirs(args.work_dir, exist_ok=True)
+    ensure_data(args.data_root)
+    results = run_all(args)
+    from proxy_benchmark import atomic_write_text
+    summary = summarise(results, args)
+    text = format_table(summary, args)
+    atomic_write_text(text + '\n', osp.join(args.work_dir, 'table.md'))
+    atomic_write_text(
+        json.dumps(summary, indent=1), osp.join(args.work_dir, 'results.json'))
+    pictures = {
+        name: osp.join(args.work_dir, f'{name}.png')
+        for name in ('boxes', 'curves', 'prototypes')
+    }
+    draw_boxes(results, args, pictures['boxes'])
+    draw_curves(args, pictures['curves'])
+    draw_prototypes(results, args, pictures['prototypes'])
+    print()
+    print(text)
+    print()
+    for name, path in pictures.items():
+        print(f'{name}: {path}')
+    print(f'wall time {time.time() - start:.0f} s')
+    return summary
+
+
+if __name__ == '__main__':
+    main()
