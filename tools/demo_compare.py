@@ -28,7 +28,7 @@ writes into the work dir:
   item of each class (``visualize_prototypes.py``); the run's full
   checkpoint ``prockd/final.pth`` is kept for that tool.
 
-Usage (6 minutes on 2 CPU cores, docs/demo.md)::
+Usage (6 minutes on 2 CPU cores, docs/user_guides/demo.md)::
 
     python tools/demo_compare.py [--work-dir work_dirs/demo_compare]
         [--seed 0] [--iters 500] [--jobs 2]

@@ -4,7 +4,7 @@
 # evaluated by mIoU on the 3 others. Same student, data and schedule as
 # prockd_mobilenetv2_fcn_cityscapes_demo.py, without distillation. Ten
 # photos show that the pipeline works, not segmentation skill: see
-# docs/demo.md.
+# docs/user_guides/demo.md.
 _base_ = [
     'mmseg::_base_/models/fcn_r50-d8.py',
     'mmseg::_base_/default_runtime.py',

@@ -1,7 +1,7 @@
 # Segmentation demo of ProC-KD: the frozen ImageNet-1k MobileNetV2 of the
 # detection demo teaches the small FCN-R18 of fcn_r18_cityscapes_demo.py on
 # the 10 Cityscapes-style photos of data/prockd_demo. CPU, ~5-10 minutes:
-# see docs/demo.md.
+# see docs/user_guides/demo.md.
 _base_ = [
     './fcn_r18_cityscapes_demo.py',
     '../_base_/prockd_runtime.py',

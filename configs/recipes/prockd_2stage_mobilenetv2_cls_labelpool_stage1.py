@@ -1,5 +1,5 @@
 # [ours] Few labels and many unlabelled images, the pool labelled first
-# (docs/benchmark.md, sessions 12-15), stage 1: the unlabelled recipe with
+# (docs/benchmark.md), stage 1: the unlabelled recipe with
 # the frozen teacher at 224 px (input_scale 3.5: it sees the 64 px images
 # at the size it was trained on), and the pool carrying the labels that
 # tools/analysis_tools/label_pool.py propagates over the teacher's features

@@ -1,4 +1,4 @@
-"""Fixes for the traps of the modern stack (see ``docs/compat.md``).
+"""Fixes for the traps of the modern stack (see ``docs/get_started.md``).
 
 Each function is idempotent and is applied by ``import mmprockd``, before any
 OpenMMLab model package is imported:

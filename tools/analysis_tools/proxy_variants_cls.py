@@ -172,8 +172,8 @@ def _lp_sweep_variants() -> Dict[str, tuple]:
     return variants
 
 
-# [ours] a diagnostic and not a method: the matched pair of
-# sessions 13-15 (PKD, and the chosen recipe with its stage 1) given the
+# [ours] a diagnostic and not a method: the matched pair
+# (PKD, and the chosen recipe with its stage 1) given the
 # pool's true labels instead of the propagated ones, as student_oracle_unl
 # is. Given labels that no longer cap the rows, does either carry more of
 # the teacher than the other, or than the student alone given them?
