@@ -20,19 +20,24 @@ DOCS = ['README.md'] + sorted(
 # must exist (outputs go to work_dirs/, which is not one of them)
 REPO_DIRS = ('configs/', 'tools/', 'data/', 'docs/', 'tests/', 'requirements/')
 SHELL_BLOCK = re.compile(r'```(?:bash|sh|shell)\n(.*?)```', re.S)
+# a command written inline, as in a table's reproduce column
+INLINE = re.compile(r'(?<!`)`((?:python3?|bash) [^`]+)`(?!`)')
 
 
 def shell_commands(text: str) -> List[str]:
-    """The commands of the bash blocks of a Markdown text: continuation
-    lines joined, comments dropped, split at ``&&`` and ``;``."""
+    """The commands of the bash blocks of a Markdown text (continuation
+    lines joined, comments dropped), then its inline ``python ...`` and
+    ``bash ...`` spans; split at ``&&`` and ``;``."""
     commands = []
     for block in SHELL_BLOCK.findall(text):
-        joined = re.sub(r'\\\n\s*', ' ', block)
+        joined = re.sub(r'\s*\\\n\s*', ' ', block)
         for line in joined.splitlines():
             line = line.split(' #')[0].strip()
             if not line or line.startswith('#'):
                 continue
             commands += [c.strip() for c in re.split(r'&&|;', line)]
+    for span in INLINE.findall(SHELL_BLOCK.sub('', text)):
+        commands += [c.strip() for c in re.split(r'&&|;', span)]
     return [c for c in commands if c]
 
 
@@ -49,8 +54,8 @@ def named_files(command: str) -> Tuple[List[str], List[str]]:
         if re.search(r'[$<>*{}\[\]]|[A-Z]{3,}', word):
             continue
         prev = words[i - 1] if i else ''
-        if word.endswith(('.py', '.sh')) and prev in ('python', 'python3',
-                                                      'bash', 'sh'):
+        runner = prev in ('python', 'python3', 'bash', 'sh')
+        if runner and word.endswith(('.py', '.sh')):
             scripts.append(word)
         elif word.startswith(REPO_DIRS):
             paths.append(word.split('=')[-1])
@@ -61,11 +66,12 @@ def test_shell_commands_are_found_and_split():
     text = ('```bash\npython tools/train.py configs/a.py \\\n'
             '    --work-dir work_dirs/x  # a note\n# a comment\n'
             'cd x && bash tools/dist_train.sh CONFIG 8\n```\n'
-            '```python\nimport x\n```\n')
+            '```python\nimport x\n```\n'
+            '| row | `python tools/test.py C --x` |\n')
     commands = shell_commands(text)
     assert commands == [
         'python tools/train.py configs/a.py --work-dir work_dirs/x', 'cd x',
-        'bash tools/dist_train.sh CONFIG 8'
+        'bash tools/dist_train.sh CONFIG 8', 'python tools/test.py C --x'
     ]
     assert named_files(commands[0]) == (['tools/train.py'], ['configs/a.py'])
     assert named_files(commands[2]) == (['tools/dist_train.sh'], [])
@@ -88,7 +94,7 @@ def test_the_readme_gives_the_two_set_up_commands():
     with open(osp.join(ROOT, 'README.md')) as f:
         commands = shell_commands(f.read())
     assert 'python tools/demo.py' in commands
-    assert 'python -m pytest tests -q' in commands
+    assert 'python -m pytest tests' in commands
     assert 'bash tools/install.sh' in commands
 
 
@@ -117,8 +123,8 @@ def test_readme_tool_commands_parse(script, argv):
     spec.loader.exec_module(module)
     assert hasattr(module, 'parse_args'), f'{script} has no parse_args'
     argv = [
-        'configs/prockd_retinanet_coco.py' if re.fullmatch(r'[A-Z_]+', a)
-        else a for a in argv
+        'configs/prockd_retinanet_coco.py'
+        if re.fullmatch(r'[A-Z_]+', a) else a for a in argv
     ]
     try:
         module.parse_args(argv)
