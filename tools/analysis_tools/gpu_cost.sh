@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# The GPU cost table of docs/benchmark.md in one command: RetinaNet-R50 <-
+# The GPU cost table of docs/cost.md in one command: RetinaNet-R50 <-
 # Swin-T at COCO training size (batch 8 of 800x1216, AMP) and PSPNet-R18-D8
 # <- Swin-T at Cityscapes size (batch 8 of 512x1024, AMP), each with the
 # authors' recipe and with the cost levers (distill_fraction=FRACTION,
 # 0.25 by default: 2 of 8 images every step, and proto_head_grad=False),
-# and the deployed student with the AugmentedNeck plugin. Every row is one benchmark_cost.py run, so
-# each ratio compares figures taken in the same process.
+# and the deployed student with the AugmentedNeck plugin. Every row is one
+# benchmark_cost.py run, so each ratio compares figures taken in the same
+# process.
 #
-# On the device machine (see ../shared/device-kit/README.md):
-#   source .kit/install.sh && export PYTHONPATH=$PWD:$PYTHONPATH && \
-#     bash tools/analysis_tools/gpu_cost.sh $OUT
+# On a GPU machine with the package installed (docs/get_started.md):
+#   bash tools/analysis_tools/gpu_cost.sh work_dirs/gpu_cost
 # A CPU smoke run of the same script:
 #   DEVICE=cpu AMP= DET_SIZE="64 96" SEG_SIZE="64 128" ITERS=1 WARMUP=0 \
 #     bash tools/analysis_tools/gpu_cost.sh /tmp/cost
