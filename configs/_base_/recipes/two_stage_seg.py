@@ -1,0 +1,60 @@
+# [ours] Two-stage ProC-KD in one run, for a segmentor: the detection
+# recipe (two_stage_det.py) with the teacher given the image at twice its
+# size, which won on the segmentation proxy (docs/benchmark.md). A whole
+# config:
+#
+#     _base_ = [
+#         'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py',
+#         'mmprockd::_base_/teachers/swin-t_in1k.py',
+#         'mmprockd::_base_/recipes/two_stage_seg.py',
+#     ]
+#     model = dict(
+#         _base_.two_stage_seg,
+#         student=_base_.model,
+#         teacher=dict(_base_.swin_t_in1k_teacher, input_scale=2.0),
+#         student_channels=[64, 128, 256, 512])
+#     train_cfg = _base_.two_stage_seg_train_cfg
+#     custom_hooks = [*_base_.get('custom_hooks', []), *_base_.prockd_hooks]
+#
+# `input_scale=2.0` is the teacher's key: the teacher base gives the rest.
+#
+# - Iterations 1-80k, the branch phase (the student's own 80k schedule):
+#   only the prototype branch learns; the student is left as built.
+# - Iterations 80k-240k, the student phase (twice the student's schedule,
+#   from the base LR): the frozen branch teaches the student, from its
+#   init, through the KL and PKD from the branch's features.
+#
+# The phases are counted for mmseg's 80k-iteration schedules; another one
+# changes student_start and branch_stop, the PolyLR's end and max_iters.
+_base_ = ['./two_stage_det.py']
+
+two_stage_seg = dict(_base_.two_stage_det)
+
+two_stage_seg_branch_iters = 80000
+# mmseg's poly schedule at twice the student's length, counted from the
+# student phase's start
+two_stage_seg_student_schedule = [
+    dict(
+        type='PolyLR',
+        eta_min=1e-4,
+        power=0.9,
+        begin=0,
+        end=2 * two_stage_seg_branch_iters,
+        by_epoch=False)
+]
+# merged into the student base's train loop; no evaluation of the untouched
+# student during the branch phase
+two_stage_seg_train_cfg = dict(
+    max_iters=3 * two_stage_seg_branch_iters,
+    val_begin=two_stage_seg_branch_iters + 1)
+prockd_hooks = [
+    # student-only checkpoints at mmseg's checkpoint interval
+    dict(type='mmprockd.StudentCheckpointHook', interval=8000, by_epoch=False),
+    dict(
+        type='mmprockd.DistillScheduleHook',
+        by_epoch=False,
+        warmup=500,
+        student_start=two_stage_seg_branch_iters,
+        branch_stop=two_stage_seg_branch_iters,
+        student_schedule=two_stage_seg_student_schedule),
+]
