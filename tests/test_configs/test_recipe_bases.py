@@ -344,7 +344,7 @@ def test_a_switch_merges_into_the_recipes_block(tmp_path):
 PARTIAL = DET.replace(
     "    student_channels=[256] * 5)", "    student_channels=[256] * 5,\n"
     '    learner=dict(num_prototypes=36))')
-# the issue's natural merge of the old switches into the old distiller base
+# the old switches merged the way a user would into the old distiller base
 OLD_MERGE = """\
 _base_ = [
     'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
