@@ -29,6 +29,8 @@ SLOW = (
     'tests/test_utils/test_config_path.py::test_boot_file_is_installed',
     'tests/test_utils/test_config_path.py::test_mmprockd_base_resolves',
     'tests/test_utils/test_config_path.py::test_downstream_trains',
+    'tests/test_utils/test_config_path.py::'
+    'test_recipe_pairs_resolve_from_the_install',
     'tests/test_benchmark/test_proxy_benchmark.py::test_smoke_run',
     'tests/test_benchmark/test_proxy_benchmark.py::test_seg_smoke_run',
     'tests/test_configs/test_recipes.py::test_recipe_builds_and_steps',
