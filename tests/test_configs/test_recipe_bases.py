@@ -416,15 +416,21 @@ def test_pair_builds_and_steps_through_both_phases(name, tmp_path):
     assert all(grad_sum(m) == 0 for m in branch)
 
 
-def test_cls_config_builds_and_steps(tmp_path):
-    cfg = load(CLS, tmp_path)
+@pytest.mark.parametrize('block', ['pkd_cls', 'pkd_cls_prototypes'])
+def test_cls_config_builds_and_steps(block, tmp_path):
+    text = CLS.replace('_base_.pkd_cls,', f'_base_.{block},')
+    cfg = load(text, tmp_path)
     make_offline(cfg.model)
     _reduce_teacher(cfg.model.teacher)
     model = build(cfg, 'cls')
     losses = step(model, 'cls')
     assert float(losses['distill.loss_feat']) > 0
-    assert not any(k.startswith('distill.proto') for k in losses)
     assert grad_sum(model.feat_loss) > 0 and grad_sum(model.student) > 0
+    proto = block == 'pkd_cls_prototypes'
+    assert any(k.startswith('distill.proto.') for k in losses) == proto
+    assert ('distill.loss_kl' in losses) == proto
+    if proto:
+        assert grad_sum(model.learner) > 0
 
 
 # the exported student loaded by a plain mmengine Runner, in a process that
