@@ -285,6 +285,18 @@ def test_pair_configs_are_at_most_15_lines(name):
     assert own_lines(PAIRS[name][0]) <= 15
 
 
+@pytest.mark.parametrize('recipe,text', [('two_stage_det', DET),
+                                         ('two_stage_seg', SEG),
+                                         ('pkd_cls', CLS)])
+def test_each_recipe_base_shows_its_config(recipe, text):
+    """The config in a recipe base's comment is the one tested here."""
+    from mmprockd.utils import get_config_path
+    with open(get_config_path(f'_base_/recipes/{recipe}.py')) as f:
+        shown = ''.join(line[len('#     '):] for line in f
+                        if line.startswith('#     '))
+    assert shown == text
+
+
 def test_det_recipe_is_the_flagships(tmp_path):
     """The base's distiller, phases, schedule and DDP wrapper are what
     ``prockd_retinanet_coco.py`` runs, student and teacher aside."""
