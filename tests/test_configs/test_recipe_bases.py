@@ -316,19 +316,43 @@ def test_det_recipe_is_the_flagships(tmp_path):
     assert 'backbone' not in ours.model and '_delete_' not in ours.model
 
 
-def test_seg_recipe_is_the_det_recipe_with_the_teacher_at_2x(tmp_path):
-    seg, det = load(SEG, tmp_path, 'seg.py'), load(DET, tmp_path, 'det.py')
-    skip = ('student', 'teacher', 'student_channels')
-    assert {k: v for k, v in seg.model.items() if k not in skip} == \
-        {k: v for k, v in det.model.items() if k not in skip}
-    assert seg.model.teacher.input_scale == 2.0
+def _proxy_row(name: str) -> Config:
+    """A segmentation proxy row's config, its overrides merged."""
+    sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
+    try:
+        from proxy_variants import SEG_VARIANTS
+    finally:
+        sys.path.pop(0)
+    _, config, options, _ = SEG_VARIANTS[name]
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'benchmark', config))
+    cfg.merge_from_dict(options)
+    return cfg
+
+
+def test_seg_recipe_is_the_proxys_winning_row(tmp_path):
+    """The branch, its losses and the teacher's 2x input of the row that
+    won on the segmentation proxy; the branch's width, the levels and the
+    caches (which need a proxy's fixed pipeline) are the student's."""
+    row = _proxy_row('prockd_own_1run_bfeat_t2x')
+    seg = load(SEG, tmp_path)
+    for key in ('type', 'augment', 'proto_weight', 'branch_head', 'kl_loss',
+                'branch_feat_loss'):
+        assert seg.model[key] == row.model[key], key
+    assert {k: v for k, v in seg.model.learner.items() if k != 'channels'} \
+        == {k: v for k, v in row.model.learner.items() if k != 'channels'}
+    assert seg.model.teacher.input_scale == row.model.teacher.input_scale \
+        == 2.0
     assert seg.model.teacher.layers == ['norm1', 'norm2', 'norm3']
+    # two phases, the branch frozen when the student starts, as the row's
+    row_hook = schedule_hook(row)
+    assert row_hook.branch_stop == row_hook.student_start > 0
     # 80k branch iterations, then twice the student's 80k
     assert seg.train_cfg.type == 'IterBasedTrainLoop'
     assert seg.train_cfg.max_iters == 240000
     hook = schedule_hook(seg)
     assert (hook.student_start, hook.branch_stop) == (80000, 80000)
     assert hook.student_schedule[0]['end'] == 160000
+    assert seg.model_wrapper_cfg.find_unused_parameters
 
 
 def test_cls_recipe_is_pkd_and_the_prototype_route_an_option(tmp_path):
