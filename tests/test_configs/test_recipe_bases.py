@@ -357,8 +357,13 @@ def test_seg_recipe_is_the_proxys_winning_row(tmp_path):
 
 def test_cls_recipe_is_pkd_and_the_prototype_route_an_option(tmp_path):
     cfg = load(CLS, tmp_path)
+    # the classification proxy's PKD row
+    pkd = Config.fromfile(
+        osp.join(REPO, 'configs', 'benchmark',
+                 'featmimic_mobilenetv2_cls_tiny_fmnist.py'))
+    for key in ('type', 'learner', 'augment', 'kl_loss', 'feat_loss'):
+        assert cfg.model[key] == pkd.model[key], key
     assert cfg.model.learner is None and cfg.model.kl_loss is None
-    assert cfg.model.feat_loss.type == 'mmprockd.FeatureMimicLoss'
     assert cfg.model.feat_loss.loss_weight == 6.0
     proto = cfg.pkd_cls_prototypes
     assert proto.learner.type == 'mmprockd.PrototypeLearner'
