@@ -15,11 +15,14 @@ import torch
 from mmengine.config import Config
 
 PREFIX = 'student.'
-# mmprockd's training hooks, which a plain student's config must not carry
-_DISTILL_HOOKS = ('mmprockd.StudentCheckpointHook',
-                  'mmprockd.DistillScheduleHook',
-                  'mmprockd.FiniteCheckpointHook')
+# mmprockd's checkpoint hook in ``default_hooks`` (tools/train.py's swap):
+# mmengine's own CheckpointHook writes the same files
 _ATOMIC = ('mmprockd.AtomicCheckpointHook', 'AtomicCheckpointHook')
+
+
+def _ours(hook: dict) -> bool:
+    """Whether a hook config names an mmprockd hook."""
+    return str(hook.get('type', '')).startswith('mmprockd.')
 
 
 def student_state_dict(state_dict: Dict[str, torch.Tensor]) -> OrderedDict:
@@ -52,7 +55,10 @@ def student_config(cfg: Config) -> Config:
     """The training config with ``model`` replaced by the student.
 
     ``custom_imports`` of mmprockd is kept only when the student itself uses
-    mmprockd modules (the augment plugin); mmprockd's hooks are dropped.
+    mmprockd modules (the augment plugin); every mmprockd hook is dropped
+    (``custom_hooks``, whoever added them) or, in ``default_hooks``,
+    replaced by mmengine's own, so plain upstream tools load the config
+    without mmprockd.
     """
     cfg = copy.deepcopy(cfg)
     model = cfg.model
@@ -68,10 +74,7 @@ def student_config(cfg: Config) -> Config:
             cfg.custom_imports.imports = rest
         elif 'custom_imports' in cfg:
             cfg.pop('custom_imports')
-    hooks = [
-        h for h in cfg.get('custom_hooks', [])
-        if h.get('type') not in _DISTILL_HOOKS
-    ]
+    hooks = [h for h in cfg.get('custom_hooks', []) if not _ours(h)]
     if 'custom_hooks' in cfg:
         cfg.custom_hooks = hooks
     cfg.pop('prockd_hooks', None)  # configs/_base_/prockd_runtime.py
@@ -85,9 +88,15 @@ def student_config(cfg: Config) -> Config:
     ]:
         cfg.pop(key)
     # tools/train.py's swap: mmengine's own hook writes the same files
-    checkpoint = cfg.get('default_hooks', {}).get('checkpoint')
+    default_hooks = cfg.get('default_hooks', {})
+    checkpoint = default_hooks.get('checkpoint')
     if isinstance(checkpoint, dict) and checkpoint.get('type') in _ATOMIC:
         checkpoint['type'] = 'CheckpointHook'
+    for name in [
+            k for k, h in default_hooks.items()
+            if isinstance(h, dict) and _ours(h)
+    ]:
+        default_hooks.pop(name)
     cfg.load_from = None
     cfg.resume = False
     return cfg

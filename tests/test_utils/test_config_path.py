@@ -3,6 +3,8 @@ a regular (non-editable) install, where they live in ``mmprockd/.mim``.
 
 Run: ``pytest tests/test_utils/test_config_path.py``
 """
+import importlib.util
+import json
 import os
 import os.path as osp
 import shutil
@@ -174,6 +176,34 @@ def test_boot_file_is_installed_beside_its_module(installed):
     assert osp.isfile(osp.join(installed, 'mmprockd_boot.py'))
 
 
+def _recipe_pairs() -> dict:
+    """The pair configs of ``tests/test_configs/test_recipe_bases.py``."""
+    path = osp.join(REPO, 'tests', 'test_configs', 'test_recipe_bases.py')
+    spec = importlib.util.spec_from_file_location('recipe_pairs', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    configs = {k: v[0] for k, v in module.PAIRS.items()}
+    configs.update(det=module.DET, seg=module.SEG, cls=module.CLS)
+    return configs
+
+
+# parses the configs named after the folder argument, their custom_imports
+# not run, and prints what each resolved to (and whether a base came from
+# that folder), then whether mmprockd was imported
+LOAD = """\
+import json, sys
+from mmengine.config import Config
+out = {}
+for name in sys.argv[2:]:
+    c = Config.fromfile(name + '.py', import_custom_modules=False)
+    hooks = [h.type for h in c.get('custom_hooks', [])]
+    out[name] = [c.model.type, c.model.student.type, c.model.teacher.type,
+                 hooks[-2:], sys.argv[1] in c.text]
+print(json.dumps(out))
+print('mmprockd' in sys.modules)
+"""
+
+
 def test_mmprockd_base_resolves_without_importing_mmprockd(
         installed, tmp_path):
     (tmp_path / 'c.py').write_text(
@@ -201,26 +231,55 @@ def test_mmprockd_base_resolves_without_importing_mmprockd(
         "['layer2', 'layer3', 'layer4'] None False False"
 
 
-def test_downstream_trains_with_our_train_tool(installed, tmp_path):
-    tool = osp.join(installed, 'mmprockd', '.mim', 'tools', 'train.py')
-    project, out = _downstream(installed, tmp_path, tool)
-    _check_trained(project, out, installed)
+def test_recipe_pairs_resolve_from_the_install(installed, tmp_path):
+    """The new pairs' configs (built and stepped in
+    ``test_recipe_bases.py``) take their recipe bases from the installed
+    package."""
+    pairs = _recipe_pairs()
+    for name, text in pairs.items():
+        (tmp_path / f'{name}.py').write_text(text)
+    mim = osp.join(installed, 'mmprockd', '.mim', 'configs', '_base_',
+                   'recipes')
+    (tmp_path / 'load.py').write_text(LOAD)
+    proc = subprocess.run([
+        sys.executable, '-S', '-c', LAUNCH, ENV_PACKAGES, installed, 'load.py',
+        mim, *pairs
+    ],
+                          cwd=tmp_path,
+                          env=dict(
+                              os.environ,
+                              PYTHONWARNINGS='ignore',
+                              PYTHONPATH=''),
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    *_, resolved, imported, _ = proc.stdout.split('\n')
+    resolved = json.loads(resolved)
+    assert imported == 'False'
+    assert resolved['ocrnet_cascade'][:2] == [
+        'mmprockd.ProtoDistiller', 'CascadeEncoderDecoder'
+    ]
+    assert resolved['dino_no_kl'][1] == 'DINO'
+    assert resolved['cls'][1] == 'ImageClassifier'
+    for name, (model, _, teacher, hooks, from_install) in resolved.items():
+        assert model == 'mmprockd.ProtoDistiller', name
+        assert teacher == 'mmprockd.FrozenTeacher', name
+        assert hooks == [
+            'mmprockd.StudentCheckpointHook', 'mmprockd.DistillScheduleHook'
+        ], name
+        assert from_install, name
 
 
-def test_downstream_trains_with_its_copy_of_mmdets_train_tool(
-        installed, tmp_path):
+def _evaluate_with_mmdet(project, installed):
+    """mmdet's own tools/test.py evaluates the exported student: plain
+    mmdet, mmprockd never imported (the student config does not name it);
+    torchvision imports thanks to the installed mmprockd_boot.pth."""
     import mmdet
-    tool = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')
-    project, out = _downstream(installed, tmp_path, tool)
-    _check_trained(project, out, installed)
-    # and mmdet's own tools/test.py evaluates the exported student: plain
-    # mmdet, mmprockd never imported (the student config does not name it);
-    # torchvision imports thanks to the installed mmprockd_boot.pth
-    work = project / 'work'
-    student_cfg = (work / 'student_config.py').read_text()
-    assert 'mmprockd' not in student_cfg
     test_tool = project / 'test.py'
-    shutil.copy(osp.join(osp.dirname(tool), 'test.py'), test_tool)
+    shutil.copy(
+        osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'test.py'),
+        test_tool)
     proc = subprocess.run([
         sys.executable, '-S', '-c', LAUNCH, ENV_PACKAGES, installed,
         str(test_tool), 'work/student_config.py', 'work/student_epoch_1.pth',
@@ -238,3 +297,26 @@ def test_downstream_trains_with_its_copy_of_mmdets_train_tool(
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert 'coco/bbox_mAP:' in out
+
+
+def test_downstream_trains_with_our_train_tool(installed, tmp_path):
+    tool = osp.join(installed, 'mmprockd', '.mim', 'tools', 'train.py')
+    project, out = _downstream(installed, tmp_path, tool)
+    _check_trained(project, out, installed)
+    # our train tool adds hooks of ours to the run; the exported student
+    # config keeps none of them
+    dumped = (project / 'work' / 'my_prockd.py').read_text()
+    assert 'mmprockd.ConfigFingerprintHook' in dumped
+    student_cfg = (project / 'work' / 'student_config.py').read_text()
+    assert 'mmprockd' not in student_cfg
+    _evaluate_with_mmdet(project, installed)
+
+
+def test_downstream_trains_with_its_copy_of_mmdets_train_tool(
+        installed, tmp_path):
+    import mmdet
+    tool = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')
+    project, out = _downstream(installed, tmp_path, tool)
+    _check_trained(project, out, installed)
+    student_cfg = (project / 'work' / 'student_config.py').read_text()
+    assert 'mmprockd' not in student_cfg

@@ -1,5 +1,8 @@
-# [ours] Two-stage ProC-KD (docs/method.md, docs/benchmark.md):
-# the switches a config merges into its ProtoDistiller for each stage.
+# [ours] Two-stage ProC-KD (docs/method.md, docs/benchmark.md): the switches
+# a config merges into a ProtoDistiller that already has the paper's recipe
+# pinned (prockd_paper_recipe.py), for each stage. A new student/teacher
+# pair inherits the complete recipe instead, _base_/recipes/two_stage_det.py
+# (or two_stage_seg.py), whose blocks each have their type.
 #
 # Stage 1 trains the prototype branch: the teacher maps fused by an FPN, the
 # prototypes added to them (a skip), signed features (no ReLU at the

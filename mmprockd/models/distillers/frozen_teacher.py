@@ -8,20 +8,22 @@ output; it may run in bf16/fp16; it has its own normalisation and input
 scale; it never computes a loss.
 """
 import copy
-import difflib
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.logging import MMLogger
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor
 
 from mmprockd.registry import MODELS
 from ..adapters.tokens_to_map import tokens_to_map
+from .build_checks import suggest_layers
 
 _DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+_NAMES = {v: k for k, v in _DTYPES.items()}
 # ImageNet statistics on 0-255 RGB images: the convention of the ImageNet
 # weights of mmpretrain, torchvision and timm
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -147,13 +149,19 @@ class FrozenTeacher(nn.Module):
             loads images in, before the student's preprocessor:
             ``'bgr'`` (default; mmcv's ``LoadImageFromFile``) or ``'rgb'``.
         input_scale (float): resize the input by this factor first.
+        dtype (str): ``'fp32'``, ``'bf16'`` or ``'fp16'`` autocast, applied
+            where it is fast: bf16 on a CUDA device that supports it, fp16
+            on CUDA. Elsewhere (the CPU, where bf16 autocast is several
+            times slower than fp32) the teacher runs in fp32. The log says
+            which it uses on each device. Defaults to ``'fp32'``.
+        force_dtype (bool): use ``dtype`` on every device, the CPU
+            included. Defaults to False.
 
     The teacher always sees its own convention, whatever the student's
     preprocessor does (:meth:`bind_student`): the student's normalisation
     is undone exactly, its channel order is brought to the teacher's, and
     the teacher's ``mean``/``std`` are applied. When both conventions are
     the same this is the identity and the input is passed on untouched.
-        dtype (str): ``'fp32'``, ``'bf16'`` or ``'fp16'`` autocast.
     """
 
     def __init__(self,
@@ -167,7 +175,8 @@ class FrozenTeacher(nn.Module):
                  channel_order: str = 'rgb',
                  source_channel_order: str = 'bgr',
                  input_scale: float = 1.0,
-                 dtype: str = 'fp32') -> None:
+                 dtype: str = 'fp32',
+                 force_dtype: bool = False) -> None:
         super().__init__()
         if dtype not in _DTYPES:
             raise ValueError(f'FrozenTeacher: dtype must be one of '
@@ -177,6 +186,9 @@ class FrozenTeacher(nn.Module):
         self.model = MODELS.build(backbone)
         self.layers = list(layers)
         self.dtype = _DTYPES[dtype]
+        self.force_dtype = force_dtype
+        # device type -> the autocast dtype used there (None: fp32)
+        self._run_dtypes: Dict[str, Optional[torch.dtype]] = {}
         self.input_scale = float(input_scale)
         if mean is None or std is None:
             raise ValueError(
@@ -201,10 +213,11 @@ class FrozenTeacher(nn.Module):
         modules = dict(self.model.named_modules())
         for name in self.layers:
             if name not in modules:
-                close = difflib.get_close_matches(name, list(modules), n=5)
                 raise KeyError(
                     f'FrozenTeacher: layer {name!r} does not exist in '
-                    f'{type(self.model).__name__}; closest names: {close}')
+                    f'{type(self.model).__name__}: `layers` takes '
+                    'named_modules() names; '
+                    f'{suggest_layers(name, list(modules))}')
         if ckpt is not None:
             self.load(ckpt, ckpt_prefix, strict)
         self._records: Dict[str, object] = {}
@@ -272,6 +285,7 @@ class FrozenTeacher(nn.Module):
         if key in self._transforms:
             return self._transforms[key]
         mean, std, flips = student_input_convention(student_preprocessor)
+        self._check_scale(mean, std)
         if mean is None:  # no normalisation: the raw 0-255 image
             mean, std = torch.zeros(3), torch.ones(3)
         if mean.numel() != 3:
@@ -291,6 +305,26 @@ class FrozenTeacher(nn.Module):
             a, b = a.view(1, 3, 1, 1), b.view(1, 3, 1, 1)
         self._transforms[key] = (perm, a, b)
         return self._transforms[key]
+
+    def _check_scale(self, mean: Optional[Tensor],
+                     std: Optional[Tensor]) -> None:
+        """Refuse a teacher ``mean``/``std`` on the 0-1 scale (the timm and
+        torchvision habit) when the images are 0-255: the student's
+        preprocessor does not normalise, or divides by a std above 1."""
+        on_255 = mean is None or float(std.max()) > 1.0
+        # (a std of 1 with a mean of 0 is the raw image: not the 0-1 scale)
+        if not on_255 or float(self.mean.abs().max()) > 1.0 or \
+                float(self.std.max()) >= 1.0:
+            return
+        given = [round(float(v), 4) for v in self.mean]
+        given_std = [round(float(v), 4) for v in self.std]
+        fixed = [round(float(v) * 255, 3) for v in self.mean]
+        fixed_std = [round(float(v) * 255, 3) for v in self.std]
+        raise ValueError(
+            f'FrozenTeacher: mean={given}, std={given_std} look like the 0-1 '
+            'scale, but the images are 0-255 (what the student\'s data '
+            'preprocessor is given); the teacher would see inputs 255 times '
+            f'too large. Give them on 0-255: mean={fixed}, std={fixed_std}')
 
     def preprocess(self, inputs: Tensor, student_preprocessor) -> Tensor:
         """From the student's preprocessed input to the teacher's: its
@@ -319,6 +353,28 @@ class FrozenTeacher(nn.Module):
             self.to(inputs.device)
         return self(self.preprocess(inputs, student_preprocessor))
 
+    def run_dtype(self, device: torch.device) -> Optional[torch.dtype]:
+        """The autocast dtype the teacher runs in on ``device`` (None:
+        fp32): ``dtype`` on CUDA (bf16 only where the device supports it),
+        fp32 elsewhere unless ``force_dtype``. Logged once per device
+        type."""
+        kind = torch.device(device).type
+        if kind in self._run_dtypes:
+            return self._run_dtypes[kind]
+        dtype, why = self.dtype, ''
+        if dtype is not None and not self.force_dtype:
+            if kind != 'cuda':
+                dtype, why = None, (f' (dtype={_NAMES[self.dtype]!r} '
+                                    'applies on CUDA only; force_dtype='
+                                    f'True runs it on {kind})')
+            elif dtype == torch.bfloat16 and \
+                    not torch.cuda.is_bf16_supported():
+                dtype, why = None, ' (this GPU has no bf16 support)'
+        self._run_dtypes[kind] = dtype
+        MMLogger.get_current_instance().info(
+            f'FrozenTeacher: runs in {_NAMES[dtype]} on {kind}{why}')
+        return dtype
+
     @torch.no_grad()
     def forward(self, inputs: Tensor) -> List[Tensor]:
         """Teacher maps ``(N, C_i, H_i, W_i)``, one per entry of ``layers``.
@@ -328,11 +384,12 @@ class FrozenTeacher(nn.Module):
         """
         self._records = {}
         hw: Tuple[int, int] = tuple(inputs.shape[-2:])
+        dtype = self.run_dtype(inputs.device)
         try:
             with torch.autocast(
                     device_type=inputs.device.type,
-                    dtype=self.dtype or torch.float32,
-                    enabled=self.dtype is not None):
+                    dtype=dtype or torch.float32,
+                    enabled=dtype is not None):
                 self.model(inputs)
         except _StopForward:
             pass

@@ -32,6 +32,7 @@ from mmprockd.registry import MODELS
 from ..plugins.task_adaptive_augment import TaskAdaptiveAugment
 from .branch_io import (BranchOutputs, cached_branch_outputs,
                         load_branch_checkpoint)
+from .build_checks import check_student_channels, check_sub_configs, kl_refusal
 from .distill_sampler import DistillSampler, take_images
 from .frozen_teacher import FrozenTeacher, deepcopy_sharing
 from .rank_mean import RankMeanLogVars
@@ -207,6 +208,7 @@ class ProtoDistiller(BaseModel):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        check_sub_configs(locals())
         if student_ckpt is not None and '://' not in student_ckpt and \
                 not osp.isfile(student_ckpt):
             raise FileNotFoundError(
@@ -299,7 +301,8 @@ class ProtoDistiller(BaseModel):
         self._rank_mean = RankMeanLogVars()
         teacher_channels = self._probe_teacher_channels()
         self._build_branches(learner, augment, kl_loss, feat_loss,
-                             teacher_channels, level_adapter or {})
+                             branch_feat_loss, teacher_channels, level_adapter)
+        check_student_channels(self.iface, self.student_channels)
         self.branch_feat_loss = None
         if branch_feat_loss is not None:
             if self.learner is None:
@@ -357,8 +360,8 @@ class ProtoDistiller(BaseModel):
         return [f.shape[1] for f in feats]
 
     def _build_branches(self, learner, augment, kl_loss, feat_loss,
-                        teacher_channels: List[int],
-                        level_adapter: dict) -> None:
+                        branch_feat_loss, teacher_channels: List[int],
+                        level_adapter: Optional[dict]) -> None:
         self.learner = self.augment = self.level_adapter = None
         self.branch_student = None
         self.branch_iface = self.iface
@@ -386,7 +389,7 @@ class ProtoDistiller(BaseModel):
                     out_channels=[
                         self.student_channels[i] for i in self.proto_levels
                     ],
-                    **level_adapter))
+                    **(level_adapter or {})))
             if self.branch_head == 'own':
                 self.branch_student = self._copy_heads()
                 self.branch_iface = StudentInterface.from_model(
@@ -394,11 +397,8 @@ class ProtoDistiller(BaseModel):
             if kl_loss is not None:
                 if self.iface.kl_unsupported:
                     raise ValueError(
-                        'ProtoDistiller: no consistency KL for this student: '
-                        f'{self.iface.kl_unsupported}. Set kl_loss=None: the'
-                        ' prototype branch still trains the learner, the '
-                        'prototypes and the shared head on the student\'s '
-                        'own task loss (distill.proto.*)')
+                        kl_refusal(self.iface.kl_unsupported, self.branch_head,
+                                   branch_feat_loss))
                 kl_loss = dict(kl_loss)
                 kl_loss.setdefault('kind', self.iface.kl_kind)
                 self.kl_loss = MODELS.build(kl_loss)
@@ -774,12 +774,17 @@ class ProtoDistiller(BaseModel):
         with torch.no_grad() if frozen else nullcontext():
             proto_feats, assigns = self.prototype_branch(
                 teacher_feats, feats, return_assign=True)
-            proto_losses, proto_logits = self.branch_iface.loss(
-                inputs,
-                proto_feats,
-                data_samples,
-                param_grad=not frozen and (own or self.proto_head_grad),
-                update_stats=own and not frozen)
+            proto_losses, proto_logits = {}, []
+            # a query detector's head computes its loss only in training
+            # mode (denoising queries), and nothing reads its logits: a
+            # frozen branch gives it its maps alone
+            if not (frozen and self.branch_iface.kl_unsupported):
+                proto_losses, proto_logits = self.branch_iface.loss(
+                    inputs,
+                    proto_feats,
+                    data_samples,
+                    param_grad=not frozen and (own or self.proto_head_grad),
+                    update_stats=own and not frozen)
         # a frozen branch's losses are still logged, under the same keys, so
         # the log shows how the fixed teacher does on each batch;
         # parse_losses keeps them out of the total

@@ -195,8 +195,13 @@ class StudentInterface:
             return head, 'sigmoid' if sigmoid else 'softmax'
         if self.family == 'seg':
             from mmdet.models.dense_heads import MaskFormerHead
-            self.query_masks = isinstance(m.decode_head, MaskFormerHead)
-            return m.decode_head, 'softmax'
+            head = m.decode_head
+            if isinstance(head, nn.ModuleList):
+                # CascadeEncoderDecoder (OCRNet): each head refines the
+                # previous one's output; the last one gives the prediction
+                head = head[-1]
+            self.query_masks = isinstance(head, MaskFormerHead)
+            return head, 'softmax'
         return m.head, 'softmax'
 
     def logit_levels(self, n_levels: int) -> List[int]:
@@ -407,7 +412,7 @@ class StudentInterface:
             return None
         import torch
         import torch.nn.functional as F
-        ignore = self.model.decode_head.ignore_index
+        ignore = self.logit_head.ignore_index
         gt = torch.stack([s.gt_sem_seg.data for s in data_samples])
         out = []
         for lg in logits:

@@ -397,9 +397,13 @@ def test_clear_errors():
         in_channels=[8, 8])
     with pytest.raises(ValueError, match='learner.in_channels'):
         build(learner=bad_learner)
-    model = build(student_channels=[256])
-    with pytest.raises(ValueError, match='student_channels'):
-        loss_step(model)
+    # found at build, by a forward of the student on a zero image
+    with pytest.raises(
+            ValueError,
+            match=r'model.student_channels=\[256\], but the feature levels '
+            r'of the student ImageClassifier \(ResNet_CIFAR backbone maps\) '
+            r'have \[512\] channels: set student_channels=\[512\]'):
+        build(student_channels=[256])
 
 
 def test_vector_backbone_output_is_a_clear_error():

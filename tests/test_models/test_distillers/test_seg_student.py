@@ -320,9 +320,13 @@ def test_clear_errors():
         build(teacher=bad)
     with pytest.raises(ValueError, match='proto_levels'):
         build(proto_levels=[4])
-    model = build(student_channels=[64, 128, 256, 256])
-    with pytest.raises(ValueError, match='student_channels'):
-        run_loss(model, seg_batch())
+    # found at build, by a forward of the student on a zero image
+    with pytest.raises(
+            ValueError,
+            match=r'student_channels=\[64, 128, 256, 256\], but the feature '
+            r'levels of the student EncoderDecoder \(ResNetV1c backbone, no '
+            r'neck\) have \[64, 128, 256, 512\] channels'):
+        build(student_channels=[64, 128, 256, 256])
 
 
 def test_ignore_mask_size_follows_logits():
