@@ -166,9 +166,9 @@ def ensure_data(args: argparse.Namespace) -> None:
         # [ours] the labels label_pool.py propagates, once, before any run
         subprocess.run([
             sys.executable,
-            osp.join(TOOLS, 'analysis_tools', 'label_pool.py'),
-            LP_LABELLER['config'], args.data_root, '--out', LP_ANN,
-            '--input-scale',
+            osp.join(TOOLS, 'analysis_tools',
+                     'label_pool.py'), LP_LABELLER['config'], args.data_root,
+            '--out', LP_ANN, '--input-scale',
             str(LP_LABELLER['input_scale'])
         ],
                        check=True)

@@ -14,8 +14,7 @@ import os.path as osp
 from typing import Dict, Tuple
 
 CFG_DIR = osp.join(
-    osp.dirname(
-        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))),
+    osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))),
     'configs', 'benchmark')
 
 # ----------------------------------------------------------- config files
@@ -113,8 +112,8 @@ OWN_AREA = {
 }
 HINTON = {'model.kl_loss.temperature': 4.0, 'model.kl_loss.loss_weight': 1.0}
 T224 = {'model.teacher.input_scale': 3.5}  # 64 px -> 224 px
-CLS_STAGE2 = dict(
-    OWN_AREA, **HINTON, **STAGE2_CACHED, **{'model.branch_feat_loss': BFEAT})
+CLS_STAGE2 = dict(OWN_AREA, **HINTON, **STAGE2_CACHED,
+                  **{'model.branch_feat_loss': BFEAT})
 # [ours] the pool: 2000 more images (build_fmnist_cls.py --num-unlabelled),
 # as many per batch as labelled ones (run._add_unlabelled); the
 # distillation terms see both, the cross-entropy only labelled ones. The
@@ -247,8 +246,9 @@ ROWS: Dict[str, dict] = {
     dict(
         what='two_stage, the assignment started from the prototypes (the '
         'control of the two rows below)',
-        det=(PROCKD, dict(SIGNED_OWN, **ONE_RUN_CACHED, **ASSIGN_INIT,
-                          **{'model.branch_feat_loss': BFEAT}))),
+        det=(PROCKD,
+             dict(SIGNED_OWN, **ONE_RUN_CACHED, **ASSIGN_INIT,
+                  **{'model.branch_feat_loss': BFEAT}))),
     'two_stage_assign1':
     dict(
         what='two_stage_assign_init + prototype-assignment distillation, '
@@ -262,8 +262,9 @@ ROWS: Dict[str, dict] = {
     dict(
         what='two_stage_t2x, the assignment started from the prototypes '
         '(the control of the two rows below)',
-        seg=(SEG_PROCKD, dict(OWN_T2X, **ONE_RUN_CACHED, **ASSIGN_INIT,
-                              **{'model.branch_feat_loss': BFEAT}))),
+        seg=(SEG_PROCKD,
+             dict(OWN_T2X, **ONE_RUN_CACHED, **ASSIGN_INIT,
+                  **{'model.branch_feat_loss': BFEAT}))),
     'two_stage_t2x_assign1':
     dict(
         what='two_stage_t2x_assign_init + prototype-assignment '
@@ -292,12 +293,15 @@ ROWS: Dict[str, dict] = {
     dict(
         what='stage 2 of two_stage_stage1: the KL and branch PKD, outputs '
         'cached',
-        det=(PROCKD, dict(SIGNED_OWN, **STAGE2_CACHED,
-                          **{'model.branch_feat_loss': BFEAT}))),
+        det=(PROCKD,
+             dict(SIGNED_OWN, **STAGE2_CACHED,
+                  **{'model.branch_feat_loss': BFEAT}))),
     'probe_kd_pkd':
     dict(
         what='probe_kd + PKD from the probe\'s FPN maps',
-        det=(PROBE_KD, {'model.feat_loss': BFEAT})),
+        det=(PROBE_KD, {
+            'model.feat_loss': BFEAT
+        })),
     # [ours] classification with the pool
     'pkd_pool':
     dict(what='PKD + the unlabelled pool', cls=(CLS_FEAT, POOL)),
@@ -386,7 +390,8 @@ NEEDS: Dict[str, Tuple[str, str]] = {
 }
 
 # the recipe we recommend, per proxy (docs/benchmark.md says why)
-RECOMMENDED = dict(det='two_stage', seg='two_stage_t2x', cls='pkd_pool_propagated')
+RECOMMENDED = dict(
+    det='two_stage', seg='two_stage_t2x', cls='pkd_pool_propagated')
 
 # ------------------------------------------------------------ per proxy
 # size presets: the data the builders write, iterations, batch, parallel

@@ -92,10 +92,10 @@ TABLES = {
             'two_stage_t224_pool_propagated',
             'two_stage_t224_pool_propagated_kd3',
             'two_stage_t224_pool_propagated_branch_pkd3',
-            'two_stage_t224_pool_propagated_temp2',
-            'pkd_pool_propagated_w2', 'pkd_pool_propagated_w18',
-            'pkd_pool_propagated_t224', 'student_pool_true_labels',
-            'pkd_pool_true_labels', 'two_stage_t224_stage1_pool_true_labels',
+            'two_stage_t224_pool_propagated_temp2', 'pkd_pool_propagated_w2',
+            'pkd_pool_propagated_w18', 'pkd_pool_propagated_t224',
+            'student_pool_true_labels', 'pkd_pool_true_labels',
+            'two_stage_t224_stage1_pool_true_labels',
             'two_stage_t224_pool_true_labels'
         ]),
     # the segmentation ablations on the label maps of the 100 canvases
