@@ -432,6 +432,14 @@ SIZES = {
             batch=32,
             jobs=2)),
 }
+
+
+def _rows_of(task: str) -> Dict[str, Tuple[str, dict]]:
+    """The rows ``task`` runs, in the order of ``ROWS``: name -> (config
+    file, overrides)."""
+    return {name: row[task] for name, row in ROWS.items() if task in row}
+
+
 # the rows one command runs without --variants or --table
 METHODS = [
     'student', 'student_equal_time', 'pkd', 'inverted_projection',
@@ -440,6 +448,8 @@ METHODS = [
 TASKS = {
     'det':
     dict(
+        rows=_rows_of('det'),
+        sizes=SIZES['det'],
         metrics=('bbox_mAP', 'bbox_mAP_50'),
         scale=100.0,  # CocoMetric gives fractions
         equal_time_ref='cotrained_branch',
@@ -447,6 +457,8 @@ TASKS = {
         work_dir='work_dirs/proxy_benchmark'),
     'seg':
     dict(
+        rows=_rows_of('seg'),
+        sizes=SIZES['seg'],
         metrics=('mIoU', 'mAcc', 'aAcc'),
         scale=1.0,  # mmseg's IoUMetric gives percent
         equal_time_ref='paper_recipe',
@@ -454,16 +466,11 @@ TASKS = {
         work_dir='work_dirs/proxy_seg'),
     'cls':
     dict(
+        rows=_rows_of('cls'),
+        sizes=SIZES['cls'],
         metrics=('top1', ),
         scale=1.0,  # mmpretrain's Accuracy gives percent
         equal_time_ref='paper_recipe',
         defaults=METHODS,
         work_dir='work_dirs/proxy_cls'),
 }
-for task, spec in TASKS.items():
-    # the proxy's rows, in the order of ROWS: name -> (config, overrides)
-    spec['rows'] = {
-        name: row[task]
-        for name, row in ROWS.items() if task in row
-    }
-    spec['sizes'] = SIZES[task]
