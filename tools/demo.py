@@ -49,22 +49,20 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'dataset_converters'))
 
 NPZ = osp.join(ROOT, 'data', 'fmnist_mini', 'fmnist_mini.npz')
 DATA = osp.join(ROOT, 'data', 'fmnist_canvas', 'n100_mini')
 # the canvases of the detection tables (docs/benchmark.md)
 BUILD = dict(num_train=100, num_val=200, canvas=96, min_size=24, max_size=48)
 BATCH = 8
-# row -> (proxy variant, iterations in units of --iters, legend, what the
+# row -> (proxy benchmark row, iterations in units of --iters, legend, what the
 # student learns from)
 ROWS = {
     'student': ('student', 1, 'student alone', 'the boxes'),
     'student_more_time': ('student', 4, 'student alone, 4x the iterations',
                           'the boxes, for at least the recipe\'s time'),
     'two_stage':
-    ('prockd_signed_own_1run_bfeat_cached', 2, 'two-stage ProC-KD',
+    ('two_stage', 2, 'two-stage ProC-KD',
      'the boxes + the frozen branch (KL and PKD from its features)'),
 }
 RECIPE = 'two_stage'
@@ -124,7 +122,7 @@ def ensure_data(data_root: str) -> None:
     items unless already there."""
     if osp.isfile(osp.join(data_root, 'annotations', 'instances_test.json')):
         return
-    from build_fmnist_canvas import build
+    from dataset_converters.build_fmnist_canvas import build
     print(
         f'data: composing canvases from {osp.relpath(NPZ, ROOT)}', flush=True)
     build(NPZ, data_root, **BUILD)
@@ -133,7 +131,7 @@ def ensure_data(data_root: str) -> None:
 # ------------------------------------------------------------- a worker
 def overrides(row: str, iters: int) -> dict:
     """The recipe's branch phase at ``iters`` iterations (the proxy
-    variant's is 400)."""
+    row's is 400)."""
     if row != RECIPE:
         return {}
     return {
@@ -148,15 +146,15 @@ def worker(args: argparse.Namespace) -> None:
     # isort: off
     import mmprockd  # noqa: F401  (its compat fixes first)
     # isort: on
-    from proxy_benchmark import atomic_write_text
-    from proxy_run import run_one
+    from analysis_tools.proxy.report import atomic_write_text
+    from analysis_tools.proxy.run import run_one
     for item in args.worker:
         row, seed = item.split(':')
         seed = int(seed)
         out_dir = run_dir(args, row, seed)
         os.makedirs(out_dir, exist_ok=True)
         atomic_write_text('', osp.join(out_dir, 'started'))
-        variant, factor = ROWS[row][:2]
+        proxy_row, factor = ROWS[row][:2]
 
         def on_done(runner, result, row=row, seed=seed):
             if seed == args.seeds[0]:
@@ -171,7 +169,7 @@ def worker(args: argparse.Namespace) -> None:
         if args.num_test:
             cfg_options['test_dataloader.dataset.indices'] = args.num_test
         result = run_one(
-            variant,
+            proxy_row,
             seed,
             out_dir,
             args.data_root,
@@ -435,7 +433,7 @@ def draw_boxes(results: Dict[str, Dict[int, dict]], args: argparse.Namespace,
     ground truth in green, the student's boxes in red with class and
     score, drawn with mmengine's ``Visualizer``."""
     import numpy as np
-    from build_fmnist_canvas import CLASSES
+    from dataset_converters.build_fmnist_canvas import CLASSES
     from mmengine.visualization import Visualizer
     from PIL import Image
     seed, scale, pad, head = args.seeds[0], 3, 6, 22
@@ -492,7 +490,7 @@ def draw_boxes(results: Dict[str, Dict[int, dict]], args: argparse.Namespace,
 
 
 def _curve(args: argparse.Namespace, row: str) -> List[dict]:
-    from proxy_run import read_curve
+    from analysis_tools.proxy.run import read_curve
     return [
         r for r in read_curve(run_dir(args, row, args.seeds[0])) if 'iter' in r
     ]
@@ -592,7 +590,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     os.makedirs(args.work_dir, exist_ok=True)
     ensure_data(args.data_root)
     results = run_all(args)
-    from proxy_benchmark import atomic_write_text
+    from analysis_tools.proxy.report import atomic_write_text
     summary = summarise(results, args)
     text = format_table(summary, args)
     atomic_write_text(text + '\n', osp.join(args.work_dir, 'table.md'))

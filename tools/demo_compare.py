@@ -4,7 +4,7 @@
 On the embedded Fashion-MNIST subset (``data/fmnist_mini/``: 500 training,
 1000 val and 2000 test images of 10 classes) this trains the same tiny
 mmpretrain classifier three times, from the same random init and seed,
-each through mmengine's Runner (``proxy_benchmark.run_one``):
+each through mmengine's Runner (``analysis_tools.proxy.run.run_one``):
 
 * ``student``: alone, on the labels;
 * ``pkd``: with the PKD feature-mimic loss towards a frozen ImageNet
@@ -52,16 +52,14 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'dataset_converters'))
 
 NPZ = osp.join(ROOT, 'data', 'fmnist_mini', 'fmnist_mini.npz')
-# run -> (proxy_benchmark's variant, what the student learns from[,
+# run -> (the proxy benchmark's row, what the student learns from[,
 # its config file])
 RUNS = {
     'student': ('student', 'the labels alone'),
-    'pkd': ('feat_mimic', 'labels + PKD feature mimic of the teacher'),
-    'prockd': ('prockd', 'labels + ProC-KD prototypes (paper recipe)',
+    'pkd': ('pkd', 'labels + PKD feature mimic of the teacher'),
+    'prockd': ('paper_recipe', 'labels + ProC-KD prototypes (paper recipe)',
                'prockd_mobilenetv2_cls_tiny_fmnist.py'),
 }
 LEGEND = {'student': 'student alone', 'pkd': 'PKD', 'prockd': 'ProC-KD'}
@@ -117,7 +115,7 @@ def settings(args: argparse.Namespace) -> dict:
 def ensure_data(args: argparse.Namespace) -> None:
     """The 64 px PNGs and mmpretrain list files of the embedded subset,
     built by ``build_fmnist_cls.py`` unless already there."""
-    from build_fmnist_cls import build_from_npz
+    from dataset_converters.build_fmnist_cls import build_from_npz
     stamp = osp.join(args.data_root, 'SOURCE.json')
     want = dict(npz=sha256(NPZ), limit=args.limit, size=SIZE)
     if osp.isfile(stamp) and osp.isfile(
@@ -138,8 +136,8 @@ def worker(args: argparse.Namespace) -> None:
     # isort: off
     import mmprockd  # noqa: F401  (its compat fixes first)
     # isort: on
-    from proxy_benchmark import atomic_write_text
-    from proxy_run import run_one
+    from analysis_tools.proxy.report import atomic_write_text
+    from analysis_tools.proxy.run import run_one
     run = args.worker
     out_dir = osp.join(args.work_dir, run)
 
@@ -194,7 +192,7 @@ def class_mosaic(args: argparse.Namespace):
     size: ``(uint8 RGB (H, W, 3), float tensor (1, 3, H, W), classes)``."""
     import numpy as np
     import torch
-    from build_fmnist_cls import CLASSES
+    from dataset_converters.build_fmnist_cls import CLASSES
     from PIL import Image
     first: Dict[int, str] = {}
     with open(osp.join(args.data_root, 'meta', 'test.txt')) as f:
@@ -218,9 +216,10 @@ def class_mosaic(args: argparse.Namespace):
 def draw_prototypes(args: argparse.Namespace, out: str) -> None:
     """``visualize_prototypes.py``'s heat maps of the trained ProC-KD
     learner (``prockd/final.pth``) on :func:`class_mosaic`."""
+    from analysis_tools.visualize_prototypes import (build_distiller,
+                                                     draw_grid, prototype_maps,
+                                                     save_atomic)
     from mmengine.config import Config
-    from visualize_prototypes import (build_distiller, draw_grid,
-                                      prototype_maps, save_atomic)
     run_dir = osp.join(args.work_dir, 'prockd')
     # the config as the run used it, dumped by its Runner
     cfg = Config.fromfile(osp.join(run_dir, RUNS['prockd'][2]))
@@ -408,7 +407,7 @@ def draw_predictions(results: Dict[str, dict], args: argparse.Namespace,
     every run's prediction below it (green right, red wrong), drawn with
     mmengine's ``Visualizer``."""
     import numpy as np
-    from build_fmnist_cls import CLASSES
+    from dataset_converters.build_fmnist_cls import CLASSES
     from mmengine.visualization import Visualizer
     from PIL import Image
     preds = {run: results[run]['predictions'] for run in RUNS}
@@ -465,7 +464,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, dict]:
     os.makedirs(args.work_dir, exist_ok=True)
     ensure_data(args)
     results = run_all(args)
-    from proxy_benchmark import atomic_write_text
+    from analysis_tools.proxy.report import atomic_write_text
     text = format_table(results, args)
     atomic_write_text(text + '\n', osp.join(args.work_dir, 'table.md'))
     summary = {

@@ -15,7 +15,7 @@ model = dict(
     student={{_base_.model}},
     teacher='{{fileDirname}}/'
     'probe_mobilenetv2_retinanet_tiny_fmnist_canvas.py',
-    teacher_ckpt='work_dirs/proxy_benchmark/teacher_probe/seed0/iter_400.pth',
+    teacher_ckpt='work_dirs/proxy_benchmark/probe/seed0/iter_400.pth',
     kl_loss=dict(
         type='mmprockd.ConsistencyKLLoss',
         temperature=1.0,

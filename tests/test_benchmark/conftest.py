@@ -1,4 +1,8 @@
-"""Fixtures of the benchmark tests: a tiny synthetic Fashion-MNIST."""
+"""Fixtures of the benchmark tests: a tiny synthetic Fashion-MNIST.
+
+Importing ``fmnist_fakes`` puts ``tools/`` on sys.path, so the test
+modules import the tools as ``tools/demo.py`` does (``demo``,
+``analysis_tools.proxy``, ``dataset_converters``)."""
 import pytest
 from fmnist_fakes import synthetic_images, write_idx
 

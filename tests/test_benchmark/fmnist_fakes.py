@@ -7,10 +7,10 @@ import sys
 import numpy as np
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-for sub in ('dataset_converters', 'analysis_tools'):
-    path = osp.join(ROOT, 'tools', sub)
-    if path not in sys.path:
-        sys.path.insert(0, path)
+# the tools' packages (analysis_tools, dataset_converters) and scripts
+# (demo, demo_compare) import as they do from tools/demo.py
+if osp.join(ROOT, 'tools') not in sys.path:
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
 
 # (label, rows r0..r1, cols c0..c1) of the nonzero block of each image
 BLOCKS = [(3, 2, 25, 9, 18), (7, 10, 20, 0, 27), (0, 4, 23, 5, 22),

@@ -4,8 +4,9 @@ import os.path as osp
 
 import numpy as np
 import pytest
-from build_fmnist_canvas import (CLASSES, build, compose_canvas, load_split,
-                                 read_idx, resize_nearest)
+from dataset_converters.build_fmnist_canvas import (CLASSES, build,
+                                                    compose_canvas, load_split,
+                                                    read_idx, resize_nearest)
 from fmnist_fakes import BLOCKS, synthetic_images
 from PIL import Image
 
@@ -204,8 +205,8 @@ def test_canvases_from_the_embedded_npz(tmp_path):
     its test items (t10k), val from the first half and test from the
     second, as with the IDX files. The items here say where they come from:
     train labels 0-1, val 2-3, the first half of test 4-5, the second 6-7."""
-    from build_fmnist_cls import SPLITS as NPZ_SPLITS
-    from build_fmnist_cls import export_npz
+    from dataset_converters.build_fmnist_cls import SPLITS as NPZ_SPLITS
+    from dataset_converters.build_fmnist_cls import export_npz
     block = np.zeros((28, 28), np.uint8)
     block[4:24, 6:20] = 200
     labels = dict(

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from build_fmnist_cls import build, per_class_counts
+from dataset_converters.build_fmnist_cls import build, per_class_counts
 from fmnist_fakes import BLOCKS, synthetic_images, write_idx
 from PIL import Image
 

@@ -4,15 +4,10 @@ import argparse
 import importlib.util
 import json
 import os.path as osp
-import sys
 
-import fmnist_fakes  # noqa: F401  (puts tools/* on sys.path)
+import demo
 import pytest
-from fmnist_fakes import ROOT
 from PIL import Image
-
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-import demo  # noqa: E402
 
 ROWS = ['student', 'student_more_time', 'two_stage']
 
@@ -132,7 +127,7 @@ def test_bad_arguments_are_refused(argv, text, capsys):
 def test_smoke_run(tmp_path, capsys):
     """2 iterations on a few canvases from the embedded items: a line per
     run, the table from the runs' own results, the three pictures."""
-    from build_fmnist_canvas import build
+    from dataset_converters.build_fmnist_canvas import build
     data = str(tmp_path / 'data')
     build(demo.NPZ, data,
           **dict(demo.BUILD, num_train=8, num_val=2, num_test=4))

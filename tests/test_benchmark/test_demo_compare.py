@@ -4,15 +4,10 @@ import importlib.util
 import json
 import os
 import os.path as osp
-import sys
 
-import fmnist_fakes  # noqa: F401  (puts tools/* on sys.path)
+import demo_compare
 import pytest
-from fmnist_fakes import ROOT
 from PIL import Image
-
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-import demo_compare  # noqa: E402
 
 PICTURES = ('curves', 'predictions', 'prototypes')
 

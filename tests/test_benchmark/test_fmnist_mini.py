@@ -6,11 +6,12 @@ import re
 import subprocess
 import sys
 
-import fmnist_fakes  # noqa: F401  (puts tools/* on sys.path)
+import fmnist_fakes  # noqa: F401  (puts tools/ on sys.path)
 import numpy as np
 import pytest
-from build_fmnist_cls import (CLASSES, SPLITS, build, build_from_npz,
-                              export_npz, load_npz, plan)
+from dataset_converters.build_fmnist_cls import (CLASSES, SPLITS, build,
+                                                 build_from_npz, export_npz,
+                                                 load_npz, plan)
 from fmnist_fakes import ROOT, write_idx
 from PIL import Image
 

@@ -6,7 +6,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from label_pool import label_pool, propagate, read_ann
+from analysis_tools.label_pool import label_pool, propagate, read_ann
 
 CONFIG = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
@@ -54,7 +54,7 @@ def test_propagate_bad_input():
 
 
 def _data(tmp_path):
-    from build_fmnist_cls import build
+    from dataset_converters.build_fmnist_cls import build
     from test_proxy_benchmark import _random_fmnist
     data = str(tmp_path / 'cls')
     build(

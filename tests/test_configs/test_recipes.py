@@ -168,7 +168,7 @@ def test_cls_unlabelled_pair_distils_the_stage1_branch_on_both_sets(tmp_path):
     assert first.kl_loss is None and first.branch_student is not None
     assert first_cfg.default_hooks.checkpoint.save_last is True
     assert first_cfg.train_cfg.max_iters == 500
-    # the proxy row's schedule at 500 iterations (proxy_run._set_iters)
+    # the proxy row's schedule at 500 iterations (proxy.run._set_iters)
     warm, cosine = second_cfg.param_scheduler
     assert (warm.type, warm.end) == ('LinearLR', 50)
     assert (cosine.type, cosine.begin, cosine.end,
@@ -215,8 +215,8 @@ def test_cls_unlabelled_pair_distils_the_stage1_branch_on_both_sets(tmp_path):
 
 
 @pytest.mark.parametrize('name, row', [
-    (LP_STAGE1, 'prockd_own_area_stage1_t224_lp_unl'),
-    (LP_STAGE2, 'prockd_own_area_kd_2stage_bfeat_t224_lp_unl'),
+    (LP_STAGE1, 'two_stage_t224_stage1_pool_propagated'),
+    (LP_STAGE2, 'two_stage_t224_pool_propagated'),
 ])
 def test_labelpool_pair_trains_what_the_proxy_rows_measured(
         name, row, tmp_path):
@@ -226,13 +226,13 @@ def test_labelpool_pair_trains_what_the_proxy_rows_measured(
     optimizer, schedule and batches of 32 labelled images and 32
     of the pool with the labels label_pool.py writes."""
     import sys
-    tools = osp.join(REPO, 'tools', 'analysis_tools')
+    tools = osp.join(REPO, 'tools')  # as tools/demo.py imports it
     if tools not in sys.path:
         sys.path.insert(0, tools)
-    from proxy_run import build_cfg
+    from analysis_tools.proxy.run import build_cfg
 
     # the stage-1 run a stage-2 row reads its branch from
-    stage1 = tmp_path / 'prockd_own_area_stage1_t224_lp_unl' / 'seed0'
+    stage1 = tmp_path / 'two_stage_t224_stage1_pool_propagated' / 'seed0'
     stage1.mkdir(parents=True)
     (stage1 / 'iter_500.pth').write_bytes(b'')
     (stage1 / 'last_checkpoint').write_text(str(stage1 / 'iter_500.pth'))

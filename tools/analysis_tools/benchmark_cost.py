@@ -27,7 +27,6 @@ Weights are never downloaded: the teacher and the student start random
 import argparse
 import copy
 import json
-import os.path as osp
 import resource
 import sys
 import time
@@ -35,8 +34,6 @@ from typing import Callable, Dict
 
 import torch
 from mmengine.config import DictAction
-
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
 
 def parse_args(argv=None):

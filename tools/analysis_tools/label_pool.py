@@ -2,9 +2,10 @@
 """[ours] Label an unlabelled classification pool from the frozen teacher's
 features, by label propagation.
 
-On the classification proxy with unlabelled images (docs/benchmark.md), what caps every distillation row is that nothing labels the
-pool well: the same student given the pool's true labels is 7 points above
-PKD given the pool. The frozen ImageNet teacher's features cluster the
+On the classification proxy with unlabelled images (docs/benchmark.md),
+what caps every distillation row is that nothing labels the pool well: the
+same student given the pool's true labels is well above PKD given the
+pool. The frozen ImageNet teacher's features cluster the
 classes better than the few labels alone can say. This tool writes labels
 for the pool from them:
 

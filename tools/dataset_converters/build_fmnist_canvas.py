@@ -53,7 +53,6 @@ import json
 import os
 import os.path as osp
 import struct
-import sys
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -105,10 +104,10 @@ def load_split(root: str, prefix: str) -> Tuple[np.ndarray, np.ndarray]:
     files.
     """
     if root.endswith('.npz'):
-        here = osp.dirname(osp.abspath(__file__))
-        if here not in sys.path:
-            sys.path.insert(0, here)
-        from build_fmnist_cls import load_npz
+        if __package__:  # imported as tools/dataset_converters
+            from .build_fmnist_cls import load_npz
+        else:  # run as a script, or its directory on sys.path
+            from build_fmnist_cls import load_npz
         splits = load_npz(root)
         parts = ('train', 'val') if prefix == 'train' else ('test', )
         return (np.concatenate([splits[p][0] for p in parts]),

@@ -80,15 +80,16 @@ import io
 import os
 import os.path as osp
 import re
-import sys
 import zipfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from build_fmnist_canvas import CLASSES, load_split  # noqa: E402
+if __package__:  # imported as tools/dataset_converters (tools/demo*.py)
+    from .build_fmnist_canvas import CLASSES, load_split
+else:  # run as a script: its directory is on sys.path
+    from build_fmnist_canvas import CLASSES, load_split
 
 SPLITS = ('train', 'val', 'test')
 # the optional transfer set, written with this label in its meta lines

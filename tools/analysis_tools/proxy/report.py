@@ -1,5 +1,5 @@
 # Copyright (c) mmprockd contributors. All rights reserved.
-"""The tables of the accuracy proxy benchmark (``proxy_benchmark.py``).
+"""The printed tables of the accuracy proxy benchmark.
 
 The finished runs' ``result.json`` files become, per split, the mean and
 sample std of every metric per row, the gain paired by seed over a
@@ -14,10 +14,10 @@ import shlex
 import statistics
 import subprocess
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
-from proxy_tables import split_run
-from proxy_variants import METRICS, VARIANTS
+from .rows import RECOMMENDED, ROWS, TASKS
+from .tables import split_run
 
 
 # --------------------------------------------------------- aggregation
@@ -26,19 +26,18 @@ def _metrics_of(result: dict, split: str) -> Dict[str, float]:
 
 
 def aggregate(results: Sequence[dict],
-              metrics: Sequence[str] = METRICS,
+              task: str = 'det',
               split: str = 'val',
-              baseline: str = 'student',
-              variants: Optional[Dict[str, tuple]] = None) -> Dict[str, dict]:
-    """Mean and sample std (0 for one seed) of each metric per variant, in
-    the order of ``VARIANTS`` (unknown variants last), on one split; and
-    the paired gain over ``baseline``: per seed that both ran, the
-    variant's metric minus the baseline's, then mean and std."""
+              baseline: str = 'student') -> Dict[str, dict]:
+    """Mean and sample std (0 for one seed) of each metric of ``task`` per
+    run name, in the order of ``rows.ROWS`` (unknown names last), on one
+    split; and the paired gain over ``baseline``: per seed that both ran,
+    the run's metric minus the baseline's, then mean and std."""
+    metrics = TASKS[task]['metrics']
     by_var: Dict[str, List[dict]] = {}
     for r in results:
-        by_var.setdefault(r['variant'], []).append(r)
-    variants = VARIANTS if variants is None else variants
-    order = sorted(by_var, key=lambda name: _run_order(name, variants))
+        by_var.setdefault(r['row'], []).append(r)
+    order = sorted(by_var, key=_run_order)
     table = {}
     for v in order:
         rows = sorted(by_var[v], key=lambda r: r['seed'])
@@ -84,33 +83,36 @@ def aggregate(results: Sequence[dict],
     return table
 
 
-def _run_order(name: str, variants: Dict[str, tuple]) -> tuple:
-    """Where a run name sorts: its variant's place in ``variants``
-    (unknown ones last, by name), then the plain run before ``@ITERS``."""
-    variant, iters = split_run(name)
-    known = list(variants).index(variant) if variant in variants else None
-    return (known is None, known or 0, variant, iters or 0)
+def _run_order(name: str) -> tuple:
+    """Where a run name sorts: its row's place in ``rows.ROWS`` (unknown
+    ones last, by name), then the plain run before ``@ITERS``."""
+    row, iters = split_run(name)
+    known = list(ROWS).index(row) if row in ROWS else None
+    return (known is None, known or 0, row, iters or 0)
 
 
-def _describe(name: str, variants: Optional[Dict[str, tuple]]) -> tuple:
-    """The group and the description of a run name's row."""
-    variant, iters = split_run(name)
-    group, _, _, desc = (VARIANTS if variants is None else variants).get(
-        variant, ('?', None, None, variant))
-    return group, desc + (f' ({iters} iterations)' if iters else '')
+def describe(name: str, task: str) -> str:
+    """What a run name's row is, its schedule, and whether it is the
+    recipe we recommend for ``task``."""
+    row, iters = split_run(name)
+    text = ROWS[row]['what'] if row in ROWS else row
+    if iters:
+        text += f' ({iters} iterations)'
+    if row == RECOMMENDED[task]:
+        text += ' [recommended]'
+    return text
 
 
 def format_table(table: Dict[str, dict],
-                 metrics: Sequence[str] = METRICS,
-                 variants: Optional[Dict[str, tuple]] = None,
-                 scale: float = 100.0,
+                 task: str = 'det',
                  baseline: str = 'student') -> str:
-    """Markdown table; metrics in percent as ``mean ± std``, the paired
-    gain over the student alone (``+mean ± std``) beside the first one,
-    the mean training time, the prototype branch's val metric and how
+    """Markdown table; metrics as ``mean ± std`` in percent, the paired
+    gain over ``baseline`` (``+mean ± std``) beside the first one, the
+    mean training time, the prototype branch's val metric and how
     specialised its prototypes are (``proto_entropy``)."""
+    metrics, scale = TASKS[task]['metrics'], TASKS[task]['scale']
     head = [
-        'variant', 'group', 'what differs', 'seeds', metrics[0],
+        'row', 'what it is', 'seeds', metrics[0],
         'paired gain' if baseline == 'student' else f'gain over {baseline}'
     ] + list(metrics[1:]) + [
         'train s', 'branch (val)', 'entropy / log K (assign, attn)'
@@ -120,8 +122,7 @@ def format_table(table: Dict[str, dict],
         '|' + '---|' * len(head),
     ]
     for v, entry in table.items():
-        group, desc = _describe(v, variants)
-        cells = [v, group, desc, str(len(entry['seeds']))]
+        cells = [v, describe(v, task), str(len(entry['seeds']))]
         for i, m in enumerate(metrics):
             if m in entry:
                 cells.append(f'{scale * entry[m]["mean"]:.1f} ± '
@@ -155,7 +156,8 @@ def load_results(work_dir: str) -> List[dict]:
 def git_commit() -> str:
     """The short commit of this checkout (``+`` if it has uncommitted
     changes), or ``'unknown'`` outside git."""
-    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    repo = osp.dirname(
+        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
     try:
 
         def git(*cmd):
@@ -195,3 +197,11 @@ def provenance(argv: Sequence[str], results: Sequence[dict]) -> str:
         f'torch {torch_version}',
         f'date: {time.strftime("%Y-%m-%d %H:%M %Z")}',
     ])
+
+
+def atomic_write_text(text: str, path: str) -> None:
+    """Write through a temporary file and a rename."""
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'w') as f:
+        f.write(text)
+    os.replace(tmp, path)

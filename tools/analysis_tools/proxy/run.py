@@ -1,11 +1,11 @@
 # Copyright (c) mmprockd contributors. All rights reserved.
-"""One run of the accuracy proxy benchmark (``proxy_benchmark.py``).
+"""One run of the accuracy proxy benchmark.
 
-A variant of ``proxy_variants.py`` and a seed become a config
-(:func:`build_cfg`), which mmengine's Runner trains and tests on the val
-split and then on the test split (:func:`run_one`); the prototype branch
-is evaluated on its own and its assignment entropy measured when the run
-has one. The driver runs each in a fresh process (``--worker``).
+A row of ``rows.ROWS`` and a seed become a config (:func:`build_cfg`),
+which mmengine's Runner trains and tests on the val split and then on the
+test split (:func:`run_one`); the prototype branch is evaluated on its own
+and its assignment entropy measured when the run has one. The driver
+(``cli.py``) runs each in a fresh process (``--worker``).
 """
 import copy
 import json
@@ -14,8 +14,7 @@ import os.path as osp
 import time
 from typing import Callable, Dict, List, Optional
 
-from proxy_common import CFG_DIR, NEEDS, NEEDS_KEY
-from proxy_variants import TASKS
+from .rows import CFG_DIR, NEEDS, TASKS
 
 
 def _strip(metrics: dict) -> Dict[str, float]:
@@ -166,7 +165,7 @@ def summarise_curve(curve: List[dict], last: int = 3) -> Dict[str, float]:
     return out
 
 
-def build_cfg(variant: str,
+def build_cfg(row: str,
               seed: int,
               out_dir: str,
               data_root: str,
@@ -177,15 +176,15 @@ def build_cfg(variant: str,
               task: str = 'det',
               cfg_options: Optional[dict] = None,
               overrides: Optional[dict] = None):
-    """The config of one run: the variant's file and overrides, the
-    schedule, the data, the checkpoint of the run it needs (``NEEDS``), the
-    work dir and the seed. ``overrides`` are merged after the variant's and
-    before the schedule is scaled (a branch phase of another length);
-    ``cfg_options`` last."""
+    """The config of one run: the row's file and overrides, the schedule,
+    the data, the checkpoint of the run it needs (``NEEDS``), the work dir
+    and the seed. ``overrides`` are merged after the row's and before the
+    schedule is scaled (a branch phase of another length); ``cfg_options``
+    last."""
     from mmengine.config import Config
-    _, cfg_file, variant_overrides, _ = TASKS[task]['variants'][variant]
+    cfg_file, row_overrides = TASKS[task]['rows'][row]
     cfg = Config.fromfile(osp.join(CFG_DIR, cfg_file))
-    for extra in (variant_overrides, overrides):
+    for extra in (row_overrides, overrides):
         if extra:
             cfg.merge_from_dict(extra)
     _set_iters(cfg, iters)
@@ -195,19 +194,18 @@ def build_cfg(variant: str,
         _set_data(cfg, data_root, batch, canvas, val_subset)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    if variant in NEEDS:
+    if row in NEEDS:
         cfg.merge_from_dict({
-            NEEDS_KEY.get(variant, 'model.teacher_ckpt'):
-            needed_checkpoint(
-                osp.dirname(osp.dirname(out_dir)), variant, seed)
+            NEEDS[row][1]:
+            needed_checkpoint(osp.dirname(osp.dirname(out_dir)), row, seed)
         })
     cfg.work_dir = out_dir
     cfg.randomness = dict(seed=seed, deterministic=False)
-    cfg.experiment_name = f'{variant}_seed{seed}'
+    cfg.experiment_name = f'{row}_seed{seed}'
     return cfg
 
 
-def run_one(variant: str,
+def run_one(row: str,
             seed: int,
             out_dir: str,
             data_root: str,
@@ -220,7 +218,7 @@ def run_one(variant: str,
             on_done: Optional[Callable] = None,
             overrides: Optional[dict] = None,
             val: bool = True) -> dict:
-    """Train and test one variant with one seed; returns its result.
+    """Train and test one row with one seed; returns its result.
 
     ``overrides`` and ``cfg_options`` are merged as :func:`build_cfg` says
     (e.g. the logging interval); ``on_done(runner, result)``, when given, is
@@ -230,14 +228,13 @@ def run_one(variant: str,
     the branch, when the run has one, is then measured on the test split
     (``proto_branch_test_metrics``)."""
     from mmengine.runner import Runner
-    cfg = build_cfg(variant, seed, out_dir, data_root, iters, batch, canvas,
+    cfg = build_cfg(row, seed, out_dir, data_root, iters, batch, canvas,
                     val_subset, task, cfg_options, overrides)
     start = time.time()
     runner = Runner.from_cfg(cfg)
     runner.train()
     train_s = time.time() - start
-    result = dict(
-        variant=variant, seed=seed, iters=iters, train_s=round(train_s, 1))
+    result = dict(row=row, seed=seed, iters=iters, train_s=round(train_s, 1))
     model = runner.model
     branch = getattr(model, 'learner', None) is not None and \
         not _shared_norm_head(model)
@@ -273,23 +270,21 @@ def holdout_file(task: str) -> tuple:
     return ('annotations', 'instances_holdout.json')
 
 
-def needed_checkpoint(work_dir: str, variant: str, seed: int) -> str:
-    """The last checkpoint of the run ``variant`` needs (``NEEDS``)."""
+def needed_checkpoint(work_dir: str, row: str, seed: int) -> str:
+    """The last checkpoint of the run ``row`` needs (``NEEDS``)."""
     from mmengine.runner import find_latest_checkpoint
-    run_dir = osp.join(work_dir, NEEDS[variant], f'seed{seed}')
+    needed = NEEDS[row][0]
+    run_dir = osp.join(work_dir, needed, f'seed{seed}')
     ckpt = find_latest_checkpoint(run_dir) if osp.isdir(run_dir) else None
     if not ckpt:
         raise FileNotFoundError(
-            f'proxy_benchmark: {variant} distils the weights of '
-            f'{NEEDS[variant]} seed {seed}, but {run_dir} has no checkpoint; '
-            f'run {NEEDS[variant]} first (a run of it from before its '
-            'weights were kept must be removed and run again)')
+            f'proxy_benchmark: {row} distils the weights of {needed} seed '
+            f'{seed}, but {run_dir} has no checkpoint; run {needed} first')
     return ckpt
 
 
 def _use_split(runner, cfg, split: str) -> None:
     """Point the runner's test loop at another split of the data."""
-    import copy
     loader = copy.deepcopy(cfg.test_dataloader)
     evaluator = copy.deepcopy(cfg.test_evaluator)
     if 'ann_file' in evaluator:  # detection: COCO json per split
