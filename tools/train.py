@@ -7,12 +7,16 @@ misspelt ``--cfg-options`` key stops the run with a message naming it.
 ``mmprockd.FiniteCheckpointHook`` is added to every run: a checkpoint whose
 weights are not finite stops the run instead of being written. mmengine's
 ``CheckpointHook`` is replaced by ``mmprockd.AtomicCheckpointHook`` (same
-settings): a kill at any moment leaves a complete checkpoint to resume from,
-and ``--resume`` without a value takes the newest complete one, whatever
-``last_checkpoint`` says. ``mmprockd.ExactResumeHook`` is added too: the
-checkpoints hold the random state, so a resumed run logs the same losses as
-an uninterrupted one (exactly on the CPU; docs/method.md), and the
-dataloader workers draw fresh augmentation each epoch.
+settings): a kill at any moment leaves a complete checkpoint to resume from.
+``--resume`` without a value takes the complete checkpoint of this run with
+the most iterations in its own work dir, whatever ``last_checkpoint`` says
+(a choice other than its file is logged at WARNING); checkpoint files with
+none complete are an error that lists them, and a work dir with nothing to
+resume starts from scratch. ``mmprockd.ExactResumeHook`` is added too: the
+checkpoints hold the random state, and a resumed run takes the seed of the
+run it continues, so it logs the same losses as an uninterrupted one
+(exactly on the CPU; docs/method.md), and the dataloader workers draw fresh
+augmentation each epoch.
 
 Usage::
 
@@ -225,6 +229,44 @@ def check_inputs(cfg: Config, args: argparse.Namespace) -> None:
         checkpoint = check_checkpoint(cfg.load_from, key)
         if cfg.get('resume') and checkpoint is not None:
             check_resume_checkpoint(cfg, checkpoint, cfg.load_from, key)
+            restore_seed(cfg, checkpoint)
+
+
+def restore_seed(cfg: Config, checkpoint: dict) -> None:
+    """Give a resumed run the seed of the run it continues.
+
+    A config without ``randomness.seed`` makes the runner draw one when it
+    is built, and the training sampler and the dataloader workers are
+    seeded with it before the checkpoint is loaded: the resumed run would
+    shuffle and augment differently. The seed the first run drew is in
+    every checkpoint (``meta['seed']``, written by mmengine); it becomes
+    ``randomness.seed`` here, before anything is built. A config that sets
+    another seed keeps it, with a warning.
+
+    Args:
+        cfg (Config): The merged config, changed in place.
+        checkpoint (dict): The checkpoint resumed from.
+    """
+    meta = checkpoint.get('meta')
+    seed = meta.get('seed') if isinstance(meta, dict) else None
+    if seed is None:
+        return
+    randomness = dict(cfg.get('randomness') or {})
+    current = randomness.get('seed')
+    if current is None:
+        randomness['seed'] = seed
+        cfg.randomness = randomness
+        print_log(
+            f'--resume: randomness.seed = {seed}, the seed of the run '
+            'resumed',
+            logger='current')
+    elif current != seed:
+        print_log(
+            f'--resume: the config sets randomness.seed = {current}, the '
+            f'checkpoint was trained with {seed}: the resumed run does not '
+            'repeat the data order and augmentation the run would have had',
+            logger='current',
+            level=logging.WARNING)
 
 
 ATOMIC_HOOK = 'mmprockd.AtomicCheckpointHook'
@@ -254,11 +296,16 @@ def use_atomic_checkpoint_hook(cfg: Config) -> None:
 
 def resume_checkpoint(cfg: Config) -> Optional[str]:
     """The checkpoint ``--resume`` without a value continues from: the
-    newest complete one of the work dir (see
-    :func:`mmprockd.engine.find_resumable_checkpoint`), None if none.
+    complete one of this run with the most iterations in its work dir (see
+    :func:`mmprockd.engine.find_resumable_checkpoint`); None when the work
+    dir holds nothing to resume.
 
     Args:
         cfg (Config): The merged config, ``work_dir`` set.
+
+    Raises:
+        InputCheckError: checkpoint files were found but none is complete;
+            the message lists them.
     """
     hook = (cfg.get('default_hooks') or {}).get('checkpoint')
     hook = hook if isinstance(hook, dict) else {}
@@ -316,14 +363,16 @@ def build_config(args: argparse.Namespace) -> Config:
 
     if args.resume == 'auto':
         # not mmengine's own look-up: it trusts last_checkpoint, which a
-        # kill can leave naming a deleted or an older file
+        # kill can leave naming a deleted or an older file, or a file of
+        # the work dir this one was copied from
         cfg.load_from = resume_checkpoint(cfg)
         cfg.resume = cfg.load_from is not None
         if cfg.load_from is None:
             print_log(
-                f'--resume: no checkpoint in {cfg.work_dir}, training starts '
-                'from scratch',
-                logger='current')
+                f'--resume: {cfg.work_dir} holds no checkpoint and no '
+                'last_checkpoint: training starts from scratch',
+                logger='current',
+                level=logging.WARNING)
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume

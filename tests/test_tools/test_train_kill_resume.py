@@ -17,6 +17,7 @@ import random
 import re
 import signal
 
+import pytest
 import torch
 from mmengine.config import Config
 from tool_runner import REPO, load_module, run_tool, toy
@@ -195,10 +196,34 @@ def test_resume_auto_skips_a_stale_last_checkpoint(toy_data_root, tmp_path):
     assert cfg.default_hooks.checkpoint.type == 'mmprockd.AtomicCheckpointHook'
 
 
-def test_resume_auto_without_a_checkpoint_starts_from_scratch(
+def test_resume_auto_in_a_fresh_work_dir_starts_from_scratch(
         toy_data_root, tmp_path):
     work_dir = tmp_path / 'work'
-    work_dir.mkdir()
-    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_2.pth'))
     cfg = _build(str(work_dir), toy_data_root, '--resume')
     assert (cfg.resume, cfg.load_from) == (False, None)
+    work_dir.mkdir()
+    (work_dir / 'epoch_1.pth.tmp99999999').write_bytes(b'half')
+    cfg = _build(str(work_dir), toy_data_root, '--resume')
+    assert (cfg.resume, cfg.load_from) == (False, None)
+
+
+def test_resume_auto_with_no_complete_checkpoint_exits_listing_them(
+        toy_data_root, tmp_path, monkeypatch):
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    (work_dir / 'epoch_1.pth').write_bytes(b'truncated')
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_2.pth'))
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    with pytest.raises(SystemExit) as info:
+        train_tool.main([
+            toy.TOY_CLS, '--work-dir',
+            str(work_dir), '--resume', '--cfg-options',
+            *toy.data_root_options(toy_data_root)
+        ])
+    message = str(info.value.code)
+    assert message.startswith('train.py: error: --resume: no complete '
+                              f'checkpoint of this run in [{str(work_dir)!r}]')
+    assert f'{work_dir / "epoch_1.pth"}: not a complete checkpoint' in message
+    assert (f'{work_dir / "epoch_2.pth"}: named by '
+            f'{work_dir / "last_checkpoint"}, does not exist') in message
+    assert sorted(os.listdir(work_dir)) == ['epoch_1.pth', 'last_checkpoint']
