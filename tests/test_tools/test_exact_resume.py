@@ -7,7 +7,9 @@ by ``tools/train.py`` (which adds ``ExactResumeHook``) and trained in this
 process: 4 epochs straight, and 2 epochs then ``--resume`` to 4. The losses
 of ``vis_data/scalars.json`` (``window_size=1``: each step's own) must be
 equal step by step, and the final weights equal. Without the hook the same
-pair of runs departs after the resume: the check is not vacuous.
+pair of runs departs after the resume: the check is not vacuous. The demo
+config, as shipped (no seed: each run draws one), on 4 of its photos: the
+resumed run takes the seed of the run it continues and repeats it exactly.
 
 Run: ``pytest tests/test_tools/test_exact_resume.py``
 """
@@ -15,6 +17,7 @@ import glob
 import json
 import os.path as osp
 
+import numpy as np
 import pytest
 import torch
 from mmengine.runner import Runner
@@ -120,3 +123,60 @@ def test_train_adds_the_hook_once():
     cfg = Config(dict(custom_hooks=[dict(type='ExactResumeHook')]))
     train_tool.add_exact_resume_hook(cfg)
     assert cfg.custom_hooks == [dict(type='ExactResumeHook')]
+
+
+# ------------------------------------------- a shipped config, as shipped
+
+DEMO = osp.join(REPO, 'configs', 'demo',
+                'prockd_mobilenetv2_retinanet_demo.py')
+DEMO_ITERS = 2  # per epoch: 4 of the photos, batch 2
+# a subset of the data and per-step logs; the config's randomness (no
+# seed) and everything else as shipped
+DEMO_OPTIONS = [
+    'train_dataloader.dataset.indices=4', 'default_hooks.logger.interval=1',
+    'log_processor.window_size=1'
+]
+
+
+def _train_demo(work_dir, epochs, resume=False, draw=0):
+    """Train the demo config; the runner draws its seed (no seed in the
+    config) from numpy's global RNG, seeded with ``draw`` here."""
+    args = train_tool.parse_args(
+        [DEMO, '--work-dir', work_dir] + (['--resume'] if resume else []) +
+        ['--cfg-options', f'train_cfg.max_epochs='
+         f'{epochs}'] + DEMO_OPTIONS)
+    cfg = train_tool.build_config(args)
+    name = f'{osp.basename(work_dir)}_{epochs}_{resume}'
+    # the config names its visualizer: a second runner in this process
+    # would otherwise write into the first one's scalars.json
+    cfg.experiment_name = cfg.visualizer.name = name
+    np.random.seed(draw)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+def test_the_demo_config_as_shipped_resumes_exactly(tmp_path, monkeypatch):
+    """The demo config sets no seed: each run draws one (the same one for
+    the uninterrupted run and the first half here, another one when the
+    second half is built). The resumed run takes the one its checkpoint
+    was trained with."""
+    from mmengine.config import Config
+    assert (Config.fromfile(DEMO).get('randomness') or {}).get('seed') is None
+    monkeypatch.chdir(REPO)  # the config's data_root is relative
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    full, resumed = str(tmp_path / 'full'), str(tmp_path / 'resumed')
+    seed = _train_demo(full, 2, draw=1).seed
+    assert _train_demo(resumed, 1, draw=1).seed == seed
+    assert _train_demo(resumed, 2, resume=True, draw=2).seed == seed
+    steps, after = _losses(full), _losses(resumed)
+    assert sorted(steps) == list(range(1, 2 * DEMO_ITERS + 1))
+    assert 'distill.proto.loss_cls' in steps[DEMO_ITERS + 1]
+    for step in sorted(steps):
+        assert after[step] == steps[step], step  # exact, not approx
+    weights = torch.load(
+        osp.join(full, 'epoch_2.pth'), map_location='cpu')['state_dict']
+    resumed_weights = torch.load(
+        osp.join(resumed, 'epoch_2.pth'), map_location='cpu')['state_dict']
+    assert weights.keys() == resumed_weights.keys()
+    assert all(torch.equal(weights[k], resumed_weights[k]) for k in weights)
