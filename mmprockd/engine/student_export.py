@@ -7,9 +7,8 @@ Used by :class:`StudentCheckpointHook` during training and by
 import copy
 import os
 import os.path as osp
-import tempfile
 from collections import OrderedDict
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import torch
 from mmengine.config import Config
@@ -101,31 +100,39 @@ def make_readable(path: str) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
-def atomic_save(obj, path: str) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename, so a
-    crash never leaves a half-written checkpoint."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-    os.close(fd)
+def _atomic_write(write: Callable[[str], None], path: str) -> None:
+    """``write(tmp)`` to ``<path>.tmp<pid>`` beside ``path``, flush it to
+    disk, then rename it over ``path``: a crash never leaves a half-written
+    file under the name. On any error the temporary file is removed; one
+    left by a killed process is removed when the next run starts
+    (:func:`mmprockd.engine.remove_stale_tmp_files`)."""
+    from .hooks.atomic_checkpoint_hook import _fsync, tmp_path
+    path = osp.abspath(path)
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    tmp = tmp_path(path)
     try:
-        torch.save(obj, tmp)
-        make_readable(tmp)
+        write(tmp)
+        _fsync(tmp)
         os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
+    except BaseException:
+        if osp.lexists(tmp):
             os.remove(tmp)
+        raise
+
+
+def atomic_save(obj, path: str) -> None:
+    """``torch.save`` atomically (see :func:`_atomic_write`)."""
+    _atomic_write(lambda tmp: torch.save(obj, tmp), path)
 
 
 def atomic_write_text(text: str, path: str) -> None:
-    """Write a text file atomically."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-    with os.fdopen(fd, 'w') as f:
-        f.write(text)
-    make_readable(tmp)
-    os.replace(tmp, path)
+    """Write a text file atomically (see :func:`_atomic_write`)."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, 'w') as f:
+            f.write(text)
+
+    _atomic_write(write, path)
 
 
 def export_student(state_dict: Dict[str, torch.Tensor],

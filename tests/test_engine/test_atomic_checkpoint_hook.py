@@ -220,16 +220,22 @@ def test_atomic_backend_put_text_and_failure(tmp_path, monkeypatch):
 
 def test_stale_tmp_files_of_dead_processes_are_removed(tmp_path):
     dead = 2**22 + 1  # above Linux's largest pid: no such process
-    names = [
+    # the student export's files and the mkstemp files of its earlier
+    # writer are removed too
+    stale = [
         f'epoch_3.pth.tmp{dead}', f'last_checkpoint.tmp{dead}',
-        f'epoch_4.pth.tmp{os.getpid()}', f'notes.txt.tmp{dead}'
+        f'student_config.py.tmp{dead}', f'student_epoch_3.pth.tmp{dead}',
+        'tmpk2_9xq0a.tmp'
     ]
-    for name in names:
+    kept = [
+        f'epoch_4.pth.tmp{os.getpid()}', f'notes.txt.tmp{dead}',
+        'tmp_notes.tmp'
+    ]
+    for name in stale + kept:
         (tmp_path / name).write_bytes(b'half')
-    assert remove_stale_tmp_files(
-        str(tmp_path)) == [str(tmp_path / names[0]),
-                           str(tmp_path / names[1])]
-    assert sorted(os.listdir(tmp_path)) == sorted(names[2:])
+    assert remove_stale_tmp_files(str(tmp_path)) == sorted(
+        str(tmp_path / name) for name in stale)
+    assert sorted(os.listdir(tmp_path)) == sorted(kept)
 
 
 def _save(path, epoch, mtime, run_id=None):

@@ -227,3 +227,49 @@ def test_resume_auto_with_no_complete_checkpoint_exits_listing_them(
     assert (f'{work_dir / "epoch_2.pth"}: named by '
             f'{work_dir / "last_checkpoint"}, does not exist') in message
     assert sorted(os.listdir(work_dir)) == ['epoch_1.pth', 'last_checkpoint']
+
+
+def test_killed_during_the_student_export_a_resume_writes_it(
+        toy_data_root, tmp_path):
+    """The last epoch's ``epoch_2.pth`` is complete, its student export
+    half written when the kill comes: the resumed run, with nothing left
+    to train, writes the export from that checkpoint and removes the
+    half-written file."""
+    config = tmp_path / 'toy_export.py'
+    config.write_text(
+        f"""_base_ = [{osp.join(toy.TOY_DIR, 'toy_distill.py')!r}]
+custom_imports = dict(
+    imports=['mmprockd', 'kill_switch'], allow_failed_imports=False)
+custom_hooks = [
+    dict(type='KillSwitchHook'),
+    dict(type='mmprockd.StudentCheckpointHook', interval=1, by_epoch=True)
+]
+train_cfg = dict(max_epochs=2, val_interval=2)
+""")
+    work_dir = tmp_path / 'work'
+    proc = _train(
+        str(config), str(work_dir), str(tmp_path), toy_data_root, 'export:2')
+    assert proc.returncode == -signal.SIGKILL, proc.output[-3000:]
+    names = os.listdir(work_dir)
+    assert 'epoch_2.pth' in names and 'student_epoch_2.pth' not in names
+    assert [n.split('.tmp')[0] for n in names
+            if '.tmp' in n] == ['student_epoch_2.pth']
+    latest = work_dir / 'student_latest.pth'
+    assert torch.load(latest)['meta']['iter'] == 2  # epoch 1's
+
+    proc = _train(str(config), str(work_dir), str(tmp_path), toy_data_root)
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert 'the export of the checkpoint resumed from' in proc.output
+    assert not [n for n in os.listdir(work_dir) if '.tmp' in n]
+    full = torch.load(work_dir / 'epoch_2.pth')['state_dict']
+    for path in (work_dir / 'student_epoch_2.pth', latest):
+        export = torch.load(path)
+        assert (export['meta']['epoch'], export['meta']['iter']) == (2, 4)
+        assert export['state_dict'].keys() == {
+            k[len('student.'):]
+            for k in full if k.startswith('student.')
+        }
+        assert all(
+            torch.equal(v, full['student.' + k])
+            for k, v in export['state_dict'].items())
+    assert (work_dir / 'student_config.py').is_file()

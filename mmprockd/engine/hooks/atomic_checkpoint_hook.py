@@ -111,12 +111,21 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_tmp_files(folder: str, logger='current') -> List[str]:
-    """Delete the ``<name>.tmp<pid>`` files of checkpoints (``*.pth``) and
-    of ``last_checkpoint`` that a killed process left in ``folder``.
+# what mmprockd's writers write through ``<name>.tmp<pid>``: checkpoints and
+# student exports, last_checkpoint, the student's config
+_OURS = re.compile(r'.+\.pth|' + POINTER + r'|student_config\.py')
+# ``tempfile.mkstemp(suffix='.tmp')`` files of earlier student exports
+_MKSTEMP = re.compile(r'tmp[a-z0-9_]{8}\.tmp')
 
-    A file whose process is still alive (another run writing into the same
-    folder) is kept.
+
+def remove_stale_tmp_files(folder: str, logger='current') -> List[str]:
+    """Delete the temporary files that a killed process left in
+    ``folder``: ``<name>.tmp<pid>`` of checkpoints and student exports
+    (``*.pth``), of ``last_checkpoint`` and of ``student_config.py``, and
+    the ``tmpXXXXXXXX.tmp`` files of earlier student exports.
+
+    A ``<name>.tmp<pid>`` file whose process is still alive (another run
+    writing into the same folder) is kept.
 
     Returns:
         list[str]: the paths removed.
@@ -126,10 +135,11 @@ def remove_stale_tmp_files(folder: str, logger='current') -> List[str]:
         return removed
     for entry in sorted(os.listdir(folder)):
         match = _TMP.match(entry)
-        if not match or not (match['name'].endswith('.pth')
-                             or match['name'] == POINTER):
-            continue
-        if _pid_alive(int(match['pid'])):
+        if match:
+            if not _OURS.fullmatch(match['name']) or _pid_alive(
+                    int(match['pid'])):
+                continue
+        elif not _MKSTEMP.fullmatch(entry):
             continue
         path = osp.join(folder, entry)
         if osp.isfile(path):
