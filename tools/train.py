@@ -16,7 +16,11 @@ resume starts from scratch. ``mmprockd.ExactResumeHook`` is added too: the
 checkpoints hold the random state, and a resumed run takes the seed of the
 run it continues, so it logs the same losses as an uninterrupted one
 (exactly on the CPU; docs/method.md), and the dataloader workers draw fresh
-augmentation each epoch.
+augmentation each epoch. ``mmprockd.PreemptionHook`` is added too: SIGTERM
+(a cluster's time limit or preemption) or SIGINT stops the run after the
+step in flight with the checkpoint ``preempt_iter_N.pth`` of that step and
+exit status 75, and ``--resume`` goes on from it, in the middle of the
+epoch if need be.
 
 Usage::
 
@@ -185,6 +189,21 @@ def add_prockd_hooks(cfg: Config) -> List[str]:
     return [h['type'] for h in added]
 
 
+PREEMPTION_HOOK = 'mmprockd.PreemptionHook'
+
+
+def add_preemption_hook(cfg: Config) -> None:
+    """Append :class:`PreemptionHook` to ``custom_hooks`` unless the config
+    has it: SIGTERM or SIGINT then stops the run after the step in flight,
+    with a checkpoint of that step, and exit status ``PREEMPTED_EXIT``
+    (75).
+
+    Args:
+        cfg (Config): The merged config, changed in place.
+    """
+    _add_hook_once(cfg, PREEMPTION_HOOK)
+
+
 FINGERPRINT_HOOK = 'mmprockd.ConfigFingerprintHook'
 
 
@@ -349,6 +368,7 @@ def build_config(args: argparse.Namespace) -> Config:
     add_finite_checkpoint_hook(cfg)
     add_fingerprint_hook(cfg)
     add_exact_resume_hook(cfg)
+    add_preemption_hook(cfg)
     use_atomic_checkpoint_hook(cfg)
     if args.amp:
         _enable_amp(cfg)

@@ -10,6 +10,9 @@ The moment is ``$KILL_AT``, ``KIND:EPOCH[:BATCH]`` (epochs from 1):
 - ``pointer:E``: after ``epoch_E.pth`` is complete, before
   ``last_checkpoint`` names it;
 - ``remove:E``: before ``epoch_{E-1}.pth`` is deleted for ``epoch_E.pth``;
+- ``term:E:B`` / ``int:E:B``: SIGTERM / SIGINT (not a kill: the run
+  handles them) when batch B of epoch E starts, so that the signal comes
+  while that step is in flight;
 - ``export:E``: while ``student_epoch_E.pth`` (the student export that
   follows ``epoch_E.pth``) is written, half of its bytes in its temporary
   file.
@@ -93,7 +96,14 @@ student_export.atomic_save = atomic_save
 
 @HOOKS.register_module()
 class KillSwitchHook(Hook):
-    """Kills in ``after_train_iter`` for ``iter:E:B``."""
+    """Kills in ``after_train_iter`` for ``iter:E:B``; signals in
+    ``before_train_iter`` for ``term:E:B`` and ``int:E:B``."""
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if (KIND in ('term', 'int') and runner.epoch + 1 == EPOCH
+                and batch_idx + 1 == int(BATCH)):
+            signum = signal.SIGTERM if KIND == 'term' else signal.SIGINT
+            os.kill(os.getpid(), signum)
 
     def after_train_iter(self,
                          runner,

@@ -11,6 +11,7 @@ cluster job that is restarted would.
 Run: ``pytest tests/test_tools/test_train_kill_resume.py``
 """
 import glob
+import json
 import os
 import os.path as osp
 import random
@@ -273,3 +274,73 @@ train_cfg = dict(max_epochs=2, val_interval=2)
             torch.equal(v, full['student.' + k])
             for k, v in export['state_dict'].items())
     assert (work_dir / 'student_config.py').is_file()
+
+
+def _losses(work_dir):
+    """``{step: loss}`` logged by all the runs in ``work_dir``."""
+    steps = {}
+    for path in glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')):
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                if 'loss' in row:
+                    assert row['step'] not in steps, (path, row['step'])
+                    steps[row['step']] = row['loss']
+    return steps
+
+
+def test_stopped_by_sigterm_and_sigint_mid_epoch_resumes_exactly(
+        toy_data_root, tmp_path):
+    """``toy_distill.py`` (random augmentation in a worker, the
+    DistillSampler's draws), 3 epochs of 2 steps: once straight, once
+    stopped by SIGTERM while step 3 (epoch 2, batch 1) runs, resumed, and
+    stopped again by SIGINT in step 6 (the last one), resumed. Each stop
+    finishes its step, saves it and exits with 75; the run logs the same
+    losses step by step as the straight one, and ends with the same
+    weights."""
+    from mmprockd.engine import PREEMPTED_EXIT
+    config = tmp_path / 'toy_signal.py'
+    config.write_text(
+        f"""_base_ = [{osp.join(toy.TOY_DIR, 'toy_distill.py')!r}]
+custom_imports = dict(
+    imports=['mmprockd', 'kill_switch'], allow_failed_imports=False)
+custom_hooks = [dict(type='KillSwitchHook')]
+train_cfg = dict(max_epochs=3, val_interval=1)
+""")
+    full, work = tmp_path / 'full', tmp_path / 'work'
+    proc = _train(str(config), str(full), str(tmp_path), toy_data_root)
+    assert proc.returncode == 0, proc.output[-3000:]
+
+    proc = _train(
+        str(config), str(work), str(tmp_path), toy_data_root, 'term:2:1')
+    assert proc.returncode == PREEMPTED_EXIT == 75, proc.output[-3000:]
+    assert 'Traceback' not in proc.output
+    saved = work / 'preempt_iter_3.pth'
+    assert (f'stopped by SIGTERM after iteration 3 (epoch 2, batch 1); '
+            f'saved {saved}. Exiting with status 75') in proc.output
+    meta = torch.load(saved)['meta']
+    assert (meta['epoch'], meta['iter']) == (1, 3)
+    assert _pointer(work) == str(saved)
+    assert sorted(_checkpoints(work)) == [1]
+
+    proc = _train(
+        str(config), str(work), str(tmp_path), toy_data_root, 'int:3:2')
+    assert proc.returncode == 75, proc.output[-3000:]
+    assert 'Traceback' not in proc.output
+    assert f'Load checkpoint from {saved}' in proc.output
+    assert 'resumed in the middle of epoch 2' in proc.output
+    assert 'stopped by SIGINT after iteration 6 (epoch 3, batch 2)' in \
+        proc.output
+    assert not saved.exists()  # epoch_2.pth superseded it
+    assert (work / 'preempt_iter_6.pth').is_file()
+
+    proc = _train(str(config), str(work), str(tmp_path), toy_data_root)
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert not list(work.glob('preempt_iter_*.pth'))
+    straight, resumed = _losses(str(full)), _losses(str(work))
+    assert sorted(straight) == list(range(1, 7))
+    assert resumed == straight  # exact, step by step
+    weights = torch.load(full / 'epoch_3.pth')['state_dict']
+    again = torch.load(work / 'epoch_3.pth')['state_dict']
+    assert weights.keys() == again.keys()
+    assert all(torch.equal(weights[k], again[k]) for k in weights)

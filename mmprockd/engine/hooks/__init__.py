@@ -8,6 +8,8 @@ from .exact_resume_hook import (EpochWorkerSeed, ExactResumeHook,
                                 get_rng_state, set_rng_state, worker_seed)
 from .finite_checkpoint_hook import (FiniteCheckpointHook,
                                      check_finite_state_dict)
+from .preemption_hook import (PREEMPTED_EXIT, PreemptionHook,
+                              ResumableEpochBasedTrainLoop)
 from .student_checkpoint_hook import StudentCheckpointHook
 
 __all__ = [
@@ -16,5 +18,6 @@ __all__ = [
     'get_rng_state', 'set_rng_state', 'worker_seed', 'FiniteCheckpointHook',
     'StudentCheckpointHook', 'check_finite_state_dict',
     'find_resumable_checkpoint', 'is_complete_checkpoint',
-    'remove_stale_tmp_files'
+    'remove_stale_tmp_files', 'PREEMPTED_EXIT', 'PreemptionHook',
+    'ResumableEpochBasedTrainLoop'
 ]

@@ -151,6 +151,32 @@ def remove_stale_tmp_files(folder: str, logger='current') -> List[str]:
     return removed
 
 
+def remove_preemption_checkpoints(folder: str,
+                                  done: int,
+                                  logger='current') -> List[str]:
+    """Delete the ``preempt_iter_<N>.pth`` files (``PreemptionHook``) of
+    ``folder`` with N at most ``done``: a checkpoint of ``done``
+    iterations holds the run's state.
+
+    Returns:
+        list[str]: the paths removed.
+    """
+    removed = []
+    if not osp.isdir(folder):
+        return removed
+    for name in sorted(os.listdir(folder)):
+        step = _step_of(name, (PREEMPT_TMPL, ))
+        if step is not None and step <= done:
+            path = osp.join(folder, name)
+            os.remove(path)
+            removed.append(path)
+            print_log(
+                f'removed {path}: a checkpoint of iteration {done} was '
+                'written',
+                logger=logger)
+    return removed
+
+
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
     """mmengine's ``CheckpointHook`` (same arguments, same files) whose
@@ -166,7 +192,8 @@ class AtomicCheckpointHook(CheckpointHook):
     - a write that fails leaves the files, ``last_checkpoint`` and the
       hook's bookkeeping (``keep_ckpt_ids``, ``last_ckpt``, the best score
       and path) as they were;
-    - ``before_train`` removes the temporary files of killed runs;
+    - ``before_train`` removes the temporary files of killed runs, and a
+      new checkpoint the ``preempt_iter_<N>.pth`` files it supersedes;
     - every checkpoint holds the run's id (``meta['run_id']``, drawn when
       a run starts and kept in the message hub across resumes), so that
       ``--resume`` passes over the files of another run in the same folder.
@@ -259,6 +286,11 @@ class AtomicCheckpointHook(CheckpointHook):
                 self.out_dir, self.filename_tmpl.format(outdated))
             if path != self.last_ckpt:
                 self._remove(self.file_backend, 'auto', path)
+        if isinstance(self.file_backend, LocalBackend):
+            remove_preemption_checkpoints(
+                self.out_dir,
+                runner.iter if self.by_epoch else runner.iter + 1,
+                logger=runner.logger)
 
     def _restore(self, hub, keep_ids, last_ckpt, hub_keep_ids,
                  hub_last_ckpt) -> None:
