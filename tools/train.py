@@ -46,9 +46,11 @@ from mmengine.runner import Runner
 
 from mmprockd.engine import find_resumable_checkpoint
 from mmprockd.utils.checks import (InputCheckError, check_annotations,
-                                   check_cfg_options, check_checkpoint,
-                                   check_config_file, check_data_paths,
-                                   check_mmcv, check_model_checkpoints,
+                                   check_branch_checkpoint, check_cfg_options,
+                                   check_checkpoint, check_config_file,
+                                   check_data_paths, check_mmcv,
+                                   check_model_checkpoints,
+                                   check_preprocessor_std,
                                    check_resume_checkpoint,
                                    check_student_channels, load_config)
 from mmprockd.utils.distributed import (setup_cpu_distributed,
@@ -220,8 +222,10 @@ def add_fingerprint_hook(cfg: Config) -> None:
 
 def check_inputs(cfg: Config, args: argparse.Namespace) -> None:
     """The checks that read files the config names, before anything is
-    built: the teacher and student checkpoints, ``student_channels``
-    against the student's neck, the annotation files (valid JSON, at least
+    built: the teacher and student checkpoints, a stage-1 ``branch_ckpt``
+    against this config's teacher, branch and input settings, the
+    preprocessors' ``std`` (no zero), ``student_channels`` against the
+    student's neck, the annotation files (valid JSON, at least
     one usable box for training; dropped boxes are counted and logged),
     and a ``--resume`` checkpoint (a full one, of this model config).
 
@@ -237,6 +241,8 @@ def check_inputs(cfg: Config, args: argparse.Namespace) -> None:
         InputCheckError: naming the key or file and what was expected.
     """
     check_model_checkpoints(cfg)
+    check_branch_checkpoint(cfg)
+    check_preprocessor_std(cfg)
     check_student_channels(cfg)
     loaders = ['train_dataloader']
     if cfg.get('val_cfg') is not None:

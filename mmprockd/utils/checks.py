@@ -463,11 +463,11 @@ def _iter_dicts(value: Any, prefix: str) -> Iterator[Tuple[str, dict]]:
 
 def model_checkpoint_keys(cfg: Config) -> List[Tuple[str, str]]:
     """(key, path) of the checkpoints the model config loads when built:
-    a teacher's ``ckpt``, a distiller's ``student_ckpt``, a
-    ``Pretrained`` ``init_cfg``'s ``checkpoint``."""
+    a teacher's ``ckpt``, a distiller's ``student_ckpt`` and
+    ``branch_ckpt``, a ``Pretrained`` ``init_cfg``'s ``checkpoint``."""
     found = []
     for where, node in _iter_dicts(cfg.get('model'), 'model'):
-        for key in ('ckpt', 'student_ckpt'):
+        for key in ('ckpt', 'student_ckpt', 'branch_ckpt'):
             if isinstance(node.get(key), str):
                 found.append((f'{where}.{key}', node[key]))
         if node.get('type') == 'Pretrained' and isinstance(
@@ -489,6 +489,96 @@ def check_model_checkpoints(cfg: Config) -> None:
     """
     for key, path in model_checkpoint_keys(cfg):
         check_checkpoint(path, key, mmap=True)
+
+
+# what a stage-1 checkpoint's prototype branch was trained with and a
+# stage 2 that loads it (``model.branch_ckpt``) must use too: the teacher
+# (its layers and input scale and statistics), the branch's modules and
+# the images' normalisation. Weight paths (``ckpt``) do not count.
+BRANCH_SETTINGS = ('teacher', 'learner', 'augment', 'level_adapter',
+                   'student_channels', 'data_preprocessor',
+                   'student.data_preprocessor')
+
+
+def _settings(model: Any) -> Dict[str, Any]:
+    """The :data:`BRANCH_SETTINGS` of a model config, as a model-shaped
+    dict (absent ones left out)."""
+    out: Dict[str, Any] = {}
+    for key in BRANCH_SETTINGS:
+        node, parts = model, key.split('.')
+        for part in parts:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            target = out
+            for part in parts[:-1]:
+                target = target.setdefault(part, {})
+            target[parts[-1]] = node
+    return out
+
+
+def check_branch_checkpoint(cfg: Config) -> None:
+    """Fail when ``model.branch_ckpt`` (stage 2 of a two-stage run) is not
+    a stage-1 checkpoint of this config's branch.
+
+    The file must exist and load weights-only (:func:`check_checkpoint`),
+    hold the prototype branch (``learner.*`` tensors), and have been
+    written by a stage 1 whose :data:`BRANCH_SETTINGS` equal this
+    config's, as the config text that mmengine keeps in its ``meta``
+    gives them. A stage 1 with another teacher setup can leave tensors of
+    the same shapes: the model would load them without complaint and train
+    on a branch that does not match its teacher.
+
+    Raises:
+        InputCheckError: naming ``model.branch_ckpt``, the file and each
+            setting that differs.
+    """
+    from .fingerprint import model_cfg_diff, model_cfg_from_meta
+    model = cfg.get('model')
+    path = model.get('branch_ckpt') if isinstance(model, dict) else None
+    if not isinstance(path, str) or _is_remote(path):
+        return
+    key = 'model.branch_ckpt'
+    checkpoint = check_checkpoint(path, key, mmap=True)
+    if not any(k.startswith('learner.') for k in state_dict_keys(checkpoint)):
+        raise InputCheckError(
+            f'{key}: {path} holds no prototype branch (no learner.* '
+            'tensors); expected a checkpoint of a stage-1 ProtoDistiller '
+            'run (its epoch_N.pth or iter_N.pth, not a student export)')
+    old = model_cfg_from_meta(checkpoint.get('meta') or {})
+    if old is None:
+        return  # no config text to compare with: shapes are checked at build
+    diff = model_cfg_diff(_settings(old), _settings(model), limit=100)
+    if diff:
+        keys = '; '.join(f'{k}: {a!r} in the checkpoint, {b!r} in the '
+                         'config' for k, a, b in diff)
+        raise InputCheckError(
+            f'{key}: {path} was written by a stage 1 with other settings: '
+            f'{keys}. Point {key} at a stage 1 trained with this config\'s '
+            'teacher, branch and input settings, or train one')
+
+
+def check_preprocessor_std(cfg: Config) -> None:
+    """Fail when a normalisation (a data preprocessor's or a teacher's
+    ``mean``/``std``) divides by a zero or negative ``std``: every image
+    would become NaN or inf, and the run would train on it until the loss
+    diverged.
+
+    Raises:
+        InputCheckError: naming the key and its value.
+    """
+    nodes = list(_iter_dicts(cfg.get('model'), 'model'))
+    if isinstance(cfg.get('data_preprocessor'), dict):
+        nodes.append(('data_preprocessor', cfg.data_preprocessor))
+    for where, node in nodes:
+        std = node.get('std')
+        if std is None or 'mean' not in node:
+            continue
+        values = list(std) if isinstance(std, (list, tuple)) else [std]
+        if not all(isinstance(v, (int, float)) and v > 0 for v in values):
+            raise InputCheckError(
+                f'{where}.std = {std!r}: the images are divided by it, so '
+                'every std must be positive (e.g. [58.395, 57.12, 57.375] '
+                'for ImageNet statistics on 0-255 pixels)')
 
 
 def check_student_channels(cfg: Config) -> None:

@@ -150,6 +150,24 @@ class Files:
     def make_toy_ckpt(self, path):
         self._resume_ckpt(path, toy.TOY_CLS)
 
+    def _stage1(self, path, options=None):
+        """A stage-1 checkpoint of the demo config: its branch's tensors
+        and the config text mmengine keeps."""
+        cfg = Config.fromfile(osp.join(REPO, DEMO))
+        if options:
+            cfg.merge_from_dict(options)
+        torch.save(
+            dict(
+                state_dict={'learner.prototypes': torch.zeros(72, 64)},
+                meta=dict(cfg=cfg.pretty_text)), path)
+
+    def make_stage1(self, path):
+        self._stage1(path)
+
+    def make_stage1_scale35(self, path):
+        # another teacher setup, the same tensor shapes
+        self._stage1(path, {'model.teacher.input_scale': 3.5})
+
     def make_demo_ckpt(self, path):
         # the same model config, another teacher file: resumable
         self._resume_ckpt(path, DEMO,
@@ -274,6 +292,29 @@ MATRIX = {
     (DIST, [], ['model.student_channels=[64,64,64]'], InputCheckError,
      r'model.student_channels = \[64, 64, 64\], .*expected \[64, 64, 64, '
      r'64, 64\]'),
+    'missing branch_ckpt':
+    (DIST, [], ['model.branch_ckpt={ROOT}/stage1.pth'], InputCheckError,
+     r"model.branch_ckpt: checkpoint file '{ROOT}/stage1.pth' does not "
+     r'exist'),
+    'student-only file as branch_ckpt':
+    (DIST, [], ['model.branch_ckpt={F:student_only.pth}'], InputCheckError,
+     r'model.branch_ckpt: {F:student_only.pth} holds no prototype branch '
+     r'\(no learner.\* tensors\); expected a checkpoint of a stage-1'),
+    'branch_ckpt of a stage 1 with another teacher setup':
+    (DIST, [], ['model.branch_ckpt={F:stage1_scale35.pth}'], InputCheckError,
+     r'model.branch_ckpt: {F:stage1_scale35.pth} was written by a stage 1 '
+     r"with other settings: model.teacher.input_scale: 3.5 in the "
+     r"checkpoint, '<absent>' in the config"),
+    'zero std in the student\'s preprocessor':
+    (DIST, [], ['model.student.data_preprocessor.std=[0,0,0]'],
+     InputCheckError, r'model.student.data_preprocessor.std = \[0, 0, 0\]: '
+     r'the images are divided by it, so every std must be positive'),
+    'zero std in the teacher\'s normalisation':
+    (DIST, [], ['model.teacher.std=[58.4,0,57.4]'], InputCheckError,
+     r'model.teacher.std = \[58.4, 0, 57.4\]: .* must be positive'),
+    'zero std in the top-level preprocessor':
+    (TOY, [], ['data_preprocessor.std=[0.0]'], InputCheckError,
+     r'data_preprocessor.std = \[0.0\]: .* must be positive'),
     'missing load_from':
     (TOY, [], ['load_from={ROOT}/gone.pth'], InputCheckError,
      r"load_from: checkpoint file '{ROOT}/gone.pth' does not exist"),
@@ -403,6 +444,20 @@ def test_resume_of_the_same_model_config_passes(files, monkeypatch):
         train_tool.parse_args([DEMO, '--resume', ckpt]))
     assert cfg.resume is True and cfg.load_from == ckpt
     assert dict(type='mmprockd.ConfigFingerprintHook') in cfg.custom_hooks
+
+
+def test_branch_ckpt_of_a_matching_stage_1_passes(files, monkeypatch):
+    """A stage 1 of the same teacher, branch and input settings; its other
+    settings (here a loss weight) may differ."""
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    ckpt = files.path('stage1.pth')
+    cfg = train_tool.build_config(
+        train_tool.parse_args([
+            DEMO, '--cfg-options', f'model.branch_ckpt={ckpt}',
+            'model.proto_weight=0.25'
+        ]))
+    assert cfg.model.branch_ckpt == ckpt
 
 
 def test_fingerprint_hook_writes_the_model_fingerprint():
