@@ -4,6 +4,8 @@ The config's ``default_scope`` picks the library; ``runner_type`` the
 runner. Inputs are checked before anything is built (see
 :mod:`mmprockd.utils.checks`): a missing config, dataset or checkpoint, or a
 misspelt ``--cfg-options`` key stops the run with a message naming it.
+Then rank 0 locks the work dir: a second run on it is refused, with the PID
+of the one that holds it.
 ``mmprockd.FiniteCheckpointHook`` is added to every run: a checkpoint whose
 weights are not finite stops the run instead of being written. mmengine's
 ``CheckpointHook`` is replaced by ``mmprockd.AtomicCheckpointHook`` (same
@@ -55,6 +57,7 @@ from mmprockd.utils.checks import (InputCheckError, check_annotations,
                                    check_student_channels, load_config)
 from mmprockd.utils.distributed import (setup_cpu_distributed,
                                         teardown_distributed)
+from mmprockd.utils.work_dir_lock import WorkDirLock
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -411,18 +414,38 @@ def build_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def global_rank(launcher: str) -> int:
+    """This process's rank, from the launcher's environment (before the
+    process group exists): ``RANK`` (torchrun), ``SLURM_PROCID`` (srun),
+    ``OMPI_COMM_WORLD_RANK`` (mpirun); 0 without a launcher."""
+    if launcher == 'none':
+        return 0
+    for name in ('RANK', 'SLURM_PROCID', 'OMPI_COMM_WORLD_RANK'):
+        if os.environ.get(name, '').isdigit():
+            return int(os.environ[name])
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> None:
-    """Check the inputs, then train."""
+    """Check the inputs, lock the work dir (rank 0), then train."""
     args = parse_args(argv)
+    lock = None
     try:
         cfg = build_config(args)
+        if global_rank(args.launcher) == 0:
+            lock = WorkDirLock(cfg.work_dir)
+            lock.acquire()
     except InputCheckError as err:
         sys.exit(f'train.py: error: {err}')
-    setup_cpu_distributed(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    del runner  # its DDP wrapper holds the process group
-    teardown_distributed()
+    try:
+        setup_cpu_distributed(cfg, args.launcher)
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        del runner  # its DDP wrapper holds the process group
+        teardown_distributed()
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 if __name__ == '__main__':

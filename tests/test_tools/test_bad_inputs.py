@@ -588,3 +588,54 @@ def test_payload_is_live(payload):
         data = archive.read(name[0])
     pickle.loads(data)  # no tensors: plain pickle reads it
     assert osp.exists(marker)
+
+
+# ------------------------------------------------- one run per work dir
+
+
+def test_a_second_run_on_a_locked_work_dir_is_refused_with_the_pid(
+        toy_data_root, tmp_path, monkeypatch):
+    """Another process holds the work dir's lock, as a live run does: a
+    run on that work dir stops before building anything, naming the
+    other's PID; once that process is gone the lock is free, with no file
+    to clean up."""
+    import subprocess
+    import sys
+
+    from mmprockd.utils.work_dir_lock import LOCK_NAME, WorkDirLock
+    work_dir = tmp_path / 'work'
+    holder = subprocess.Popen([
+        sys.executable, '-c', 'import sys, time\n'
+        'from mmprockd.utils.work_dir_lock import WorkDirLock\n'
+        f'WorkDirLock({str(work_dir)!r}).acquire()\n'
+        'print("locked", flush=True)\n'
+        'time.sleep(3600)\n'
+    ],
+                              stdout=subprocess.PIPE,
+                              text=True,
+                              env=dict(
+                                  os.environ,
+                                  PYTHONPATH=REPO,
+                                  PYTHONWARNINGS='ignore'))
+    try:
+        assert holder.stdout.readline().strip() == 'locked'
+        monkeypatch.delenv('LOCAL_RANK', raising=False)
+        with pytest.raises(SystemExit) as info:
+            train_tool.main([
+                toy.TOY_CLS, '--work-dir',
+                str(work_dir), '--cfg-options',
+                *toy.data_root_options(toy_data_root)
+            ])
+        assert str(info.value.code) == (
+            f'train.py: error: --work-dir {work_dir} is in use by another '
+            f'training run (PID {holder.pid}, which holds '
+            f'{work_dir / LOCK_NAME}): wait for it to end or stop it, or '
+            'train into another --work-dir')
+        assert sorted(os.listdir(work_dir)) == [LOCK_NAME]  # no run began
+    finally:
+        holder.kill()
+        holder.wait()
+    lock = WorkDirLock(str(work_dir))
+    lock.acquire()  # the dead process's lock went with it
+    assert (work_dir / LOCK_NAME).read_text() == f'{os.getpid()}\n'
+    lock.release()
