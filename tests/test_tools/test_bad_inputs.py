@@ -168,6 +168,14 @@ class Files:
         # another teacher setup, the same tensor shapes
         self._stage1(path, {'model.teacher.input_scale': 3.5})
 
+    def make_score_thr(self, path):
+        # another test_cfg only, and a fingerprint that counted it
+        self._resume_ckpt(path, DEMO,
+                          {'model.student.test_cfg.score_thr': 0.3})
+        checkpoint = torch.load(path)
+        checkpoint['meta']['model_fingerprint'] = 'f' * 16
+        torch.save(checkpoint, path)
+
     def make_demo_ckpt(self, path):
         # the same model config, another teacher file: resumable
         self._resume_ckpt(path, DEMO,
@@ -444,6 +452,23 @@ def test_resume_of_the_same_model_config_passes(files, monkeypatch):
         train_tool.parse_args([DEMO, '--resume', ckpt]))
     assert cfg.resume is True and cfg.load_from == ckpt
     assert dict(type='mmprockd.ConfigFingerprintHook') in cfg.custom_hooks
+
+
+def test_resume_with_another_test_cfg_passes(files, monkeypatch):
+    """``model.student.test_cfg`` is read by testing only: a checkpoint
+    whose config has another ``score_thr`` resumes (its fingerprint, of
+    the same model otherwise, included the key)."""
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    ckpt = files.path('score_thr.pth')
+    cfg = train_tool.build_config(
+        train_tool.parse_args([DEMO, '--resume', ckpt]))
+    assert cfg.resume is True and cfg.load_from == ckpt
+    assert cfg.model.student.test_cfg.score_thr != 0.3
+    cfg = Config.fromfile(osp.join(REPO, DEMO))
+    changed = cfg.model.to_dict()
+    changed['student']['test_cfg']['score_thr'] = 0.3
+    assert model_fingerprint(changed) == model_fingerprint(cfg.model)
 
 
 def test_branch_ckpt_of_a_matching_stage_1_passes(files, monkeypatch):
