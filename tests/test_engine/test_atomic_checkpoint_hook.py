@@ -23,8 +23,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from mmprockd.engine import (AtomicCheckpointHook, AtomicLocalBackend,
-                             find_resumable_checkpoint, is_complete_checkpoint,
-                             remove_stale_tmp_files, student_config)
+                             DiskFullError, find_resumable_checkpoint,
+                             is_complete_checkpoint, remove_stale_tmp_files,
+                             student_config)
 from mmprockd.utils.checks import InputCheckError
 
 
@@ -129,12 +130,14 @@ def test_a_resume_deletes_the_checkpoint_a_kill_left_behind(
     assert ckpt['message_hub']['runtime_info']['keep_ckpt_ids'] == [2, 3]
 
 
-def _half_then_fail(calls):
+def _half_then_fail(calls, sizes=None):
     """A ``LocalBackend.put`` that writes half the bytes, then fails like a
-    full disk."""
+    full disk; the sizes it was asked to write go to ``sizes``."""
 
     def put(self, obj, filepath):
         calls.append(str(filepath))
+        if sizes is not None:
+            sizes.append(len(obj))
         with open(filepath, 'wb') as f:
             f.write(obj[:len(obj) // 2])
         raise OSError(28, 'No space left on device')
@@ -148,10 +151,17 @@ def test_a_save_failing_mid_write_keeps_the_previous_checkpoint(
     runner.train()  # epoch_1.pth
     hook = _hook(runner)
     before = _sha(tmp_path / 'epoch_1.pth')
-    calls = []
-    monkeypatch.setattr(LocalBackend, 'put', _half_then_fail(calls))
-    with pytest.raises(OSError, match='No space left'):
+    calls, sizes = [], []
+    monkeypatch.setattr(LocalBackend, 'put', _half_then_fail(calls, sizes))
+    with pytest.raises(DiskFullError) as info:
         hook.after_train_epoch(runner)  # saves epoch 2
+    # the file, the bytes and the checkpoint to resume from
+    assert str(info.value).startswith(
+        f'no space left on the device to write {tmp_path / "epoch_2.pth"}: '
+        f'{sizes[0]} bytes needed, ')
+    assert (f'; the last complete checkpoint is {tmp_path / "epoch_1.pth"}. '
+            'Free some space') in str(info.value)
+    assert info.value.errno == 28
     # the half-written bytes went to a temporary file, removed since
     assert calls == [f'{tmp_path / "epoch_2.pth"}.tmp{os.getpid()}']
     assert _ckpt_files(tmp_path) == ['epoch_1.pth']
@@ -405,3 +415,13 @@ def test_the_student_config_has_mmengines_hook_again():
                     type='mmprockd.AtomicCheckpointHook', interval=2))))
     assert student_config(cfg).default_hooks.checkpoint == dict(
         type='CheckpointHook', interval=2)
+
+
+def test_a_full_disk_at_the_first_checkpoint_says_there_is_none(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(LocalBackend, 'put', _half_then_fail([]))
+    with pytest.raises(DiskFullError) as info:
+        _runner(tmp_path).train()
+    assert f'to write {tmp_path / "epoch_1.pth"}: ' in str(info.value)
+    assert 'the last complete checkpoint is none yet' in str(info.value)
+    assert _ckpt_files(tmp_path) == []

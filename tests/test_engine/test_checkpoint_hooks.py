@@ -224,3 +224,32 @@ def test_no_export_at_a_resume_mid_epoch_or_off_the_interval(tmp_path):
         interval=5,
         by_epoch=False).before_train(_runner(tmp_path, epoch=3, it=35))
     assert _export_meta(tmp_path / 'student_iter_35.pth')['iter'] == 35
+
+
+def test_a_full_disk_at_the_student_export_names_the_file(
+        tmp_path, monkeypatch):
+    from mmengine.hooks import CheckpointHook
+
+    from mmprockd.engine import DiskFullError, student_export
+
+    def full(path, data):
+        with open(path, 'wb') as f:
+            f.write(data[:len(data) // 2])
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(student_export, 'write_bytes', full)
+    runner = _runner(tmp_path, epoch=0, it=0)
+    checkpoint = CheckpointHook()
+    checkpoint.last_ckpt = str(tmp_path / 'epoch_3.pth')
+    runner.hooks = [checkpoint]
+    hook = StudentCheckpointHook(by_epoch=True)
+    hook.before_train(runner)
+    with pytest.raises(DiskFullError) as info:
+        hook.after_train_epoch(runner)
+    path = tmp_path / 'student_epoch_1.pth'
+    assert str(info.value).startswith(
+        f'no space left on the device to write {path}: ')
+    assert int(str(info.value).split(': ')[1].split()[0]) > 0  # bytes
+    assert (f'the last complete checkpoint is {tmp_path / "epoch_3.pth"}'
+            in str(info.value))
+    assert os.listdir(tmp_path) == []  # the half-written file removed

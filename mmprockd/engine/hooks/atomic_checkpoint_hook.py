@@ -10,10 +10,12 @@ and renames, then rewrites ``last_checkpoint`` the same way, then deletes.
 :func:`find_resumable_checkpoint` does not trust ``last_checkpoint`` alone.
 Every checkpoint carries the run's id in ``meta['run_id']``.
 """
+import errno
 import logging
 import os
 import os.path as osp
 import re
+import shutil
 import uuid
 import zipfile
 from typing import Iterable, List, NamedTuple, Optional, Tuple
@@ -73,10 +75,53 @@ class AtomicLocalBackend(LocalBackend):
             write(obj, tmp, *args)
             _fsync(tmp)  # the rename must not reach the disk before the data
             os.replace(tmp, filepath)
-        except BaseException:
+        except BaseException as err:
             if osp.lexists(tmp):
                 os.remove(tmp)
+            if is_disk_full(err):
+                raise DiskFullError(filepath, len(obj)) from err
             raise
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` says the disk (or the user's quota) is full."""
+    return isinstance(err,
+                      OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(OSError):
+    """A write that did not fit on the disk, naming the file, the bytes it
+    needed, the bytes free and, once known (:meth:`with_last`), the last
+    complete checkpoint of the run. The file under that name is untouched
+    (the write went to a temporary file, removed)."""
+
+    def __init__(self,
+                 path: str,
+                 nbytes: Optional[int],
+                 last: Optional[str] = None) -> None:
+        self.path, self.nbytes, self.last = path, nbytes, last
+        try:
+            free = f'{shutil.disk_usage(osp.dirname(path) or ".").free} bytes'
+        except OSError:
+            free = 'unknown'
+        need = 'an unknown number of' if nbytes is None else str(nbytes)
+        message = (f'no space left on the device to write {path}: {need} '
+                   f'bytes needed, {free} free')
+        if last:
+            message += f'; the last complete checkpoint is {last}'
+        message += ('. Free some space (or move the work dir), then run '
+                    'again with --resume')
+        super().__init__(errno.ENOSPC, message, path)
+
+    def __str__(self) -> str:
+        return self.strerror
+
+    def __reduce__(self):
+        return type(self), (self.path, self.nbytes, self.last)
+
+    def with_last(self, last: Optional[str]) -> 'DiskFullError':
+        """The same error, naming ``last`` as the last good checkpoint."""
+        return DiskFullError(self.path, self.nbytes, last)
 
 
 register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)
@@ -269,6 +314,9 @@ class AtomicCheckpointHook(CheckpointHook):
                 by_epoch=self.by_epoch,
                 backend_args=self.backend_args,
                 **self.args)
+        except DiskFullError as err:
+            self._restore(hub, *saved_state)
+            raise err.with_last(self.last_ckpt or 'none yet') from err
         except BaseException:
             self._restore(hub, *saved_state)
             raise

@@ -4,13 +4,13 @@ import os.path as osp
 import re
 from typing import List, Optional
 
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 
 from mmprockd.registry import HOOKS
 from mmprockd.version import __version__
 from ..student_export import export_student
-from .atomic_checkpoint_hook import remove_stale_tmp_files
+from .atomic_checkpoint_hook import DiskFullError, remove_stale_tmp_files
 from .finite_checkpoint_hook import check_finite_state_dict
 
 DATA_BATCH = Optional[dict]
@@ -183,8 +183,14 @@ class StudentCheckpointHook(Hook):
             dataset_meta=getattr(runner.train_dataloader.dataset, 'metainfo',
                                  None),
             source='mmprockd.StudentCheckpointHook')
-        export_student(state, path, meta=meta, cfg=runner.cfg)
-        export_student(state, osp.join(self.out_dir, LATEST), meta=meta)
+        try:
+            export_student(state, path, meta=meta, cfg=runner.cfg)
+            export_student(state, osp.join(self.out_dir, LATEST), meta=meta)
+        except DiskFullError as err:
+            ckpt = next((h for h in getattr(runner, 'hooks', [])
+                         if isinstance(h, CheckpointHook)), None)
+            last = getattr(ckpt, 'last_ckpt', None) or 'none yet'
+            raise err.with_last(str(last)) from err
         runner.logger.info(f'StudentCheckpointHook: saved {path}')
         if path in self.saved:
             self.saved.remove(path)
