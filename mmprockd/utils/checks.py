@@ -16,6 +16,7 @@ Example::
 import difflib
 import inspect
 import json
+import os
 import os.path as osp
 import re
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -695,8 +696,36 @@ def _coco_box_problem(ann: Any) -> bool:
     return box[2] < 1 or box[3] < 1 or not area > 0
 
 
-def check_annotation_file(path: str, where: str,
-                          need_boxes: bool) -> Optional[str]:
+def _check_image_files(images: List[Any], img_dir: str, path: str,
+                       where: str) -> None:
+    """Fail when an image a COCO file lists is missing or empty (0 bytes):
+    the dataloader would fail on it mid-epoch, in cv2, naming no file."""
+    bad = []
+    for image in images:
+        name = image.get('file_name') if isinstance(image, dict) else None
+        if not isinstance(name, str):
+            continue
+        file = osp.join(img_dir, name)
+        try:
+            size = os.stat(file).st_size
+        except OSError:
+            bad.append(f'{file} (image id {image.get("id")}): missing')
+            continue
+        if size == 0:
+            bad.append(f'{file} (image id {image.get("id")}): empty, 0 '
+                       'bytes')
+    if bad:
+        more = f' and {len(bad) - 5} more' if len(bad) > 5 else ''
+        raise InputCheckError(
+            f'{where} = {path} lists {len(bad)} image(s) that cannot be '
+            f'read: {"; ".join(bad[:5])}{more}. Restore the files, or drop '
+            'their entries (and their annotations) from the file')
+
+
+def check_annotation_file(path: str,
+                          where: str,
+                          need_boxes: bool,
+                          img_dir: Optional[str] = None) -> Optional[str]:
     """Fail for an annotation JSON that no dataset could train on.
 
     Args:
@@ -704,6 +733,8 @@ def check_annotation_file(path: str, where: str,
         where (str): Its config key, for messages.
         need_boxes (bool): A COCO file must hold at least one usable box
             (the training set).
+        img_dir (str, optional): The folder of a COCO file's images: each
+            must exist and not be empty.
 
     Returns:
         str or None: a warning to log (boxes that will be dropped).
@@ -736,6 +767,8 @@ def check_annotation_file(path: str, where: str,
     if not images:
         raise InputCheckError(f'{where} = {path}: its "images" list is '
                               'empty; expected at least one image')
+    if img_dir is not None and not _is_remote(img_dir):
+        _check_image_files(images, img_dir, path, where)
     if not need_boxes or not isinstance(anns, list):
         return None
     dropped = [a for a in anns if _coco_box_problem(a)]
@@ -757,7 +790,9 @@ def check_annotation_file(path: str, where: str,
 
 def check_annotations(cfg: Config, dataloaders: Sequence[str]) -> List[str]:
     """:func:`check_annotation_file` on every local ``.json`` annotation
-    file of the datasets; boxes are required of ``train_dataloader``'s.
+    file of the datasets; boxes are required of ``train_dataloader``'s, and
+    a COCO file's images (under ``data_prefix.img``) must exist and not be
+    empty.
 
     Returns:
         list[str]: warnings to log (dropped boxes).
@@ -767,12 +802,15 @@ def check_annotations(cfg: Config, dataloaders: Sequence[str]) -> List[str]:
     """
     warnings = []
     for loader, where, dataset in _loader_datasets(cfg, dataloaders):
-        for key, path in _dataset_paths(dataset):
+        paths = dict(_dataset_paths(dataset))
+        img_dir = paths.get('data_prefix.img')
+        for key, path in paths.items():
             if key != 'ann_file' or _is_remote(path) or \
                     not path.endswith('.json') or not osp.isfile(path):
                 continue
             warning = check_annotation_file(path, f'{where}.ann_file',
-                                            loader == 'train_dataloader')
+                                            loader == 'train_dataloader',
+                                            img_dir)
             if warning:
                 warnings.append(warning)
     return warnings

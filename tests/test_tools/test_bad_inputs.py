@@ -109,6 +109,19 @@ class Files:
     def make_degenerate(self, path):
         self._json(path, _degenerate(_coco()))
 
+    def _image_replaced(self, path, image_path):
+        data = _coco()
+        data['images'][0]['file_name'] = image_path  # absolute: joined as is
+        self._json(path, data)
+
+    def make_empty_image(self, path):
+        image = osp.join(self.root, 'empty.jpg')
+        open(image, 'wb').close()  # 0 bytes
+        self._image_replaced(path, image)
+
+    def make_missing_image(self, path):
+        self._image_replaced(path, osp.join(self.root, 'gone.jpg'))
+
     def make_empty_data_list(self, path):
         self._json(path, dict(metainfo={}, data_list=[]))
 
@@ -265,6 +278,14 @@ MATRIX = {
     (DIST, [], [ANN + '={F:degenerate.json}'], InputCheckError,
      ANN + r' = {F:degenerate.json}: no usable box: all its \d+ boxes have '
      r'zero or negative size; expected .* w >= 1 and h >= 1'),
+    '0-byte image':
+    (DIST, [], [ANN + '={F:empty_image.json}'], InputCheckError,
+     ANN + r' = {F:empty_image.json} lists 1 image\(s\) that cannot be read: '
+     r'{ROOT}/empty.jpg \(image id \d+\): empty, 0 bytes'),
+    'missing image':
+    (DIST, [], [ANN + '={F:missing_image.json}'], InputCheckError,
+     ANN + r' = {F:missing_image.json} lists 1 image\(s\) that cannot be '
+     r'read: {ROOT}/gone.jpg \(image id \d+\): missing'),
     'empty data_list':
     (DIST, [], [ANN + '={F:empty_data_list.json}'], InputCheckError,
      ANN + r' = {F:empty_data_list.json}: data_list is empty; expected at '
