@@ -477,19 +477,60 @@ def model_checkpoint_keys(cfg: Config) -> List[Tuple[str, str]]:
     return found
 
 
+def _check_url(path: str, key: str) -> None:
+    """Download an http(s) checkpoint into torch's hub cache (where the
+    model's own load finds it) and load it weights-only, so that an
+    unreachable or wrong URL fails before the work dir exists."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    try:
+        CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    except Exception as err:  # network, HTTP status, not a checkpoint
+        raise InputCheckError(
+            f'{key}: {path} could not be downloaded or read: '
+            f'{checkpoint_error_reason(err)}. Check the URL and the '
+            'network, or download the file and give its local path') from None
+
+
+def _weight_keys(checkpoint: dict) -> List[str]:
+    """The weight names of a checkpoint as ``FrozenTeacher`` reads it: its
+    ``state_dict`` or ``model`` entry, else the dict itself."""
+    for name in ('state_dict', 'model'):
+        if isinstance(checkpoint.get(name), dict):
+            return list(checkpoint[name])
+    return list(checkpoint)
+
+
 def check_model_checkpoints(cfg: Config) -> None:
-    """Fail when a checkpoint the model loads at build is missing or is not
-    a checkpoint (random bytes, a pickled object).
+    """Fail when a checkpoint the model loads at build is missing, is not
+    a checkpoint (random bytes, a pickled object), cannot be downloaded,
+    or holds no weight under the teacher's ``ckpt_prefix``.
 
     Each local file is mapped (``mmap``) and loaded ``weights_only``, so a
-    large teacher costs little; URLs and ``mmprockd://`` weights are left
-    to the model.
+    large teacher costs little; an http(s) URL is downloaded into torch's
+    hub cache now (the model's own load then reads it from there);
+    ``mmprockd://`` weights are left to the model.
 
     Raises:
         InputCheckError: naming the key and the file.
     """
+    loaded = {}
     for key, path in model_checkpoint_keys(cfg):
-        check_checkpoint(path, key, mmap=True)
+        if path.startswith(('http://', 'https://')):
+            _check_url(path, key)
+        else:
+            loaded[key] = check_checkpoint(path, key, mmap=True)
+    for where, node in _iter_dicts(cfg.get('model'), 'model'):
+        prefix = node.get('ckpt_prefix')
+        checkpoint = loaded.get(f'{where}.ckpt')
+        if not isinstance(prefix, str) or not prefix or checkpoint is None:
+            continue
+        keys = _weight_keys(checkpoint)
+        if not any(k.startswith(prefix) for k in keys):
+            raise InputCheckError(
+                f'{where}.ckpt: {node["ckpt"]} holds no weight under '
+                f'{where}.ckpt_prefix = {prefix!r} (its first keys: '
+                f'{keys[:5]}); expected a checkpoint of the teacher\'s '
+                'backbone, or set ckpt_prefix to the prefix its keys have')
 
 
 # what a stage-1 checkpoint's prototype branch was trained with and a

@@ -137,6 +137,9 @@ class Files:
     def make_payload(self, path):
         torch.save(dict(state_dict={}, extra=Payload(self.marker)), path)
 
+    def make_head_only(self, path):
+        torch.save(dict(state_dict={'head.fc.weight': torch.zeros(1)}), path)
+
     def make_student_only(self, path):
         torch.save(
             dict(state_dict={'backbone.w': torch.zeros(1)}, meta={}), path)
@@ -308,6 +311,17 @@ MATRIX = {
      r'model.teacher.ckpt: {F:payload.pth} is not a PyTorch/mmengine '
      r'checkpoint: it pickles exec, which a weights-only load '
      r'refuses'),
+    'teacher checkpoint without the ckpt_prefix keys':
+    (DIST, [], ['model.teacher.ckpt={F:head_only.pth}'], InputCheckError,
+     r'model.teacher.ckpt: {F:head_only.pth} holds no weight under '
+     r"model.teacher.ckpt_prefix = 'backbone.' \(its first keys: "
+     r"\['head.fc.weight'\]\); expected a checkpoint of the teacher's "
+     r'backbone'),
+    'unreachable teacher URL':
+    (DIST, [], ['model.teacher.ckpt=http://127.0.0.1:9/no_such_teacher.pth'
+                ], InputCheckError,
+     r'model.teacher.ckpt: http://127.0.0.1:9/no_such_teacher.pth '
+     r'could not be downloaded or read: .*Check the URL'),
     'missing student_ckpt':
     (DIST, [], ['model.student_ckpt={ROOT}/student.pth'], InputCheckError,
      r"model.student_ckpt: checkpoint file '{ROOT}/student.pth' does not "
