@@ -57,6 +57,7 @@ def _runner(work_dir,
             resume=False,
             **hook_args):
     hook_args.setdefault('max_keep_ckpts', 1)
+    hook_args.setdefault('interval', 1)
     return Runner(
         model=_Model(),
         work_dir=str(work_dir),
@@ -69,8 +70,7 @@ def _runner(work_dir,
             num_workers=0),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         train_cfg=dict(by_epoch=True, max_epochs=epochs),
-        default_hooks=dict(
-            checkpoint=dict(type=hook, interval=1, **hook_args)),
+        default_hooks=dict(checkpoint=dict(type=hook, **hook_args)),
         resume=resume,  # auto: from what last_checkpoint names
         log_level='WARNING')
 

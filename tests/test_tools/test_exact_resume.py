@@ -9,17 +9,22 @@ of ``vis_data/scalars.json`` (``window_size=1``: each step's own) must be
 equal step by step, and the final weights equal. Without the hook the same
 pair of runs departs after the resume: the check is not vacuous. The demo
 config, as shipped (no seed: each run draws one), on 4 of its photos: the
-resumed run takes the seed of the run it continues and repeats it exactly.
+resumed run takes the seed of the run it continues and repeats it exactly,
+resumed from the end of an epoch or from the middle of one, where SIGTERM
+stopped it.
 
 Run: ``pytest tests/test_tools/test_exact_resume.py``
 """
 import glob
 import json
+import os
 import os.path as osp
+import signal
 
 import numpy as np
 import pytest
 import torch
+from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from tool_runner import REPO, load_module, toy
 
@@ -138,7 +143,18 @@ DEMO_OPTIONS = [
 ]
 
 
-def _train_demo(work_dir, epochs, resume=False, draw=0):
+class _SignalAt(Hook):
+    """Sends this process ``signum`` when step ``step`` (from 1) starts."""
+
+    def __init__(self, step, signum):
+        self.step, self.signum = step, signum
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter + 1 == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
+def _train_demo(work_dir, epochs, resume=False, draw=0, hooks=()):
     """Train the demo config; the runner draws its seed (no seed in the
     config) from numpy's global RNG, seeded with ``draw`` here."""
     args = train_tool.parse_args(
@@ -152,6 +168,8 @@ def _train_demo(work_dir, epochs, resume=False, draw=0):
     cfg.experiment_name = cfg.visualizer.name = name
     np.random.seed(draw)
     runner = Runner.from_cfg(cfg)
+    for hook in hooks:
+        runner.register_hook(hook)
     runner.train()
     return runner
 
@@ -169,14 +187,26 @@ def test_the_demo_config_as_shipped_resumes_exactly(tmp_path, monkeypatch):
     seed = _train_demo(full, 2, draw=1).seed
     assert _train_demo(resumed, 1, draw=1).seed == seed
     assert _train_demo(resumed, 2, resume=True, draw=2).seed == seed
-    steps, after = _losses(full), _losses(resumed)
+    # stopped by SIGTERM in the middle of epoch 2, resumed there
+    stopped = str(tmp_path / 'stopped')
+    with pytest.raises(SystemExit) as info:
+        _train_demo(stopped, 2, draw=1, hooks=[_SignalAt(3, signal.SIGTERM)])
+    assert info.value.code == 75
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # put back
+    assert torch.load(osp.join(stopped,
+                               'preempt_iter_3.pth'))['meta']['iter'] == 3
+    assert _train_demo(stopped, 2, resume=True, draw=3).seed == seed
+    steps = _losses(full)
     assert sorted(steps) == list(range(1, 2 * DEMO_ITERS + 1))
     assert 'distill.proto.loss_cls' in steps[DEMO_ITERS + 1]
-    for step in sorted(steps):
-        assert after[step] == steps[step], step  # exact, not approx
     weights = torch.load(
         osp.join(full, 'epoch_2.pth'), map_location='cpu')['state_dict']
-    resumed_weights = torch.load(
-        osp.join(resumed, 'epoch_2.pth'), map_location='cpu')['state_dict']
-    assert weights.keys() == resumed_weights.keys()
-    assert all(torch.equal(weights[k], resumed_weights[k]) for k in weights)
+    for work_dir in (resumed, stopped):
+        after = _losses(work_dir)
+        for step in sorted(steps):
+            assert after[step] == steps[step], (work_dir, step)  # exact
+        again = torch.load(
+            osp.join(work_dir, 'epoch_2.pth'),
+            map_location='cpu')['state_dict']
+        assert weights.keys() == again.keys()
+        assert all(torch.equal(weights[k], again[k]) for k in weights)

@@ -7,10 +7,13 @@ default either kills the run where it stands and the epoch in progress is
 lost. :class:`PreemptionHook` turns both into a clean stop:
 
 1. the signal only sets a flag; the step in flight runs to its end (its
-   loss is logged, periodic checkpoints and exports are written as usual);
-2. after that step every rank writes (rank 0 on disk) the atomic
-   checkpoint ``preempt_iter_<N>.pth`` of iteration N into the checkpoint
-   folder, and ``last_checkpoint`` names it;
+   loss is logged, periodic checkpoints and exports are written as usual;
+   a signal at an epoch's end lets the epoch's checkpoint and student
+   export be written);
+2. after that step (or epoch end) the atomic checkpoint
+   ``preempt_iter_<N>.pth`` of iteration N is written into the checkpoint
+   folder, unless the periodic checkpoint of that moment was just written,
+   and ``last_checkpoint`` names it;
 3. the run logs what it did and exits with status :data:`PREEMPTED_EXIT`
    (75, ``EX_TEMPFAIL``: "try again"), which ``tools/slurm_train.sh``
    takes as "resume".
@@ -136,7 +139,8 @@ class PreemptionHook(Hook):
             self._previous = {}
 
     def after_train(self, runner) -> None:
-        """Put the previous handlers back."""
+        """Put the previous handlers back (also done before the run stops
+        on a signal)."""
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}
@@ -156,38 +160,53 @@ class PreemptionHook(Hook):
                          batch_idx: int,
                          data_batch=None,
                          outputs=None) -> None:
+        """Stop after this step if a signal came."""
         signum = self._signalled()
-        if not signum:
-            return
-        path = self._save(runner)
-        name = signal.Signals(signum).name
+        if signum:
+            path = self._save(runner, epoch_end=False)
+            self._stop(
+                signum, path, f'iteration {runner.iter + 1} (epoch '
+                f'{runner.epoch + 1}, batch {batch_idx + 1})')
+
+    def after_train_epoch(self, runner) -> None:
+        """Stop at the end of this epoch (after its checkpoint and export,
+        before its validation) if a signal came while it ended."""
+        signum = self._signalled()
+        if signum:
+            path = self._save(runner, epoch_end=True)
+            self._stop(signum, path, f'epoch {runner.epoch + 1}')
+
+    def _stop(self, signum: int, path: str, where: str) -> None:
+        self.after_train(None)
         print_log(
-            f'PreemptionHook: stopped by {name} after iteration '
-            f'{runner.iter + 1} (epoch {runner.epoch + 1}, batch '
-            f'{batch_idx + 1}); saved {path}. Exiting with status '
-            f'{PREEMPTED_EXIT}: run again with --resume to go on from it',
+            f'PreemptionHook: stopped by {signal.Signals(signum).name} after '
+            f'{where}; saved {path}. Exiting with status {PREEMPTED_EXIT}: '
+            'run again with --resume to go on from it',
             logger='current',
             level=logging.WARNING)
         raise SystemExit(PREEMPTED_EXIT)
 
-    def _save(self, runner) -> str:
-        """Write the checkpoint of the step just done, atomically, and
-        point ``last_checkpoint`` at it; the periodic checkpoint of this
-        step if one was just written."""
+    def _save(self, runner, epoch_end: bool) -> str:
+        """Write the checkpoint of the step (or epoch) just done,
+        atomically, and point ``last_checkpoint`` at it; or return the
+        periodic checkpoint of that moment if one was just written."""
         hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)),
                     None)
         out_dir = getattr(hook, 'out_dir', None) or runner.work_dir
-        if hook is not None and not hook.by_epoch and hook.last_ckpt:
-            done = hook.file_backend.join_path(
-                out_dir, hook.filename_tmpl.format(runner.iter + 1))
+        step = runner.epoch + 1 if epoch_end else runner.iter + 1
+        if hook is not None and hook.last_ckpt and \
+                bool(hook.by_epoch) == epoch_end:
+            done = hook.file_backend.join_path(out_dir,
+                                               hook.filename_tmpl.format(step))
             if str(hook.last_ckpt) == str(done):
                 return str(done)
-        name = PREEMPT_TMPL.format(runner.iter + 1)
+        iters = runner.iter if epoch_end else runner.iter + 1
+        name = PREEMPT_TMPL.format(iters)
         local = isinstance(get_file_backend(out_dir), LocalBackend)
         runner.save_checkpoint(
             out_dir,
             name,
-            by_epoch=False,
+            by_epoch=epoch_end,
             backend_args=dict(backend=ATOMIC_BACKEND) if local else None)
         path = osp.join(out_dir, name)
         if is_main_process():
