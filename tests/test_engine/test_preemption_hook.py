@@ -10,6 +10,7 @@ Run: ``pytest tests/test_engine/test_preemption_hook.py``
 """
 import os
 import signal
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -61,3 +62,44 @@ def test_a_signal_at_an_epoch_end_without_a_checkpoint_saves_one(tmp_path):
     assert runner.iter == 6
     assert _ckpt_files(tmp_path) == ['epoch_3.pth']  # the last is kept
     assert torch.load(tmp_path / 'epoch_3.pth')['meta']['iter'] == 6
+
+
+class _Handlers(torch.utils.data.Dataset):
+    """What SIGTERM and SIGINT do in the process that loads the item, and
+    whether the loader's own ``worker_init_fn`` ran there."""
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        return torch.tensor([
+            int(signal.getsignal(signal.SIGTERM) == signal.SIG_IGN),
+            int(signal.getsignal(signal.SIGINT) == signal.SIG_IGN),
+            int(os.environ.get('INNER_INIT_RAN') == '1')
+        ])
+
+
+def _inner_init(worker_id):
+    os.environ['INNER_INIT_RAN'] = '1'
+
+
+def test_the_workers_leave_the_signals_to_the_main_process():
+    """A signal sent to the whole job (Ctrl-C, Slurm) must not kill a
+    worker before the main process ends its step."""
+    loader = torch.utils.data.DataLoader(
+        _Handlers(),
+        batch_size=2,
+        num_workers=1,
+        worker_init_fn=_inner_init,
+        multiprocessing_context='fork')
+    hook = PreemptionHook()
+    runner = SimpleNamespace(train_loop=SimpleNamespace(dataloader=loader))
+    hook.before_train(runner)
+    try:
+        assert signal.getsignal(signal.SIGTERM) == hook._handle
+        batch = next(iter(loader))
+    finally:
+        hook.after_train(runner)
+    assert batch.tolist() == [[1, 1, 1], [1, 1, 1]]
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    assert signal.getsignal(signal.SIGINT) == signal.default_int_handler

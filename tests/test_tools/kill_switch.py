@@ -12,7 +12,8 @@ The moment is ``$KILL_AT``, ``KIND:EPOCH[:BATCH]`` (epochs from 1):
 - ``remove:E``: before ``epoch_{E-1}.pth`` is deleted for ``epoch_E.pth``;
 - ``term:E:B`` / ``int:E:B``: SIGTERM / SIGINT (not a kill: the run
   handles them) when batch B of epoch E starts, so that the signal comes
-  while that step is in flight;
+  while that step is in flight; sent to the whole process group (the
+  dataloader workers too), as Ctrl-C in a terminal and Slurm do;
 - ``export:E``: while ``student_epoch_E.pth`` (the student export that
   follows ``epoch_E.pth``) is written, half of its bytes in its temporary
   file.
@@ -103,7 +104,7 @@ class KillSwitchHook(Hook):
         if (KIND in ('term', 'int') and runner.epoch + 1 == EPOCH
                 and batch_idx + 1 == int(BATCH)):
             signum = signal.SIGTERM if KIND == 'term' else signal.SIGINT
-            os.kill(os.getpid(), signum)
+            os.killpg(os.getpgid(0), signum)
 
     def after_train_iter(self,
                          runner,

@@ -29,6 +29,7 @@ from mmengine.runner import Runner
 from tool_runner import REPO, load_module, toy
 
 from mmprockd.engine import EpochWorkerSeed
+from mmprockd.engine.hooks.preemption_hook import StopSignalsToMain
 
 train_tool = load_module(osp.join(REPO, 'tools', 'train.py'), 'train_tool')
 
@@ -104,7 +105,10 @@ def test_resumed_run_logs_the_same_losses_step_by_step(runs):
                                                                  'resumed'])
     assert weights.keys() == again.keys()
     assert all(torch.equal(weights[k], again[k]) for k in weights)
-    assert isinstance(runs[True, 'init_fn'], EpochWorkerSeed)
+    # PreemptionHook wraps it: the workers leave the signals to the main
+    init_fn = runs[True, 'init_fn']
+    assert isinstance(init_fn, StopSignalsToMain)
+    assert isinstance(init_fn.inner, EpochWorkerSeed)
 
 
 def test_without_the_hook_the_resumed_run_departs(runs):

@@ -50,6 +50,29 @@ PREEMPTED_EXIT = 75  # EX_TEMPFAIL of sysexits.h: stopped, to be resumed
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
+class StopSignalsToMain:
+    """A dataloader ``worker_init_fn`` that makes the worker ignore SIGTERM
+    and SIGINT, then calls the loader's own ``worker_init_fn``.
+
+    Ctrl-C and Slurm signal every process of the job, the workers too: a
+    worker killed by one would fail the batch the main process waits for
+    (or raise in it through SIGCHLD) before the step could end. The main
+    process decides when to stop and ends its workers itself.
+
+    Args:
+        inner (callable, optional): The loader's ``worker_init_fn``.
+    """
+
+    def __init__(self, inner=None) -> None:
+        self.inner = inner
+
+    def __call__(self, worker_id: int) -> None:
+        for signum in SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+        if self.inner is not None:
+            self.inner(worker_id)
+
+
 class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     """mmengine's ``EpochBasedTrainLoop`` that, resumed from a checkpoint
     written in the middle of an epoch, goes on at the next batch of that
@@ -129,9 +152,16 @@ class PreemptionHook(Hook):
 
     def before_train(self, runner) -> None:
         """Install the handlers; make mmengine's epoch loop resumable in
-        the middle of an epoch."""
-        if type(runner.train_loop) is EpochBasedTrainLoop:
-            runner.train_loop.__class__ = ResumableEpochBasedTrainLoop
+        the middle of an epoch; have the training dataloader's workers
+        ignore the signals (:class:`StopSignalsToMain`)."""
+        loop = runner.train_loop
+        if type(loop) is EpochBasedTrainLoop:
+            loop.__class__ = ResumableEpochBasedTrainLoop
+        loader = getattr(loop, 'dataloader', None)
+        if isinstance(loader, torch.utils.data.DataLoader) and \
+                loader.num_workers > 0 and \
+                not isinstance(loader.worker_init_fn, StopSignalsToMain):
+            loader.worker_init_fn = StopSignalsToMain(loader.worker_init_fn)
         try:
             for signum in SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
