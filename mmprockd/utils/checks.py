@@ -536,10 +536,12 @@ def check_model_checkpoints(cfg: Config) -> None:
 # what a stage-1 checkpoint's prototype branch was trained with and a
 # stage 2 that loads it (``model.branch_ckpt``) must use too: the teacher
 # (its layers and input scale and statistics), the branch's modules and
-# the images' normalisation. Weight paths (``ckpt``) do not count.
+# the images' normalisation (of the preprocessors, only NORM_KEYS: a stage
+# 2 may add batch augments such as Mixup). Weight paths do not count.
 BRANCH_SETTINGS = ('teacher', 'learner', 'augment', 'level_adapter',
                    'student_channels', 'data_preprocessor',
                    'student.data_preprocessor')
+NORM_KEYS = ('mean', 'std', 'to_rgb', 'bgr_to_rgb', 'rgb_to_bgr')
 
 
 def _settings(model: Any) -> Dict[str, Any]:
@@ -550,6 +552,8 @@ def _settings(model: Any) -> Dict[str, Any]:
         node, parts = model, key.split('.')
         for part in parts:
             node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and parts[-1] == 'data_preprocessor':
+            node = {k: node[k] for k in NORM_KEYS if k in node}
         if node is not None:
             target = out
             for part in parts[:-1]:

@@ -518,6 +518,20 @@ def test_branch_ckpt_of_a_matching_stage_1_passes(files, monkeypatch):
             'model.proto_weight=0.25'
         ]))
     assert cfg.model.branch_ckpt == ckpt
+    # batch augments in stage 2 (Mixup) are not the branch's input
+    # normalisation: accepted; another std is not
+    from mmprockd.utils.checks import check_branch_checkpoint
+    cfg.model.student.data_preprocessor.batch_augments = [
+        dict(type='mmpretrain.Mixup', alpha=1.0)
+    ]
+    check_branch_checkpoint(cfg)
+    cfg.model.student.data_preprocessor.std = [1.0, 1.0, 1.0]
+    with pytest.raises(
+            InputCheckError,
+            match=r'model.student.data_preprocessor.std: '
+            r'\[58.395, 57.12, 57.375\] in the checkpoint, '
+            r'\[1.0, 1.0, 1.0\] in the config'):
+        check_branch_checkpoint(cfg)
 
 
 def test_fingerprint_hook_writes_the_model_fingerprint():
