@@ -711,8 +711,8 @@ def check_resume_checkpoint(cfg: Config,
     if old_model is not None:
         diff = model_cfg_diff(old_model, model_cfg)
         if not diff:
-            # they differ in keys the comparison leaves out only (the
-            # fingerprint was written by a definition that counted them)
+            # they differ only in keys the comparison leaves out, which
+            # the checkpoint's fingerprint counted
             return
         keys = '; '.join(f'{k}: {a!r} in the checkpoint, {b!r} in the '
                          'config' for k, a, b in diff)

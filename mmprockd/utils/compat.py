@@ -28,7 +28,7 @@ OpenMMLab model package is imported:
   URL never unpickle code, whatever torch's default.
 * :func:`patch_image_loading_errors`: mmcv's ``LoadImageFromFile`` fails
   on an empty or corrupt image inside cv2 (``!buf.empty()``) without the
-  file's name; it now names the file, its size and the sample.
+  file's name; the error names the file, its size and the sample.
 """
 import importlib.util
 import os
@@ -335,7 +335,7 @@ def patch_image_loading_errors() -> bool:
 
     An empty (0-byte) or corrupt image fails in cv2 with ``!buf.empty()``
     or an assertion, in the middle of an epoch, naming no file. The
-    transform now raises :class:`ImageReadError` with the path, the file's
+    transform raises :class:`ImageReadError` with the path, the file's
     size and the sample's image id and index; ``ignore_empty=True`` keeps
     its meaning (the sample is skipped).
 

@@ -159,7 +159,7 @@ def _pid_alive(pid: int) -> bool:
 # what mmprockd's writers write through ``<name>.tmp<pid>``: checkpoints and
 # student exports, last_checkpoint, the student's config
 _OURS = re.compile(r'.+\.pth|' + POINTER + r'|student_config\.py')
-# ``tempfile.mkstemp(suffix='.tmp')`` files of earlier student exports
+# the ``tempfile.mkstemp(suffix='.tmp')`` files of a student export writer
 _MKSTEMP = re.compile(r'tmp[a-z0-9_]{8}\.tmp')
 
 
@@ -167,7 +167,7 @@ def remove_stale_tmp_files(folder: str, logger='current') -> List[str]:
     """Delete the temporary files that a killed process left in
     ``folder``: ``<name>.tmp<pid>`` of checkpoints and student exports
     (``*.pth``), of ``last_checkpoint`` and of ``student_config.py``, and
-    the ``tmpXXXXXXXX.tmp`` files of earlier student exports.
+    the ``tmpXXXXXXXX.tmp`` files of a ``mkstemp`` student export writer.
 
     A ``<name>.tmp<pid>`` file whose process is still alive (another run
     writing into the same folder) is kept.
