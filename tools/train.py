@@ -90,8 +90,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='?',
         type=str,
         const='auto',
-        help='resume from CHECKPOINT; without a value, from the latest '
-        'checkpoint in the work dir')
+        help='resume from CHECKPOINT; without a value, from the complete '
+        'checkpoint of this run with the most iterations in the work dir '
+        '(an error if it holds checkpoint files but none complete; from '
+        'scratch if it holds none)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
