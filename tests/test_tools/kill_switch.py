@@ -14,6 +14,8 @@ The moment is ``$KILL_AT``, ``KIND:EPOCH[:BATCH]`` (epochs from 1):
   handles them) when batch B of epoch E starts, so that the signal comes
   while that step is in flight; sent to the whole process group (the
   dataloader workers too), as Ctrl-C in a terminal and Slurm do;
+- ``termval:E:B``: SIGTERM to the process group when batch B of the
+  validation after epoch E starts;
 - ``export:E``: while ``student_epoch_E.pth`` (the student export that
   follows ``epoch_E.pth``) is written, half of its bytes in its temporary
   file.
@@ -98,7 +100,13 @@ student_export.atomic_save = atomic_save
 @HOOKS.register_module()
 class KillSwitchHook(Hook):
     """Kills in ``after_train_iter`` for ``iter:E:B``; signals in
-    ``before_train_iter`` for ``term:E:B`` and ``int:E:B``."""
+    ``before_train_iter`` for ``term:E:B`` and ``int:E:B``, in
+    ``before_val_iter`` for ``termval:E:B``."""
+
+    def before_val_iter(self, runner, batch_idx, data_batch=None):
+        if (KIND == 'termval' and runner.epoch == EPOCH
+                and batch_idx + 1 == int(BATCH)):
+            os.killpg(os.getpgid(0), signal.SIGTERM)
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         if (KIND in ('term', 'int') and runner.epoch + 1 == EPOCH

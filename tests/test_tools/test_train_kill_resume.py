@@ -344,3 +344,42 @@ train_cfg = dict(max_epochs=3, val_interval=1)
     again = torch.load(work / 'epoch_3.pth')['state_dict']
     assert weights.keys() == again.keys()
     assert all(torch.equal(weights[k], again[k]) for k in weights)
+
+
+def test_stopped_by_sigterm_during_validation_resumes_exactly(
+        toy_data_root, tmp_path):
+    """A checkpoint every 2 epochs, validation after each: SIGTERM during
+    the validation after epoch 1 stops it there with a checkpoint of the 2
+    steps trained, and the resumed run repeats the straight one."""
+    config = tmp_path / 'toy_val_signal.py'
+    config.write_text(
+        f"""_base_ = [{osp.join(toy.TOY_DIR, 'toy_distill.py')!r}]
+custom_imports = dict(
+    imports=['mmprockd', 'kill_switch'], allow_failed_imports=False)
+custom_hooks = [dict(type='KillSwitchHook')]
+train_cfg = dict(max_epochs=2, val_interval=1)
+default_hooks = dict(checkpoint=dict(interval=2))
+""")
+    full, work = tmp_path / 'full', tmp_path / 'work'
+    proc = _train(str(config), str(full), str(tmp_path), toy_data_root)
+    assert proc.returncode == 0, proc.output[-3000:]
+
+    proc = _train(
+        str(config), str(work), str(tmp_path), toy_data_root, 'termval:1:1')
+    assert proc.returncode == 75, proc.output[-3000:]
+    saved = work / 'preempt_iter_2.pth'
+    assert (f'stopped by SIGTERM after batch 1 of the validation after '
+            f'iteration 2 (left unfinished); saved {saved}') in proc.output
+    meta = torch.load(saved)['meta']
+    assert (meta['epoch'], meta['iter']) == (1, 2)
+    assert _checkpoints(work) == {}
+
+    proc = _train(str(config), str(work), str(tmp_path), toy_data_root)
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert f'Load checkpoint from {saved}' in proc.output
+    assert not saved.exists()  # epoch_2.pth superseded it
+    assert _losses(str(work)) == _losses(str(full))
+    assert sorted(_losses(str(full))) == [1, 2, 3, 4]
+    weights = torch.load(full / 'epoch_2.pth')['state_dict']
+    again = torch.load(work / 'epoch_2.pth')['state_dict']
+    assert all(torch.equal(weights[k], again[k]) for k in weights)

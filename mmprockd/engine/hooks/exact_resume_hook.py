@@ -271,9 +271,12 @@ class ExactResumeHook(Hook):
 
     # ------------------------------------------------------------ RNG state
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Write ``checkpoint['exact_resume']``."""
+        """Write ``checkpoint['exact_resume']``: during a validation, the
+        random state training left it with (training goes on from it)."""
+        rng = self._before_val if self._before_val is not None else \
+            get_rng_state()
         checkpoint[KEY] = dict(
-            rng=get_rng_state(),
+            rng=rng,
             distill_samplers={
                 name: s.state_dict()
                 for name, s in _distill_samplers(runner).items()

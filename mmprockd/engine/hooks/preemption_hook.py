@@ -9,7 +9,7 @@ lost. :class:`PreemptionHook` turns both into a clean stop:
 1. the signal only sets a flag; the step in flight runs to its end (its
    loss is logged, periodic checkpoints and exports are written as usual;
    a signal at an epoch's end lets the epoch's checkpoint and student
-   export be written);
+   export be written; a validation in progress stops after its batch);
 2. after that step (or epoch end) the atomic checkpoint
    ``preempt_iter_<N>.pth`` of iteration N is written into the checkpoint
    folder, unless the periodic checkpoint of that moment was just written,
@@ -193,7 +193,8 @@ class PreemptionHook(Hook):
         """Stop after this step if a signal came."""
         signum = self._signalled()
         if signum:
-            path = self._save(runner, epoch_end=False)
+            path = self._save(runner, runner.epoch, runner.iter + 1, False,
+                              runner.iter + 1)
             self._stop(
                 signum, path, f'iteration {runner.iter + 1} (epoch '
                 f'{runner.epoch + 1}, batch {batch_idx + 1})')
@@ -203,8 +204,29 @@ class PreemptionHook(Hook):
         before its validation) if a signal came while it ended."""
         signum = self._signalled()
         if signum:
-            path = self._save(runner, epoch_end=True)
+            path = self._save(runner, runner.epoch + 1, runner.iter, True,
+                              runner.epoch + 1)
             self._stop(signum, path, f'epoch {runner.epoch + 1}')
+
+    def after_val_iter(self,
+                       runner,
+                       batch_idx: int,
+                       data_batch=None,
+                       outputs=None) -> None:
+        """Stop in the middle of a validation during training if a signal
+        came: the checkpoint is of the training done (the one written
+        before the validation, if any); the resumed run goes on training
+        and does not repeat this validation."""
+        if not self._previous:  # not training: the signals are not ours
+            return
+        signum = self._signalled()
+        if signum:
+            by_epoch = isinstance(runner.train_loop, EpochBasedTrainLoop)
+            path = self._save(runner, runner.epoch, runner.iter, by_epoch,
+                              runner.epoch if by_epoch else runner.iter)
+            self._stop(
+                signum, path, f'batch {batch_idx + 1} of the validation '
+                f'after iteration {runner.iter} (left unfinished)')
 
     def _stop(self, signum: int, path: str, where: str) -> None:
         self.after_train(None)
@@ -216,27 +238,27 @@ class PreemptionHook(Hook):
             level=logging.WARNING)
         raise SystemExit(PREEMPTED_EXIT)
 
-    def _save(self, runner, epoch_end: bool) -> str:
-        """Write the checkpoint of the step (or epoch) just done,
-        atomically, and point ``last_checkpoint`` at it; or return the
-        periodic checkpoint of that moment if one was just written."""
+    def _save(self, runner, epochs: int, iters: int, by_epoch: bool,
+              step: int) -> str:
+        """Write the checkpoint of ``epochs`` epochs and ``iters``
+        iterations done, atomically, and point ``last_checkpoint`` at it;
+        or return the periodic checkpoint of that moment (``step`` in the
+        checkpoint hook's unit, ``by_epoch`` or not) if it was written."""
         hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)),
                     None)
         out_dir = getattr(hook, 'out_dir', None) or runner.work_dir
-        step = runner.epoch + 1 if epoch_end else runner.iter + 1
         if hook is not None and hook.last_ckpt and \
-                bool(hook.by_epoch) == epoch_end:
+                bool(hook.by_epoch) == by_epoch:
             done = hook.file_backend.join_path(out_dir,
                                                hook.filename_tmpl.format(step))
             if str(hook.last_ckpt) == str(done):
                 return str(done)
-        iters = runner.iter if epoch_end else runner.iter + 1
         name = PREEMPT_TMPL.format(iters)
         local = isinstance(get_file_backend(out_dir), LocalBackend)
         runner.save_checkpoint(
             out_dir,
             name,
-            by_epoch=epoch_end,
+            meta=dict(epoch=epochs, iter=iters),
             backend_args=dict(backend=ATOMIC_BACKEND) if local else None)
         path = osp.join(out_dir, name)
         if is_main_process():
