@@ -313,6 +313,13 @@ def test_resume_chooses_by_iterations_not_by_modification_time(
     assert f'resuming from {found}' in out
 
 
+def test_resume_takes_the_pointers_file_under_another_name(tmp_path):
+    _save(tmp_path / 'epoch_1.pth', 1, 10**9)
+    _save(tmp_path / 'snapshot.pth', 2, 10**9)
+    _point(tmp_path, tmp_path / 'snapshot.pth')
+    assert _found(tmp_path)[0] == str(tmp_path / 'snapshot.pth')
+
+
 def test_resume_refuses_a_pointer_into_another_work_dir(tmp_path, capsys):
     """A copy of a work dir whose original run went on: its pointer names
     the original's newer checkpoint."""

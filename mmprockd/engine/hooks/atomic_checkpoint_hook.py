@@ -545,13 +545,16 @@ def find_resumable_checkpoint(work_dir: str,
         return named
     tmpls = ((filename_tmpl, )
              if filename_tmpl else DEFAULT_TMPLS) + (PREEMPT_TMPL, )
-    paths = sorted({
+    paths = {
         osp.join(folder, name)
         for folder in folders if osp.isdir(folder)
         for name in os.listdir(folder) if _step_of(name, tmpls) is not None
         and osp.isfile(osp.join(folder, name))
-    })
-    found = {path: read_candidate(path) for path in paths}
+    }
+    if named and osp.dirname(osp.abspath(named)) in folders and osp.isfile(
+            named):  # a checkpoint of this run under another name
+        paths.add(osp.abspath(named))
+    found = {path: read_candidate(path) for path in sorted(paths)}
     notes = []  # (path, why it is not used)
 
     def warn(message: str) -> None:
