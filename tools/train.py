@@ -4,15 +4,25 @@ The config's ``default_scope`` picks the library; ``runner_type`` the
 runner. Inputs are checked before anything is built (see
 :mod:`mmprockd.utils.checks`): a missing config, dataset or checkpoint, or a
 misspelt ``--cfg-options`` key stops the run with a message naming it.
+Then rank 0 locks the work dir: a second run on it is refused, with the PID
+of the one that holds it.
 ``mmprockd.FiniteCheckpointHook`` is added to every run: a checkpoint whose
 weights are not finite stops the run instead of being written. mmengine's
 ``CheckpointHook`` is replaced by ``mmprockd.AtomicCheckpointHook`` (same
-settings): a kill at any moment leaves a complete checkpoint to resume from,
-and ``--resume`` without a value takes the newest complete one, whatever
-``last_checkpoint`` says. ``mmprockd.ExactResumeHook`` is added too: the
-checkpoints hold the random state, so a resumed run logs the same losses as
-an uninterrupted one (exactly on the CPU; docs/method.md), and the
-dataloader workers draw fresh augmentation each epoch.
+settings): a kill at any moment leaves a complete checkpoint to resume from.
+``--resume`` without a value takes the complete checkpoint of this run with
+the most iterations in its own work dir, whatever ``last_checkpoint`` says
+(a choice other than its file is logged at WARNING); checkpoint files with
+none complete are an error that lists them, and a work dir with nothing to
+resume starts from scratch. ``mmprockd.ExactResumeHook`` is added too: the
+checkpoints hold the random state, and a resumed run takes the seed of the
+run it continues, so it logs the same losses as an uninterrupted one
+(exactly on the CPU; docs/method.md), and the dataloader workers draw fresh
+augmentation each epoch. ``mmprockd.PreemptionHook`` is added too: SIGTERM
+(a cluster's time limit or preemption) or SIGINT stops the run after the
+step in flight with the checkpoint ``preempt_iter_N.pth`` of that step and
+exit status 75, and ``--resume`` goes on from it, in the middle of the
+epoch if need be.
 
 Usage::
 
@@ -38,13 +48,16 @@ from mmengine.runner import Runner
 
 from mmprockd.engine import find_resumable_checkpoint
 from mmprockd.utils.checks import (InputCheckError, check_annotations,
-                                   check_cfg_options, check_checkpoint,
-                                   check_config_file, check_data_paths,
-                                   check_mmcv, check_model_checkpoints,
+                                   check_branch_checkpoint, check_cfg_options,
+                                   check_checkpoint, check_config_file,
+                                   check_data_paths, check_mmcv,
+                                   check_model_checkpoints,
+                                   check_preprocessor_std,
                                    check_resume_checkpoint,
                                    check_student_channels, load_config)
 from mmprockd.utils.distributed import (setup_cpu_distributed,
                                         teardown_distributed)
+from mmprockd.utils.work_dir_lock import WorkDirLock
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -77,8 +90,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='?',
         type=str,
         const='auto',
-        help='resume from CHECKPOINT; without a value, from the latest '
-        'checkpoint in the work dir')
+        help='resume from CHECKPOINT; without a value, from the complete '
+        'checkpoint of this run with the most iterations in the work dir '
+        '(an error if it holds checkpoint files but none complete; from '
+        'scratch if it holds none)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -181,6 +196,21 @@ def add_prockd_hooks(cfg: Config) -> List[str]:
     return [h['type'] for h in added]
 
 
+PREEMPTION_HOOK = 'mmprockd.PreemptionHook'
+
+
+def add_preemption_hook(cfg: Config) -> None:
+    """Append :class:`PreemptionHook` to ``custom_hooks`` unless the config
+    has it: SIGTERM or SIGINT then stops the run after the step in flight,
+    with a checkpoint of that step, and exit status ``PREEMPTED_EXIT``
+    (75).
+
+    Args:
+        cfg (Config): The merged config, changed in place.
+    """
+    _add_hook_once(cfg, PREEMPTION_HOOK)
+
+
 FINGERPRINT_HOOK = 'mmprockd.ConfigFingerprintHook'
 
 
@@ -197,8 +227,10 @@ def add_fingerprint_hook(cfg: Config) -> None:
 
 def check_inputs(cfg: Config, args: argparse.Namespace) -> None:
     """The checks that read files the config names, before anything is
-    built: the teacher and student checkpoints, ``student_channels``
-    against the student's neck, the annotation files (valid JSON, at least
+    built: the teacher and student checkpoints, a stage-1 ``branch_ckpt``
+    against this config's teacher, branch and input settings, the
+    preprocessors' ``std`` (no zero), ``student_channels`` against the
+    student's neck, the annotation files (valid JSON, at least
     one usable box for training; dropped boxes are counted and logged),
     and a ``--resume`` checkpoint (a full one, of this model config).
 
@@ -214,6 +246,8 @@ def check_inputs(cfg: Config, args: argparse.Namespace) -> None:
         InputCheckError: naming the key or file and what was expected.
     """
     check_model_checkpoints(cfg)
+    check_branch_checkpoint(cfg)
+    check_preprocessor_std(cfg)
     check_student_channels(cfg)
     loaders = ['train_dataloader']
     if cfg.get('val_cfg') is not None:
@@ -225,6 +259,44 @@ def check_inputs(cfg: Config, args: argparse.Namespace) -> None:
         checkpoint = check_checkpoint(cfg.load_from, key)
         if cfg.get('resume') and checkpoint is not None:
             check_resume_checkpoint(cfg, checkpoint, cfg.load_from, key)
+            restore_seed(cfg, checkpoint)
+
+
+def restore_seed(cfg: Config, checkpoint: dict) -> None:
+    """Give a resumed run the seed of the run it continues.
+
+    A config without ``randomness.seed`` makes the runner draw one when it
+    is built, and the training sampler and the dataloader workers are
+    seeded with it before the checkpoint is loaded: the resumed run would
+    shuffle and augment differently. The seed the first run drew is in
+    every checkpoint (``meta['seed']``, written by mmengine); it becomes
+    ``randomness.seed`` here, before anything is built. A config that sets
+    another seed keeps it, with a warning.
+
+    Args:
+        cfg (Config): The merged config, changed in place.
+        checkpoint (dict): The checkpoint resumed from.
+    """
+    meta = checkpoint.get('meta')
+    seed = meta.get('seed') if isinstance(meta, dict) else None
+    if seed is None:
+        return
+    randomness = dict(cfg.get('randomness') or {})
+    current = randomness.get('seed')
+    if current is None:
+        randomness['seed'] = seed
+        cfg.randomness = randomness
+        print_log(
+            f'--resume: randomness.seed = {seed}, the seed of the run '
+            'resumed',
+            logger='current')
+    elif current != seed:
+        print_log(
+            f'--resume: the config sets randomness.seed = {current}, the '
+            f'checkpoint was trained with {seed}: the resumed run does not '
+            'repeat the data order and augmentation the run would have had',
+            logger='current',
+            level=logging.WARNING)
 
 
 ATOMIC_HOOK = 'mmprockd.AtomicCheckpointHook'
@@ -254,11 +326,16 @@ def use_atomic_checkpoint_hook(cfg: Config) -> None:
 
 def resume_checkpoint(cfg: Config) -> Optional[str]:
     """The checkpoint ``--resume`` without a value continues from: the
-    newest complete one of the work dir (see
-    :func:`mmprockd.engine.find_resumable_checkpoint`), None if none.
+    complete one of this run with the most iterations in its work dir (see
+    :func:`mmprockd.engine.find_resumable_checkpoint`); None when the work
+    dir holds nothing to resume.
 
     Args:
         cfg (Config): The merged config, ``work_dir`` set.
+
+    Raises:
+        InputCheckError: checkpoint files were found but none is complete;
+            the message lists them.
     """
     hook = (cfg.get('default_hooks') or {}).get('checkpoint')
     hook = hook if isinstance(hook, dict) else {}
@@ -302,6 +379,7 @@ def build_config(args: argparse.Namespace) -> Config:
     add_finite_checkpoint_hook(cfg)
     add_fingerprint_hook(cfg)
     add_exact_resume_hook(cfg)
+    add_preemption_hook(cfg)
     use_atomic_checkpoint_hook(cfg)
     if args.amp:
         _enable_amp(cfg)
@@ -316,14 +394,16 @@ def build_config(args: argparse.Namespace) -> Config:
 
     if args.resume == 'auto':
         # not mmengine's own look-up: it trusts last_checkpoint, which a
-        # kill can leave naming a deleted or an older file
+        # kill can leave naming a deleted or an older file, or a file of
+        # the work dir this one was copied from
         cfg.load_from = resume_checkpoint(cfg)
         cfg.resume = cfg.load_from is not None
         if cfg.load_from is None:
             print_log(
-                f'--resume: no checkpoint in {cfg.work_dir}, training starts '
-                'from scratch',
-                logger='current')
+                f'--resume: {cfg.work_dir} holds no checkpoint and no '
+                'last_checkpoint: training starts from scratch',
+                logger='current',
+                level=logging.WARNING)
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
@@ -336,18 +416,38 @@ def build_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def global_rank(launcher: str) -> int:
+    """This process's rank, from the launcher's environment (before the
+    process group exists): ``RANK`` (torchrun), ``SLURM_PROCID`` (srun),
+    ``OMPI_COMM_WORLD_RANK`` (mpirun); 0 without a launcher."""
+    if launcher == 'none':
+        return 0
+    for name in ('RANK', 'SLURM_PROCID', 'OMPI_COMM_WORLD_RANK'):
+        if os.environ.get(name, '').isdigit():
+            return int(os.environ[name])
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> None:
-    """Check the inputs, then train."""
+    """Check the inputs, lock the work dir (rank 0), then train."""
     args = parse_args(argv)
+    lock = None
     try:
         cfg = build_config(args)
+        if global_rank(args.launcher) == 0:
+            lock = WorkDirLock(cfg.work_dir)
+            lock.acquire()
     except InputCheckError as err:
         sys.exit(f'train.py: error: {err}')
-    setup_cpu_distributed(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    del runner  # its DDP wrapper holds the process group
-    teardown_distributed()
+    try:
+        setup_cpu_distributed(cfg, args.launcher)
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        del runner  # its DDP wrapper holds the process group
+        teardown_distributed()
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 if __name__ == '__main__':

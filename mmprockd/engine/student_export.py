@@ -5,11 +5,11 @@ Used by :class:`StudentCheckpointHook` during training and by
 ``tools/model_converters/prockd_to_student.py`` afterwards.
 """
 import copy
+import io
 import os
 import os.path as osp
-import tempfile
 from collections import OrderedDict
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import torch
 from mmengine.config import Config
@@ -110,31 +110,51 @@ def make_readable(path: str) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
-def atomic_save(obj, path: str) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename, so a
-    crash never leaves a half-written checkpoint."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-    os.close(fd)
+def _atomic_write(write: Callable[[str], None],
+                  path: str,
+                  nbytes: Optional[int] = None) -> None:
+    """``write(tmp)`` to ``<path>.tmp<pid>`` beside ``path``, flush it to
+    disk, then rename it over ``path``: a crash never leaves a half-written
+    file under the name. On any error the temporary file is removed; one
+    left by a killed process is removed when the next run starts
+    (:func:`mmprockd.engine.remove_stale_tmp_files`). A full disk raises
+    :class:`~mmprockd.engine.hooks.atomic_checkpoint_hook.DiskFullError`
+    naming ``path`` and ``nbytes``."""
+    from .hooks.atomic_checkpoint_hook import (DiskFullError, _fsync,
+                                               is_disk_full, tmp_path)
+    path = osp.abspath(path)
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    tmp = tmp_path(path)
     try:
-        torch.save(obj, tmp)
-        make_readable(tmp)
+        write(tmp)
+        _fsync(tmp)
         os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
+    except BaseException as err:
+        if osp.lexists(tmp):
             os.remove(tmp)
+        if is_disk_full(err):
+            raise DiskFullError(path, nbytes) from err
+        raise
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` (what the atomic writers call)."""
+    with open(path, 'wb') as f:
+        f.write(data)
+
+
+def atomic_save(obj, path: str) -> None:
+    """``torch.save`` atomically (see :func:`_atomic_write`)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    data = buffer.getvalue()
+    _atomic_write(lambda tmp: write_bytes(tmp, data), path, len(data))
 
 
 def atomic_write_text(text: str, path: str) -> None:
-    """Write a text file atomically."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-    with os.fdopen(fd, 'w') as f:
-        f.write(text)
-    make_readable(tmp)
-    os.replace(tmp, path)
+    """Write a text file atomically (see :func:`_atomic_write`)."""
+    data = text.encode()
+    _atomic_write(lambda tmp: write_bytes(tmp, data), path, len(data))
 
 
 def export_student(state_dict: Dict[str, torch.Tensor],

@@ -16,6 +16,7 @@ Example::
 import difflib
 import inspect
 import json
+import os
 import os.path as osp
 import re
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -463,11 +464,11 @@ def _iter_dicts(value: Any, prefix: str) -> Iterator[Tuple[str, dict]]:
 
 def model_checkpoint_keys(cfg: Config) -> List[Tuple[str, str]]:
     """(key, path) of the checkpoints the model config loads when built:
-    a teacher's ``ckpt``, a distiller's ``student_ckpt``, a
-    ``Pretrained`` ``init_cfg``'s ``checkpoint``."""
+    a teacher's ``ckpt``, a distiller's ``student_ckpt`` and
+    ``branch_ckpt``, a ``Pretrained`` ``init_cfg``'s ``checkpoint``."""
     found = []
     for where, node in _iter_dicts(cfg.get('model'), 'model'):
-        for key in ('ckpt', 'student_ckpt'):
+        for key in ('ckpt', 'student_ckpt', 'branch_ckpt'):
             if isinstance(node.get(key), str):
                 found.append((f'{where}.{key}', node[key]))
         if node.get('type') == 'Pretrained' and isinstance(
@@ -476,19 +477,154 @@ def model_checkpoint_keys(cfg: Config) -> List[Tuple[str, str]]:
     return found
 
 
+def _check_url(path: str, key: str) -> None:
+    """Download an http(s) checkpoint into torch's hub cache (where the
+    model's own load finds it) and load it weights-only, so that an
+    unreachable or wrong URL fails before the work dir exists."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    try:
+        CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    except Exception as err:  # network, HTTP status, not a checkpoint
+        raise InputCheckError(
+            f'{key}: {path} could not be downloaded or read: '
+            f'{checkpoint_error_reason(err)}. Check the URL and the '
+            'network, or download the file and give its local path') from None
+
+
+def _weight_keys(checkpoint: dict) -> List[str]:
+    """The weight names of a checkpoint as ``FrozenTeacher`` reads it: its
+    ``state_dict`` or ``model`` entry, else the dict itself."""
+    for name in ('state_dict', 'model'):
+        if isinstance(checkpoint.get(name), dict):
+            return list(checkpoint[name])
+    return list(checkpoint)
+
+
 def check_model_checkpoints(cfg: Config) -> None:
-    """Fail when a checkpoint the model loads at build is missing or is not
-    a checkpoint (random bytes, a pickled object).
+    """Fail when a checkpoint the model loads at build is missing, is not
+    a checkpoint (random bytes, a pickled object), cannot be downloaded,
+    or holds no weight under the teacher's ``ckpt_prefix``.
 
     Each local file is mapped (``mmap``) and loaded ``weights_only``, so a
-    large teacher costs little; URLs and ``mmprockd://`` weights are left
-    to the model.
+    large teacher costs little; an http(s) URL is downloaded into torch's
+    hub cache now (the model's own load then reads it from there);
+    ``mmprockd://`` weights are left to the model.
 
     Raises:
         InputCheckError: naming the key and the file.
     """
+    loaded = {}
     for key, path in model_checkpoint_keys(cfg):
-        check_checkpoint(path, key, mmap=True)
+        if path.startswith(('http://', 'https://')):
+            _check_url(path, key)
+        else:
+            loaded[key] = check_checkpoint(path, key, mmap=True)
+    for where, node in _iter_dicts(cfg.get('model'), 'model'):
+        prefix = node.get('ckpt_prefix')
+        checkpoint = loaded.get(f'{where}.ckpt')
+        if not isinstance(prefix, str) or not prefix or checkpoint is None:
+            continue
+        keys = _weight_keys(checkpoint)
+        if not any(k.startswith(prefix) for k in keys):
+            raise InputCheckError(
+                f'{where}.ckpt: {node["ckpt"]} holds no weight under '
+                f'{where}.ckpt_prefix = {prefix!r} (its first keys: '
+                f'{keys[:5]}); expected a checkpoint of the teacher\'s '
+                'backbone, or set ckpt_prefix to the prefix its keys have')
+
+
+# what a stage-1 checkpoint's prototype branch was trained with and a
+# stage 2 that loads it (``model.branch_ckpt``) must use too: the teacher
+# (its layers and input scale and statistics), the branch's modules and
+# the images' normalisation (of the preprocessors, only NORM_KEYS: a stage
+# 2 may add batch augments such as Mixup). Weight paths do not count.
+BRANCH_SETTINGS = ('teacher', 'learner', 'augment', 'level_adapter',
+                   'student_channels', 'data_preprocessor',
+                   'student.data_preprocessor')
+NORM_KEYS = ('mean', 'std', 'to_rgb', 'bgr_to_rgb', 'rgb_to_bgr')
+
+
+def _settings(model: Any) -> Dict[str, Any]:
+    """The :data:`BRANCH_SETTINGS` of a model config, as a model-shaped
+    dict (absent ones left out)."""
+    out: Dict[str, Any] = {}
+    for key in BRANCH_SETTINGS:
+        node, parts = model, key.split('.')
+        for part in parts:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and parts[-1] == 'data_preprocessor':
+            node = {k: node[k] for k in NORM_KEYS if k in node}
+        if node is not None:
+            target = out
+            for part in parts[:-1]:
+                target = target.setdefault(part, {})
+            target[parts[-1]] = node
+    return out
+
+
+def check_branch_checkpoint(cfg: Config) -> None:
+    """Fail when ``model.branch_ckpt`` (stage 2 of a two-stage run) is not
+    a stage-1 checkpoint of this config's branch.
+
+    The file must exist and load weights-only (:func:`check_checkpoint`),
+    hold the prototype branch (``learner.*`` tensors), and have been
+    written by a stage 1 whose :data:`BRANCH_SETTINGS` equal this
+    config's, as the config text that mmengine keeps in its ``meta``
+    gives them. A stage 1 with another teacher setup can leave tensors of
+    the same shapes: the model would load them without complaint and train
+    on a branch that does not match its teacher.
+
+    Raises:
+        InputCheckError: naming ``model.branch_ckpt``, the file and each
+            setting that differs.
+    """
+    from .fingerprint import model_cfg_diff, model_cfg_from_meta
+    model = cfg.get('model')
+    path = model.get('branch_ckpt') if isinstance(model, dict) else None
+    if not isinstance(path, str) or _is_remote(path):
+        return
+    key = 'model.branch_ckpt'
+    checkpoint = check_checkpoint(path, key, mmap=True)
+    if not any(k.startswith('learner.') for k in state_dict_keys(checkpoint)):
+        raise InputCheckError(
+            f'{key}: {path} holds no prototype branch (no learner.* '
+            'tensors); expected a checkpoint of a stage-1 ProtoDistiller '
+            'run (its epoch_N.pth or iter_N.pth, not a student export)')
+    old = model_cfg_from_meta(checkpoint.get('meta') or {})
+    if old is None:
+        return  # no config text to compare with: shapes are checked at build
+    diff = model_cfg_diff(_settings(old), _settings(model), limit=100)
+    if diff:
+        keys = '; '.join(f'{k}: {a!r} in the checkpoint, {b!r} in the '
+                         'config' for k, a, b in diff)
+        raise InputCheckError(
+            f'{key}: {path} was written by a stage 1 with other settings: '
+            f'{keys}. Point {key} at a stage 1 trained with this config\'s '
+            'teacher, branch and input settings, or train one')
+
+
+def check_preprocessor_std(cfg: Config) -> None:
+    """Fail when a normalisation (a data preprocessor's or a teacher's
+    ``mean``/``std``) divides by a zero or negative ``std``: every image
+    would become NaN or inf, and the run would train on it until the loss
+    diverged.
+
+    Raises:
+        InputCheckError: naming the key and its value.
+    """
+    nodes = list(_iter_dicts(cfg.get('model'), 'model'))
+    if isinstance(cfg.get('data_preprocessor'), dict):
+        nodes.append(('data_preprocessor', cfg.data_preprocessor))
+    for where, node in nodes:
+        std = node.get('std')
+        if std is None or 'mean' not in node:
+            continue
+        values = list(std) if isinstance(std, (list, tuple)) else [std]
+        if not all(isinstance(v, (int, float)) and v > 0 for v in values):
+            raise InputCheckError(
+                f'{where}.std = {std!r}: the images are divided by it, so '
+                'every std must be positive (e.g. [58.395, 57.12, 57.375] '
+                'for ImageNet statistics on 0-255 pixels)')
 
 
 def check_student_channels(cfg: Config) -> None:
@@ -574,6 +710,10 @@ def check_resume_checkpoint(cfg: Config,
         return
     if old_model is not None:
         diff = model_cfg_diff(old_model, model_cfg)
+        if not diff:
+            # they differ only in keys the comparison leaves out, which
+            # the checkpoint's fingerprint counted
+            return
         keys = '; '.join(f'{k}: {a!r} in the checkpoint, {b!r} in the '
                          'config' for k, a, b in diff)
     else:
@@ -601,8 +741,36 @@ def _coco_box_problem(ann: Any) -> bool:
     return box[2] < 1 or box[3] < 1 or not area > 0
 
 
-def check_annotation_file(path: str, where: str,
-                          need_boxes: bool) -> Optional[str]:
+def _check_image_files(images: List[Any], img_dir: str, path: str,
+                       where: str) -> None:
+    """Fail when an image a COCO file lists is missing or empty (0 bytes):
+    the dataloader would fail on it mid-epoch, in cv2, naming no file."""
+    bad = []
+    for image in images:
+        name = image.get('file_name') if isinstance(image, dict) else None
+        if not isinstance(name, str):
+            continue
+        file = osp.join(img_dir, name)
+        try:
+            size = os.stat(file).st_size
+        except OSError:
+            bad.append(f'{file} (image id {image.get("id")}): missing')
+            continue
+        if size == 0:
+            bad.append(f'{file} (image id {image.get("id")}): empty, 0 '
+                       'bytes')
+    if bad:
+        more = f' and {len(bad) - 5} more' if len(bad) > 5 else ''
+        raise InputCheckError(
+            f'{where} = {path} lists {len(bad)} image(s) that cannot be '
+            f'read: {"; ".join(bad[:5])}{more}. Restore the files, or drop '
+            'their entries (and their annotations) from the file')
+
+
+def check_annotation_file(path: str,
+                          where: str,
+                          need_boxes: bool,
+                          img_dir: Optional[str] = None) -> Optional[str]:
     """Fail for an annotation JSON that no dataset could train on.
 
     Args:
@@ -610,6 +778,8 @@ def check_annotation_file(path: str, where: str,
         where (str): Its config key, for messages.
         need_boxes (bool): A COCO file must hold at least one usable box
             (the training set).
+        img_dir (str, optional): The folder of a COCO file's images: each
+            must exist and not be empty.
 
     Returns:
         str or None: a warning to log (boxes that will be dropped).
@@ -642,6 +812,8 @@ def check_annotation_file(path: str, where: str,
     if not images:
         raise InputCheckError(f'{where} = {path}: its "images" list is '
                               'empty; expected at least one image')
+    if img_dir is not None and not _is_remote(img_dir):
+        _check_image_files(images, img_dir, path, where)
     if not need_boxes or not isinstance(anns, list):
         return None
     dropped = [a for a in anns if _coco_box_problem(a)]
@@ -663,7 +835,9 @@ def check_annotation_file(path: str, where: str,
 
 def check_annotations(cfg: Config, dataloaders: Sequence[str]) -> List[str]:
     """:func:`check_annotation_file` on every local ``.json`` annotation
-    file of the datasets; boxes are required of ``train_dataloader``'s.
+    file of the datasets; boxes are required of ``train_dataloader``'s, and
+    a COCO file's images (under ``data_prefix.img``) must exist and not be
+    empty.
 
     Returns:
         list[str]: warnings to log (dropped boxes).
@@ -673,12 +847,15 @@ def check_annotations(cfg: Config, dataloaders: Sequence[str]) -> List[str]:
     """
     warnings = []
     for loader, where, dataset in _loader_datasets(cfg, dataloaders):
-        for key, path in _dataset_paths(dataset):
+        paths = dict(_dataset_paths(dataset))
+        img_dir = paths.get('data_prefix.img')
+        for key, path in paths.items():
             if key != 'ann_file' or _is_remote(path) or \
                     not path.endswith('.json') or not osp.isfile(path):
                 continue
             warning = check_annotation_file(path, f'{where}.ann_file',
-                                            loader == 'train_dataloader')
+                                            loader == 'train_dataloader',
+                                            img_dir)
             if warning:
                 warnings.append(warning)
     return warnings

@@ -26,6 +26,9 @@ OpenMMLab model package is imported:
   local and http(s) loaders that pass ``weights_only=True`` explicitly, so
   ``--resume``, ``load_from``, ``student_ckpt``, ``init_cfg`` and a teacher
   URL never unpickle code, whatever torch's default.
+* :func:`patch_image_loading_errors`: mmcv's ``LoadImageFromFile`` fails
+  on an empty or corrupt image inside cv2 (``!buf.empty()``) without the
+  file's name; the error names the file, its size and the sample.
 """
 import importlib.util
 import os
@@ -303,9 +306,67 @@ def use_weights_only_loaders() -> bool:
     return True
 
 
+class ImageReadError(RuntimeError):
+    """An image the data pipeline could not read, with its file, size and
+    sample."""
+
+
+def _image_error(results: dict, err: BaseException) -> ImageReadError:
+    """The error naming the image of ``results`` and its annotation (the
+    dataset's ``img_id`` and sample index)."""
+    filename = results.get('img_path')
+    try:
+        size = f'{os.stat(filename).st_size} bytes'
+    except (OSError, TypeError):
+        size = 'missing'
+    sample = ', '.join(f'{key} {results[key]}'
+                       for key in ('img_id', 'sample_idx') if key in results)
+    reason = str(err).strip().splitlines()[-1] if str(err).strip() else \
+        type(err).__name__
+    return ImageReadError(
+        f'cannot read the image {filename} ({size}; {sample or "no id"}): '
+        f'{reason}. Replace the file, or drop it and its annotation from '
+        'the dataset')
+
+
+def patch_image_loading_errors() -> bool:
+    """Make mmcv's ``LoadImageFromFile`` (which mmdet, mmseg and mmpretrain
+    use) name the file when it cannot read it.
+
+    An empty (0-byte) or corrupt image fails in cv2 with ``!buf.empty()``
+    or an assertion, in the middle of an epoch, naming no file. The
+    transform raises :class:`ImageReadError` with the path, the file's
+    size and the sample's image id and index; ``ignore_empty=True`` keeps
+    its meaning (the sample is skipped).
+
+    Returns:
+        bool: whether the patch is in place.
+    """
+    try:
+        from mmcv.transforms import LoadImageFromFile
+    except ImportError:
+        return False
+    transform = LoadImageFromFile.transform
+    if getattr(transform, '_names_the_file', False):
+        return True
+
+    def named_transform(self, results):
+        try:
+            return transform(self, results)
+        except ImageReadError:
+            raise
+        except Exception as err:  # cv2.error, AssertionError, OSError
+            raise _image_error(results, err) from err
+
+    named_transform._names_the_file = True
+    LoadImageFromFile.transform = named_transform
+    return True
+
+
 def apply_all() -> None:
     """Apply every fix of this module (safe to call more than once)."""
     patch_torchvision_ops()
     patch_mmpretrain_multimodal()
     allow_mmengine_checkpoint_globals()
     use_weights_only_loaders()
+    patch_image_loading_errors()

@@ -12,6 +12,8 @@ builds anything and names the keys that differ (:func:`model_cfg_diff`).
 Keys that name where weights come from (``ckpt``, ``student_ckpt``,
 ``init_cfg``, ``pretrained``) are left out: a moved teacher file is the
 same model, and a resumed run loads its weights from the checkpoint anyway.
+So is ``test_cfg`` (a score threshold, NMS settings): only testing and
+validation read it, never a training step.
 """
 import hashlib
 import json
@@ -21,14 +23,17 @@ from mmengine.config import Config, ConfigDict
 
 FINGERPRINT_KEY = 'model_fingerprint'
 PATH_KEYS = frozenset({'ckpt', 'student_ckpt', 'init_cfg', 'pretrained'})
+# keys the fingerprint and the diff leave out, at any depth of the model
+IGNORED_KEYS = PATH_KEYS | {'test_cfg'}
 
 
 def _plain(value: Any) -> Any:
-    """The model config as plain JSON-able data, path keys removed."""
+    """The model config as plain JSON-able data, :data:`IGNORED_KEYS`
+    removed."""
     if isinstance(value, (dict, ConfigDict)):
         return {
             str(k): _plain(v)
-            for k, v in value.items() if k not in PATH_KEYS
+            for k, v in value.items() if k not in IGNORED_KEYS
         }
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
@@ -66,7 +71,8 @@ def _flatten(value: Any, prefix: str, out: Dict[str, Any]) -> None:
 def model_cfg_diff(old: Any,
                    new: Any,
                    limit: int = 8) -> List[Tuple[str, Any, Any]]:
-    """The keys where two model configs differ, path keys left out.
+    """The keys where two model configs differ, :data:`IGNORED_KEYS` left
+    out.
 
     Args:
         old, new (dict): the two ``cfg.model``.

@@ -23,8 +23,10 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from mmprockd.engine import (AtomicCheckpointHook, AtomicLocalBackend,
-                             find_resumable_checkpoint, is_complete_checkpoint,
-                             remove_stale_tmp_files, student_config)
+                             DiskFullError, find_resumable_checkpoint,
+                             is_complete_checkpoint, remove_stale_tmp_files,
+                             student_config)
+from mmprockd.utils.checks import InputCheckError
 
 
 class _Model(BaseModel):
@@ -55,6 +57,7 @@ def _runner(work_dir,
             resume=False,
             **hook_args):
     hook_args.setdefault('max_keep_ckpts', 1)
+    hook_args.setdefault('interval', 1)
     return Runner(
         model=_Model(),
         work_dir=str(work_dir),
@@ -67,8 +70,7 @@ def _runner(work_dir,
             num_workers=0),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         train_cfg=dict(by_epoch=True, max_epochs=epochs),
-        default_hooks=dict(
-            checkpoint=dict(type=hook, interval=1, **hook_args)),
+        default_hooks=dict(checkpoint=dict(type=hook, **hook_args)),
         resume=resume,  # auto: from what last_checkpoint names
         log_level='WARNING')
 
@@ -128,12 +130,14 @@ def test_a_resume_deletes_the_checkpoint_a_kill_left_behind(
     assert ckpt['message_hub']['runtime_info']['keep_ckpt_ids'] == [2, 3]
 
 
-def _half_then_fail(calls):
+def _half_then_fail(calls, sizes=None):
     """A ``LocalBackend.put`` that writes half the bytes, then fails like a
-    full disk."""
+    full disk; the sizes it was asked to write go to ``sizes``."""
 
     def put(self, obj, filepath):
         calls.append(str(filepath))
+        if sizes is not None:
+            sizes.append(len(obj))
         with open(filepath, 'wb') as f:
             f.write(obj[:len(obj) // 2])
         raise OSError(28, 'No space left on device')
@@ -147,10 +151,17 @@ def test_a_save_failing_mid_write_keeps_the_previous_checkpoint(
     runner.train()  # epoch_1.pth
     hook = _hook(runner)
     before = _sha(tmp_path / 'epoch_1.pth')
-    calls = []
-    monkeypatch.setattr(LocalBackend, 'put', _half_then_fail(calls))
-    with pytest.raises(OSError, match='No space left'):
+    calls, sizes = [], []
+    monkeypatch.setattr(LocalBackend, 'put', _half_then_fail(calls, sizes))
+    with pytest.raises(DiskFullError) as info:
         hook.after_train_epoch(runner)  # saves epoch 2
+    # the file, the bytes and the checkpoint to resume from
+    assert str(info.value).startswith(
+        f'no space left on the device to write {tmp_path / "epoch_2.pth"}: '
+        f'{sizes[0]} bytes needed, ')
+    assert (f'; the last complete checkpoint is {tmp_path / "epoch_1.pth"}. '
+            'Free some space') in str(info.value)
+    assert info.value.errno == 28
     # the half-written bytes went to a temporary file, removed since
     assert calls == [f'{tmp_path / "epoch_2.pth"}.tmp{os.getpid()}']
     assert _ckpt_files(tmp_path) == ['epoch_1.pth']
@@ -219,20 +230,31 @@ def test_atomic_backend_put_text_and_failure(tmp_path, monkeypatch):
 
 def test_stale_tmp_files_of_dead_processes_are_removed(tmp_path):
     dead = 2**22 + 1  # above Linux's largest pid: no such process
-    names = [
+    # the student export's files and the mkstemp files of its earlier
+    # writer are removed too
+    stale = [
         f'epoch_3.pth.tmp{dead}', f'last_checkpoint.tmp{dead}',
-        f'epoch_4.pth.tmp{os.getpid()}', f'notes.txt.tmp{dead}'
+        f'student_config.py.tmp{dead}', f'student_epoch_3.pth.tmp{dead}',
+        'tmpk2_9xq0a.tmp'
     ]
-    for name in names:
+    kept = [
+        f'epoch_4.pth.tmp{os.getpid()}', f'notes.txt.tmp{dead}',
+        'tmp_notes.tmp'
+    ]
+    for name in stale + kept:
         (tmp_path / name).write_bytes(b'half')
-    assert remove_stale_tmp_files(
-        str(tmp_path)) == [str(tmp_path / names[0]),
-                           str(tmp_path / names[1])]
-    assert sorted(os.listdir(tmp_path)) == sorted(names[2:])
+    assert remove_stale_tmp_files(str(tmp_path)) == sorted(
+        str(tmp_path / name) for name in stale)
+    assert sorted(os.listdir(tmp_path)) == sorted(kept)
 
 
-def _save(path, epoch, mtime):
-    torch.save(dict(meta=dict(epoch=epoch)), path)
+def _save(path, epoch, mtime, run_id=None):
+    """A checkpoint of ``epoch`` (2 iterations an epoch) of run ``run_id``,
+    modified at ``mtime`` ns."""
+    meta = dict(epoch=epoch, iter=2 * epoch)
+    if run_id is not None:
+        meta['run_id'] = run_id
+    torch.save(dict(meta=meta), path)
     os.utime(path, ns=(mtime, mtime))
 
 
@@ -240,29 +262,79 @@ def _point(folder, path):
     (folder / 'last_checkpoint').write_text(str(path))
 
 
-def test_resume_takes_the_pointer_when_it_is_the_newest(tmp_path):
+def _found(folder, capsys=None, **kwargs):
+    """``find_resumable_checkpoint`` and the WARNING lines it logged."""
+    found = find_resumable_checkpoint(str(folder), logger=None, **kwargs)
+    out = capsys.readouterr().out if capsys else ''
+    return found, out
+
+
+def test_resume_takes_the_pointer_when_it_is_the_newest(tmp_path, capsys):
+    _save(tmp_path / 'epoch_1.pth', 1, 10**9)
     _save(tmp_path / 'epoch_2.pth', 2, 2 * 10**9)
     _point(tmp_path, tmp_path / 'epoch_2.pth')
-    assert find_resumable_checkpoint(str(tmp_path)) == str(tmp_path /
-                                                           'epoch_2.pth')
+    found, out = _found(tmp_path, capsys)
+    assert found == str(tmp_path / 'epoch_2.pth')
+    assert out == ''  # the pointer's file: nothing to warn about
 
 
 def test_resume_when_the_pointer_names_a_missing_file(tmp_path, capsys):
     _save(tmp_path / 'epoch_1.pth', 1, 10**9)
     _point(tmp_path, tmp_path / 'epoch_2.pth')  # deleted by mmengine
-    found = find_resumable_checkpoint(str(tmp_path), logger=None)
+    found, out = _found(tmp_path, capsys)
     assert found == str(tmp_path / 'epoch_1.pth')
-    out = capsys.readouterr().out
-    assert 'epoch_2.pth, which does not exist' in out
-    assert f'but {found} is the newest complete checkpoint' in out
+    assert f'{tmp_path / "epoch_2.pth"}: named by' in out
+    assert 'does not exist' in out
+    assert f'resuming from {found} (iteration 2' in out
 
 
-def test_resume_when_a_newer_file_was_renamed_before_the_pointer(tmp_path):
+def test_resume_when_a_newer_file_was_renamed_before_the_pointer(
+        tmp_path, capsys):
     _save(tmp_path / 'epoch_1.pth', 1, 10**9)
     _save(tmp_path / 'epoch_2.pth', 2, 2 * 10**9)
     _point(tmp_path, tmp_path / 'epoch_1.pth')  # killed before the update
-    assert find_resumable_checkpoint(str(tmp_path)) == str(tmp_path /
-                                                           'epoch_2.pth')
+    found, out = _found(tmp_path, capsys)
+    assert found == str(tmp_path / 'epoch_2.pth')
+    assert (f'resuming from {found} (iteration 4, the most of this run\'s '
+            'complete checkpoints)') in out
+    assert f'names {tmp_path / "epoch_1.pth"}' in out
+
+
+def test_resume_chooses_by_iterations_not_by_modification_time(
+        tmp_path, capsys):
+    """A copy that reset the mtimes: epoch_1 looks newer than epoch_2."""
+    _save(tmp_path / 'epoch_2.pth', 2, 10**9)
+    _save(tmp_path / 'epoch_1.pth', 1, 5 * 10**9)
+    _point(tmp_path, tmp_path / 'epoch_2.pth')
+    assert _found(tmp_path)[0] == str(tmp_path / 'epoch_2.pth')
+    _point(tmp_path, tmp_path / 'epoch_1.pth')
+    found, out = _found(tmp_path, capsys)
+    assert found == str(tmp_path / 'epoch_2.pth')
+    assert f'resuming from {found}' in out
+
+
+def test_resume_takes_the_pointers_file_under_another_name(tmp_path):
+    _save(tmp_path / 'epoch_1.pth', 1, 10**9)
+    _save(tmp_path / 'snapshot.pth', 2, 10**9)
+    _point(tmp_path, tmp_path / 'snapshot.pth')
+    assert _found(tmp_path)[0] == str(tmp_path / 'snapshot.pth')
+
+
+def test_resume_refuses_a_pointer_into_another_work_dir(tmp_path, capsys):
+    """A copy of a work dir whose original run went on: its pointer names
+    the original's newer checkpoint."""
+    original, copy = tmp_path / 'original', tmp_path / 'copy'
+    original.mkdir()
+    copy.mkdir()
+    for folder in (original, copy):
+        _save(folder / 'epoch_2.pth', 2, 2 * 10**9, run_id='a')
+    _save(original / 'epoch_3.pth', 3, 3 * 10**9, run_id='a')
+    _point(copy, original / 'epoch_3.pth')
+    found, out = _found(copy, capsys)
+    assert found == str(copy / 'epoch_2.pth')
+    assert (f'passing over {original / "epoch_3.pth"}: named by '
+            f'{copy / "last_checkpoint"}, but outside this run') in out
+    assert f'pass --resume {original / "epoch_3.pth"}' in out
 
 
 def test_resume_skips_a_truncated_checkpoint(tmp_path, capsys):
@@ -272,18 +344,22 @@ def test_resume_skips_a_truncated_checkpoint(tmp_path, capsys):
     (tmp_path / 'iter_200.pth').write_bytes(data[:len(data) // 2])
     assert not is_complete_checkpoint(str(tmp_path / 'iter_200.pth'))
     _point(tmp_path, tmp_path / 'iter_200.pth')
-    found = find_resumable_checkpoint(str(tmp_path), logger=None)
+    found, out = _found(tmp_path, capsys)
     assert found == str(tmp_path / 'iter_100.pth')
-    assert 'skipping' in capsys.readouterr().out
+    assert (f'passing over {tmp_path / "iter_200.pth"}: not a complete '
+            'checkpoint') in out
 
 
-def test_resume_ignores_older_files_of_an_earlier_longer_run(tmp_path):
+def test_resume_ignores_the_files_of_an_earlier_longer_run(tmp_path, capsys):
     for epoch in (5, 6):  # an earlier run of 6 epochs
-        _save(tmp_path / f'epoch_{epoch}.pth', epoch, epoch * 10**9)
-    _save(tmp_path / 'epoch_1.pth', 1, 10 * 10**9)  # this run
-    _point(tmp_path, tmp_path / 'epoch_1.pth')
-    assert find_resumable_checkpoint(str(tmp_path)) == str(tmp_path /
-                                                           'epoch_1.pth')
+        _save(tmp_path / f'epoch_{epoch}.pth', epoch, 10**9, run_id='old')
+    _save(tmp_path / 'epoch_1.pth', 1, 10**9, run_id='new')  # this run
+    _save(tmp_path / 'epoch_2.pth', 2, 10**9, run_id='new')
+    _point(tmp_path, tmp_path / 'epoch_1.pth')  # killed before the update
+    found, out = _found(tmp_path, capsys)
+    assert found == str(tmp_path / 'epoch_2.pth')
+    assert (f'passing over {tmp_path / "epoch_6.pth"}: written by another '
+            f'run (run id old, {tmp_path / "epoch_1.pth"} by new)') in out
 
 
 def test_resume_looks_in_out_dir_with_the_hooks_template(tmp_path):
@@ -303,8 +379,35 @@ def test_resume_looks_in_out_dir_with_the_hooks_template(tmp_path):
 def test_nothing_to_resume(tmp_path):
     assert find_resumable_checkpoint(str(tmp_path)) is None
     (tmp_path / 'epoch_1.pth.tmp12').write_bytes(b'half')
-    (tmp_path / 'epoch_1.pth').write_bytes(b'trunc')
     assert find_resumable_checkpoint(str(tmp_path)) is None
+
+
+def test_only_truncated_checkpoints_is_an_error_listing_them(tmp_path):
+    _save(tmp_path / 'epoch_1.pth', 1, 10**9)
+    (tmp_path / 'epoch_2.pth').write_bytes(b'trunc')
+    data = (tmp_path / 'epoch_1.pth').read_bytes()
+    (tmp_path / 'epoch_1.pth').write_bytes(data[:-20])
+    _point(tmp_path, tmp_path / 'epoch_3.pth')
+    with pytest.raises(InputCheckError) as info:
+        find_resumable_checkpoint(str(tmp_path), logger=None)
+    message = str(info.value)
+    assert message.startswith('--resume: no complete checkpoint of this run')
+    for name in ('epoch_1.pth', 'epoch_2.pth'):
+        assert (f'{tmp_path / name}: not a complete checkpoint') in message
+    assert f'{tmp_path / "epoch_3.pth"}: named by' in message
+    assert 'run without --resume to start from scratch' in message
+
+
+def test_checkpoints_hold_the_run_id_across_a_resume(tmp_path):
+    runner = _runner(tmp_path, epochs=1)
+    runner.train()
+    first = torch.load(tmp_path / 'epoch_1.pth')['meta']['run_id']
+    assert len(first) == 32
+    _runner(tmp_path, epochs=2, resume=True).train()
+    assert torch.load(tmp_path / 'epoch_2.pth')['meta']['run_id'] == first
+    _runner(tmp_path / 'other', epochs=1).train()
+    other = torch.load(tmp_path / 'other' / 'epoch_1.pth')['meta']['run_id']
+    assert other != first
 
 
 def test_the_student_config_has_mmengines_hook_again():
@@ -319,3 +422,13 @@ def test_the_student_config_has_mmengines_hook_again():
                     type='mmprockd.AtomicCheckpointHook', interval=2))))
     assert student_config(cfg).default_hooks.checkpoint == dict(
         type='CheckpointHook', interval=2)
+
+
+def test_a_full_disk_at_the_first_checkpoint_says_there_is_none(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(LocalBackend, 'put', _half_then_fail([]))
+    with pytest.raises(DiskFullError) as info:
+        _runner(tmp_path).train()
+    assert f'to write {tmp_path / "epoch_1.pth"}: ' in str(info.value)
+    assert 'the last complete checkpoint is none yet' in str(info.value)
+    assert _ckpt_files(tmp_path) == []

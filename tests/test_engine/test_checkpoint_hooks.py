@@ -65,7 +65,16 @@ class _Distiller(nn.Module):
         self.student = nn.Linear(2, 3)
 
 
+class _Loader:
+    """10 batches an epoch."""
+    dataset = None
+
+    def __len__(self):
+        return 10
+
+
 def _runner(tmp_path, epoch, it=None):
+    logged = []
     return SimpleNamespace(
         model=_Distiller(),
         epoch=epoch,
@@ -76,8 +85,9 @@ def _runner(tmp_path, epoch, it=None):
                 model=dict(
                     type='mmprockd.ProtoDistiller',
                     student=dict(type='Linear')))),
-        logger=SimpleNamespace(info=lambda msg: None),
-        train_dataloader=SimpleNamespace(dataset=None))
+        logged=logged,
+        logger=SimpleNamespace(info=logged.append, warning=logged.append),
+        train_dataloader=_Loader())
 
 
 def _numbered(tmp_path):
@@ -161,3 +171,85 @@ def test_iteration_files_after_a_resume(tmp_path):
     names = sorted(n for n in os.listdir(tmp_path) if '_iter_' in n)
     assert names == ['student_iter_300.pth', 'student_iter_400.pth']
     assert _numbered(tmp_path) == ['student_epoch_1.pth']
+
+
+def _export_meta(path):
+    return torch.load(path, weights_only=True)['meta']
+
+
+def test_a_resume_writes_the_missing_export_of_its_checkpoint(tmp_path):
+    """Killed after epoch_3.pth, before its export: the resumed run (or
+    one that only finishes, with nothing left to train) writes it."""
+    _touch(tmp_path, 1, 2)
+    runner = _runner(tmp_path, epoch=3)
+    StudentCheckpointHook(by_epoch=True).before_train(runner)
+    path = tmp_path / 'student_epoch_3.pth'
+    weights = torch.load(path, weights_only=True)['state_dict']
+    assert torch.equal(weights['weight'], runner.model.student.weight)
+    assert (_export_meta(path)['epoch'], _export_meta(path)['iter']) == (3, 30)
+    assert _export_meta(tmp_path / 'student_latest.pth')['iter'] == 30
+    assert (tmp_path / 'student_config.py').is_file()
+    assert 'student_epoch_3.pth' in runner.logged[0]
+    assert not [n for n in os.listdir(tmp_path) if '.tmp' in n]
+    # all there now: a second resume rewrites nothing
+    (tmp_path / 'student_epoch_3.pth').write_bytes(b'kept')
+    runner = _runner(tmp_path, epoch=3)
+    StudentCheckpointHook(by_epoch=True).before_train(runner)
+    assert (tmp_path / 'student_epoch_3.pth').read_bytes() == b'kept'
+    assert runner.logged == []
+
+
+def test_a_resume_rewrites_a_student_latest_of_an_older_step(tmp_path):
+    runner = _runner(tmp_path, epoch=2)
+    hook = StudentCheckpointHook(by_epoch=True)
+    hook.before_train(_runner(tmp_path, epoch=0, it=0))
+    runner.epoch, runner.iter = 1, 20
+    hook.after_train_epoch(runner)  # epoch 2, latest too
+    assert _export_meta(tmp_path / 'student_latest.pth')['iter'] == 20
+    _touch(tmp_path, 3)  # killed between student_epoch_3 and latest
+    StudentCheckpointHook(
+        by_epoch=True).before_train(_runner(tmp_path, epoch=3))
+    assert _export_meta(tmp_path / 'student_latest.pth')['iter'] == 30
+    assert _export_meta(tmp_path / 'student_epoch_3.pth')['epoch'] == 3
+
+
+def test_no_export_at_a_resume_mid_epoch_or_off_the_interval(tmp_path):
+    StudentCheckpointHook(
+        by_epoch=True).before_train(_runner(tmp_path, epoch=3,
+                                            it=35))  # a preemption checkpoint
+    StudentCheckpointHook(
+        interval=2, by_epoch=True).before_train(_runner(tmp_path, epoch=3))
+    assert os.listdir(tmp_path) == []
+    StudentCheckpointHook(
+        interval=5,
+        by_epoch=False).before_train(_runner(tmp_path, epoch=3, it=35))
+    assert _export_meta(tmp_path / 'student_iter_35.pth')['iter'] == 35
+
+
+def test_a_full_disk_at_the_student_export_names_the_file(
+        tmp_path, monkeypatch):
+    from mmengine.hooks import CheckpointHook
+
+    from mmprockd.engine import DiskFullError, student_export
+
+    def full(path, data):
+        with open(path, 'wb') as f:
+            f.write(data[:len(data) // 2])
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(student_export, 'write_bytes', full)
+    runner = _runner(tmp_path, epoch=0, it=0)
+    checkpoint = CheckpointHook()
+    checkpoint.last_ckpt = str(tmp_path / 'epoch_3.pth')
+    runner.hooks = [checkpoint]
+    hook = StudentCheckpointHook(by_epoch=True)
+    hook.before_train(runner)
+    with pytest.raises(DiskFullError) as info:
+        hook.after_train_epoch(runner)
+    path = tmp_path / 'student_epoch_1.pth'
+    assert str(info.value).startswith(
+        f'no space left on the device to write {path}: ')
+    assert int(str(info.value).split(': ')[1].split()[0]) > 0  # bytes
+    assert (f'the last complete checkpoint is {tmp_path / "epoch_3.pth"}'
+            in str(info.value))
+    assert os.listdir(tmp_path) == []  # the half-written file removed

@@ -109,6 +109,19 @@ class Files:
     def make_degenerate(self, path):
         self._json(path, _degenerate(_coco()))
 
+    def _image_replaced(self, path, image_path):
+        data = _coco()
+        data['images'][0]['file_name'] = image_path  # absolute: joined as is
+        self._json(path, data)
+
+    def make_empty_image(self, path):
+        image = osp.join(self.root, 'empty.jpg')
+        open(image, 'wb').close()  # 0 bytes
+        self._image_replaced(path, image)
+
+    def make_missing_image(self, path):
+        self._image_replaced(path, osp.join(self.root, 'gone.jpg'))
+
     def make_empty_data_list(self, path):
         self._json(path, dict(metainfo={}, data_list=[]))
 
@@ -123,6 +136,9 @@ class Files:
 
     def make_payload(self, path):
         torch.save(dict(state_dict={}, extra=Payload(self.marker)), path)
+
+    def make_head_only(self, path):
+        torch.save(dict(state_dict={'head.fc.weight': torch.zeros(1)}), path)
 
     def make_student_only(self, path):
         torch.save(
@@ -149,6 +165,32 @@ class Files:
 
     def make_toy_ckpt(self, path):
         self._resume_ckpt(path, toy.TOY_CLS)
+
+    def _stage1(self, path, options=None):
+        """A stage-1 checkpoint of the demo config: its branch's tensors
+        and the config text mmengine keeps."""
+        cfg = Config.fromfile(osp.join(REPO, DEMO))
+        if options:
+            cfg.merge_from_dict(options)
+        torch.save(
+            dict(
+                state_dict={'learner.prototypes': torch.zeros(72, 64)},
+                meta=dict(cfg=cfg.pretty_text)), path)
+
+    def make_stage1(self, path):
+        self._stage1(path)
+
+    def make_stage1_scale35(self, path):
+        # another teacher setup, the same tensor shapes
+        self._stage1(path, {'model.teacher.input_scale': 3.5})
+
+    def make_score_thr(self, path):
+        # another test_cfg only, and a fingerprint that counted it
+        self._resume_ckpt(path, DEMO,
+                          {'model.student.test_cfg.score_thr': 0.3})
+        checkpoint = torch.load(path)
+        checkpoint['meta']['model_fingerprint'] = 'f' * 16
+        torch.save(checkpoint, path)
 
     def make_demo_ckpt(self, path):
         # the same model config, another teacher file: resumable
@@ -239,6 +281,14 @@ MATRIX = {
     (DIST, [], [ANN + '={F:degenerate.json}'], InputCheckError,
      ANN + r' = {F:degenerate.json}: no usable box: all its \d+ boxes have '
      r'zero or negative size; expected .* w >= 1 and h >= 1'),
+    '0-byte image':
+    (DIST, [], [ANN + '={F:empty_image.json}'], InputCheckError,
+     ANN + r' = {F:empty_image.json} lists 1 image\(s\) that cannot be read: '
+     r'{ROOT}/empty.jpg \(image id \d+\): empty, 0 bytes'),
+    'missing image':
+    (DIST, [], [ANN + '={F:missing_image.json}'], InputCheckError,
+     ANN + r' = {F:missing_image.json} lists 1 image\(s\) that cannot be '
+     r'read: {ROOT}/gone.jpg \(image id \d+\): missing'),
     'empty data_list':
     (DIST, [], [ANN + '={F:empty_data_list.json}'], InputCheckError,
      ANN + r' = {F:empty_data_list.json}: data_list is empty; expected at '
@@ -261,6 +311,17 @@ MATRIX = {
      r'model.teacher.ckpt: {F:payload.pth} is not a PyTorch/mmengine '
      r'checkpoint: it pickles exec, which a weights-only load '
      r'refuses'),
+    'teacher checkpoint without the ckpt_prefix keys':
+    (DIST, [], ['model.teacher.ckpt={F:head_only.pth}'], InputCheckError,
+     r'model.teacher.ckpt: {F:head_only.pth} holds no weight under '
+     r"model.teacher.ckpt_prefix = 'backbone.' \(its first keys: "
+     r"\['head.fc.weight'\]\); expected a checkpoint of the teacher's "
+     r'backbone'),
+    'unreachable teacher URL':
+    (DIST, [], ['model.teacher.ckpt=http://127.0.0.1:9/no_such_teacher.pth'
+                ], InputCheckError,
+     r'model.teacher.ckpt: http://127.0.0.1:9/no_such_teacher.pth '
+     r'could not be downloaded or read: .*Check the URL'),
     'missing student_ckpt':
     (DIST, [], ['model.student_ckpt={ROOT}/student.pth'], InputCheckError,
      r"model.student_ckpt: checkpoint file '{ROOT}/student.pth' does not "
@@ -274,6 +335,29 @@ MATRIX = {
     (DIST, [], ['model.student_channels=[64,64,64]'], InputCheckError,
      r'model.student_channels = \[64, 64, 64\], .*expected \[64, 64, 64, '
      r'64, 64\]'),
+    'missing branch_ckpt':
+    (DIST, [], ['model.branch_ckpt={ROOT}/stage1.pth'], InputCheckError,
+     r"model.branch_ckpt: checkpoint file '{ROOT}/stage1.pth' does not "
+     r'exist'),
+    'student-only file as branch_ckpt':
+    (DIST, [], ['model.branch_ckpt={F:student_only.pth}'], InputCheckError,
+     r'model.branch_ckpt: {F:student_only.pth} holds no prototype branch '
+     r'\(no learner.\* tensors\); expected a checkpoint of a stage-1'),
+    'branch_ckpt of a stage 1 with another teacher setup':
+    (DIST, [], ['model.branch_ckpt={F:stage1_scale35.pth}'], InputCheckError,
+     r'model.branch_ckpt: {F:stage1_scale35.pth} was written by a stage 1 '
+     r"with other settings: model.teacher.input_scale: 3.5 in the "
+     r"checkpoint, '<absent>' in the config"),
+    'zero std in the student\'s preprocessor':
+    (DIST, [], ['model.student.data_preprocessor.std=[0,0,0]'],
+     InputCheckError, r'model.student.data_preprocessor.std = \[0, 0, 0\]: '
+     r'the images are divided by it, so every std must be positive'),
+    'zero std in the teacher\'s normalisation':
+    (DIST, [], ['model.teacher.std=[58.4,0,57.4]'], InputCheckError,
+     r'model.teacher.std = \[58.4, 0, 57.4\]: .* must be positive'),
+    'zero std in the top-level preprocessor':
+    (TOY, [], ['data_preprocessor.std=[0.0]'], InputCheckError,
+     r'data_preprocessor.std = \[0.0\]: .* must be positive'),
     'missing load_from':
     (TOY, [], ['load_from={ROOT}/gone.pth'], InputCheckError,
      r"load_from: checkpoint file '{ROOT}/gone.pth' does not exist"),
@@ -405,6 +489,51 @@ def test_resume_of_the_same_model_config_passes(files, monkeypatch):
     assert dict(type='mmprockd.ConfigFingerprintHook') in cfg.custom_hooks
 
 
+def test_resume_with_another_test_cfg_passes(files, monkeypatch):
+    """``model.student.test_cfg`` is read by testing only: a checkpoint
+    whose config has another ``score_thr`` resumes (its fingerprint, of
+    the same model otherwise, included the key)."""
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    ckpt = files.path('score_thr.pth')
+    cfg = train_tool.build_config(
+        train_tool.parse_args([DEMO, '--resume', ckpt]))
+    assert cfg.resume is True and cfg.load_from == ckpt
+    assert cfg.model.student.test_cfg.score_thr != 0.3
+    cfg = Config.fromfile(osp.join(REPO, DEMO))
+    changed = cfg.model.to_dict()
+    changed['student']['test_cfg']['score_thr'] = 0.3
+    assert model_fingerprint(changed) == model_fingerprint(cfg.model)
+
+
+def test_branch_ckpt_of_a_matching_stage_1_passes(files, monkeypatch):
+    """A stage 1 of the same teacher, branch and input settings; its other
+    settings (here a loss weight) may differ."""
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    ckpt = files.path('stage1.pth')
+    cfg = train_tool.build_config(
+        train_tool.parse_args([
+            DEMO, '--cfg-options', f'model.branch_ckpt={ckpt}',
+            'model.proto_weight=0.25'
+        ]))
+    assert cfg.model.branch_ckpt == ckpt
+    # batch augments in stage 2 (Mixup) are not the branch's input
+    # normalisation: accepted; another std is not
+    from mmprockd.utils.checks import check_branch_checkpoint
+    cfg.model.student.data_preprocessor.batch_augments = [
+        dict(type='mmpretrain.Mixup', alpha=1.0)
+    ]
+    check_branch_checkpoint(cfg)
+    cfg.model.student.data_preprocessor.std = [1.0, 1.0, 1.0]
+    with pytest.raises(
+            InputCheckError,
+            match=r'model.student.data_preprocessor.std: '
+            r'\[58.395, 57.12, 57.375\] in the checkpoint, '
+            r'\[1.0, 1.0, 1.0\] in the config'):
+        check_branch_checkpoint(cfg)
+
+
 def test_fingerprint_hook_writes_the_model_fingerprint():
     from types import SimpleNamespace
 
@@ -533,3 +662,54 @@ def test_payload_is_live(payload):
         data = archive.read(name[0])
     pickle.loads(data)  # no tensors: plain pickle reads it
     assert osp.exists(marker)
+
+
+# ------------------------------------------------- one run per work dir
+
+
+def test_a_second_run_on_a_locked_work_dir_is_refused_with_the_pid(
+        toy_data_root, tmp_path, monkeypatch):
+    """Another process holds the work dir's lock, as a live run does: a
+    run on that work dir stops before building anything, naming the
+    other's PID; once that process is gone the lock is free, with no file
+    to clean up."""
+    import subprocess
+    import sys
+
+    from mmprockd.utils.work_dir_lock import LOCK_NAME, WorkDirLock
+    work_dir = tmp_path / 'work'
+    holder = subprocess.Popen([
+        sys.executable, '-c', 'import sys, time\n'
+        'from mmprockd.utils.work_dir_lock import WorkDirLock\n'
+        f'WorkDirLock({str(work_dir)!r}).acquire()\n'
+        'print("locked", flush=True)\n'
+        'time.sleep(3600)\n'
+    ],
+                              stdout=subprocess.PIPE,
+                              text=True,
+                              env=dict(
+                                  os.environ,
+                                  PYTHONPATH=REPO,
+                                  PYTHONWARNINGS='ignore'))
+    try:
+        assert holder.stdout.readline().strip() == 'locked'
+        monkeypatch.delenv('LOCAL_RANK', raising=False)
+        with pytest.raises(SystemExit) as info:
+            train_tool.main([
+                toy.TOY_CLS, '--work-dir',
+                str(work_dir), '--cfg-options',
+                *toy.data_root_options(toy_data_root)
+            ])
+        assert str(info.value.code) == (
+            f'train.py: error: --work-dir {work_dir} is in use by another '
+            f'training run (PID {holder.pid}, which holds '
+            f'{work_dir / LOCK_NAME}): wait for it to end or stop it, or '
+            'train into another --work-dir')
+        assert sorted(os.listdir(work_dir)) == [LOCK_NAME]  # no run began
+    finally:
+        holder.kill()
+        holder.wait()
+    lock = WorkDirLock(str(work_dir))
+    lock.acquire()  # the dead process's lock went with it
+    assert (work_dir / LOCK_NAME).read_text() == f'{os.getpid()}\n'
+    lock.release()

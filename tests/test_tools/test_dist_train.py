@@ -93,7 +93,7 @@ def test_slurm_scripts_build_the_srun_command(tmp_path):
     assert args == [
         '-p', 'gpu', '--job-name=job1', '--gres=gpu:4', '--ntasks=16',
         '--ntasks-per-node=4', '--cpus-per-task=3', '--kill-on-bad-exit=1',
-        '--quotatype=auto', '--mem=0', 'py3', '-u',
+        '--signal=TERM@120', '--quotatype=auto', '--mem=0', 'py3', '-u',
         osp.join(repo, 'tools', 'train.py'), 'a.py', '--work-dir=wd',
         '--launcher=slurm', '--amp'
     ]
@@ -114,3 +114,69 @@ def test_slurm_scripts_build_the_srun_command(tmp_path):
         osp.join(repo, 'tools', 'test.py'), 'a.py', 'm.pth',
         '--launcher=slurm', '--out', 'p.pkl'
     ]
+
+
+def _fake_slurm(tmp_path, statuses) -> str:
+    """A ``srun`` that appends its arguments (one line a call) to
+    ``calls`` and exits with the next of ``statuses``; a ``scontrol`` that
+    appends its arguments to ``scontrol``."""
+    bindir = tmp_path / 'bin'
+    bindir.mkdir()
+    (tmp_path / 'statuses').write_text('\n'.join(map(str, statuses)) + '\n')
+    srun = bindir / 'srun'
+    srun.write_text(f"""#!/usr/bin/env bash
+echo "$*" >> {tmp_path}/calls
+status=$(head -n 1 {tmp_path}/statuses)
+sed -i 1d {tmp_path}/statuses
+exit "$status"
+""")
+    scontrol = bindir / 'scontrol'
+    scontrol.write_text(f'#!/usr/bin/env bash\necho "$*" >> '
+                        f'{tmp_path}/scontrol\n')
+    for tool in (srun, scontrol):
+        tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
+    return str(bindir) + os.pathsep + os.environ['PATH']
+
+
+def _calls(tmp_path, name='calls'):
+    path = tmp_path / name
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_slurm_train_resumes_a_run_stopped_with_status_75(tmp_path):
+    """75: stopped by SIGTERM (srun's --signal before the time limit) with
+    a checkpoint; srun runs again with --resume. Another status ends the
+    script with it."""
+    env = dict(PATH=_fake_slurm(tmp_path, [75, 75, 3]), SIGNAL_TIME='300')
+    proc = run_tool(['slurm_train.sh', 'gpu', 'job', 'a.py', 'wd', '--amp'],
+                    cwd=str(tmp_path),
+                    SLURM_JOB_ID='',
+                    **env)
+    assert proc.returncode == 3, proc.output
+    calls = _calls(tmp_path)
+    assert len(calls) == 3
+    assert '--signal=TERM@300' in calls[0].split()
+    assert calls[0].endswith('--work-dir=wd --launcher=slurm --amp')
+    for call in calls[1:]:
+        assert call.endswith('--launcher=slurm --amp --resume')
+    assert 'resuming (restart 2 of 10)' in proc.stderr
+    assert _calls(tmp_path, 'scontrol') == []
+
+
+def test_slurm_train_requeues_a_batch_job_stopped_with_status_75(tmp_path):
+    env = dict(PATH=_fake_slurm(tmp_path, [75]), SLURM_JOB_ID='4242')
+    proc = run_tool(['slurm_train.sh', 'gpu', 'job', 'a.py', 'wd'],
+                    cwd=str(tmp_path),
+                    **env)
+    assert proc.returncode == 75, proc.output
+    assert _calls(tmp_path, 'scontrol') == ['requeue 4242']
+    assert len(_calls(tmp_path)) == 1
+    # the requeued job starts again: it resumes
+    (tmp_path / 'calls').unlink()
+    (tmp_path / 'statuses').write_text('0\n')
+    proc = run_tool(['slurm_train.sh', 'gpu', 'job', 'a.py', 'wd'],
+                    cwd=str(tmp_path),
+                    SLURM_RESTART_COUNT='1',
+                    **env)
+    assert proc.returncode == 0, proc.output
+    assert _calls(tmp_path)[0].endswith('--launcher=slurm --resume')

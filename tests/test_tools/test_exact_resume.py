@@ -7,20 +7,29 @@ by ``tools/train.py`` (which adds ``ExactResumeHook``) and trained in this
 process: 4 epochs straight, and 2 epochs then ``--resume`` to 4. The losses
 of ``vis_data/scalars.json`` (``window_size=1``: each step's own) must be
 equal step by step, and the final weights equal. Without the hook the same
-pair of runs departs after the resume: the check is not vacuous.
+pair of runs departs after the resume: the check is not vacuous. The demo
+config, as shipped (no seed: each run draws one), on 4 of its photos: the
+resumed run takes the seed of the run it continues and repeats it exactly,
+resumed from the end of an epoch or from the middle of one, where SIGTERM
+stopped it.
 
 Run: ``pytest tests/test_tools/test_exact_resume.py``
 """
 import glob
 import json
+import os
 import os.path as osp
+import signal
 
+import numpy as np
 import pytest
 import torch
+from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from tool_runner import REPO, load_module, toy
 
 from mmprockd.engine import EpochWorkerSeed
+from mmprockd.engine.hooks.preemption_hook import StopSignalsToMain
 
 train_tool = load_module(osp.join(REPO, 'tools', 'train.py'), 'train_tool')
 
@@ -96,7 +105,10 @@ def test_resumed_run_logs_the_same_losses_step_by_step(runs):
                                                                  'resumed'])
     assert weights.keys() == again.keys()
     assert all(torch.equal(weights[k], again[k]) for k in weights)
-    assert isinstance(runs[True, 'init_fn'], EpochWorkerSeed)
+    # PreemptionHook wraps it: the workers leave the signals to the main
+    init_fn = runs[True, 'init_fn']
+    assert isinstance(init_fn, StopSignalsToMain)
+    assert isinstance(init_fn.inner, EpochWorkerSeed)
 
 
 def test_without_the_hook_the_resumed_run_departs(runs):
@@ -120,3 +132,85 @@ def test_train_adds_the_hook_once():
     cfg = Config(dict(custom_hooks=[dict(type='ExactResumeHook')]))
     train_tool.add_exact_resume_hook(cfg)
     assert cfg.custom_hooks == [dict(type='ExactResumeHook')]
+
+
+# ------------------------------------------- a shipped config, as shipped
+
+DEMO = osp.join(REPO, 'configs', 'demo',
+                'prockd_mobilenetv2_retinanet_demo.py')
+DEMO_ITERS = 2  # per epoch: 4 of the photos, batch 2
+# a subset of the data and per-step logs; the config's randomness (no
+# seed) and everything else as shipped
+DEMO_OPTIONS = [
+    'train_dataloader.dataset.indices=4', 'default_hooks.logger.interval=1',
+    'log_processor.window_size=1'
+]
+
+
+class _SignalAt(Hook):
+    """Sends this process ``signum`` when step ``step`` (from 1) starts."""
+
+    def __init__(self, step, signum):
+        self.step, self.signum = step, signum
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter + 1 == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
+def _train_demo(work_dir, epochs, resume=False, draw=0, hooks=()):
+    """Train the demo config; the runner draws its seed (no seed in the
+    config) from numpy's global RNG, seeded with ``draw`` here."""
+    args = train_tool.parse_args(
+        [DEMO, '--work-dir', work_dir] + (['--resume'] if resume else []) +
+        ['--cfg-options', f'train_cfg.max_epochs='
+         f'{epochs}'] + DEMO_OPTIONS)
+    cfg = train_tool.build_config(args)
+    name = f'{osp.basename(work_dir)}_{epochs}_{resume}'
+    # the config names its visualizer: a second runner in this process
+    # would otherwise write into the first one's scalars.json
+    cfg.experiment_name = cfg.visualizer.name = name
+    np.random.seed(draw)
+    runner = Runner.from_cfg(cfg)
+    for hook in hooks:
+        runner.register_hook(hook)
+    runner.train()
+    return runner
+
+
+def test_the_demo_config_as_shipped_resumes_exactly(tmp_path, monkeypatch):
+    """The demo config sets no seed: each run draws one (the same one for
+    the uninterrupted run and the first half here, another one when the
+    second half is built). The resumed run takes the one its checkpoint
+    was trained with."""
+    from mmengine.config import Config
+    assert (Config.fromfile(DEMO).get('randomness') or {}).get('seed') is None
+    monkeypatch.chdir(REPO)  # the config's data_root is relative
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    full, resumed = str(tmp_path / 'full'), str(tmp_path / 'resumed')
+    seed = _train_demo(full, 2, draw=1).seed
+    assert _train_demo(resumed, 1, draw=1).seed == seed
+    assert _train_demo(resumed, 2, resume=True, draw=2).seed == seed
+    # stopped by SIGTERM in the middle of epoch 2, resumed there
+    stopped = str(tmp_path / 'stopped')
+    with pytest.raises(SystemExit) as info:
+        _train_demo(stopped, 2, draw=1, hooks=[_SignalAt(3, signal.SIGTERM)])
+    assert info.value.code == 75
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # put back
+    assert torch.load(osp.join(stopped,
+                               'preempt_iter_3.pth'))['meta']['iter'] == 3
+    assert _train_demo(stopped, 2, resume=True, draw=3).seed == seed
+    steps = _losses(full)
+    assert sorted(steps) == list(range(1, 2 * DEMO_ITERS + 1))
+    assert 'distill.proto.loss_cls' in steps[DEMO_ITERS + 1]
+    weights = torch.load(
+        osp.join(full, 'epoch_2.pth'), map_location='cpu')['state_dict']
+    for work_dir in (resumed, stopped):
+        after = _losses(work_dir)
+        for step in sorted(steps):
+            assert after[step] == steps[step], (work_dir, step)  # exact
+        again = torch.load(
+            osp.join(work_dir, 'epoch_2.pth'),
+            map_location='cpu')['state_dict']
+        assert weights.keys() == again.keys()
+        assert all(torch.equal(weights[k], again[k]) for k in weights)

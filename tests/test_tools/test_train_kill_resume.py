@@ -11,12 +11,14 @@ cluster job that is restarted would.
 Run: ``pytest tests/test_tools/test_train_kill_resume.py``
 """
 import glob
+import json
 import os
 import os.path as osp
 import random
 import re
 import signal
 
+import pytest
 import torch
 from mmengine.config import Config
 from tool_runner import REPO, load_module, run_tool, toy
@@ -195,10 +197,189 @@ def test_resume_auto_skips_a_stale_last_checkpoint(toy_data_root, tmp_path):
     assert cfg.default_hooks.checkpoint.type == 'mmprockd.AtomicCheckpointHook'
 
 
-def test_resume_auto_without_a_checkpoint_starts_from_scratch(
+def test_resume_auto_in_a_fresh_work_dir_starts_from_scratch(
         toy_data_root, tmp_path):
     work_dir = tmp_path / 'work'
-    work_dir.mkdir()
-    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_2.pth'))
     cfg = _build(str(work_dir), toy_data_root, '--resume')
     assert (cfg.resume, cfg.load_from) == (False, None)
+    work_dir.mkdir()
+    (work_dir / 'epoch_1.pth.tmp99999999').write_bytes(b'half')
+    cfg = _build(str(work_dir), toy_data_root, '--resume')
+    assert (cfg.resume, cfg.load_from) == (False, None)
+
+
+def test_resume_auto_with_no_complete_checkpoint_exits_listing_them(
+        toy_data_root, tmp_path, monkeypatch):
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    (work_dir / 'epoch_1.pth').write_bytes(b'truncated')
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_2.pth'))
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    with pytest.raises(SystemExit) as info:
+        train_tool.main([
+            toy.TOY_CLS, '--work-dir',
+            str(work_dir), '--resume', '--cfg-options',
+            *toy.data_root_options(toy_data_root)
+        ])
+    message = str(info.value.code)
+    assert message.startswith('train.py: error: --resume: no complete '
+                              f'checkpoint of this run in [{str(work_dir)!r}]')
+    assert f'{work_dir / "epoch_1.pth"}: not a complete checkpoint' in message
+    assert (f'{work_dir / "epoch_2.pth"}: named by '
+            f'{work_dir / "last_checkpoint"}, does not exist') in message
+    assert sorted(os.listdir(work_dir)) == ['epoch_1.pth', 'last_checkpoint']
+
+
+def test_killed_during_the_student_export_a_resume_writes_it(
+        toy_data_root, tmp_path):
+    """The last epoch's ``epoch_2.pth`` is complete, its student export
+    half written when the kill comes: the resumed run, with nothing left
+    to train, writes the export from that checkpoint and removes the
+    half-written file."""
+    config = tmp_path / 'toy_export.py'
+    config.write_text(
+        f"""_base_ = [{osp.join(toy.TOY_DIR, 'toy_distill.py')!r}]
+custom_imports = dict(
+    imports=['mmprockd', 'kill_switch'], allow_failed_imports=False)
+custom_hooks = [
+    dict(type='KillSwitchHook'),
+    dict(type='mmprockd.StudentCheckpointHook', interval=1, by_epoch=True)
+]
+train_cfg = dict(max_epochs=2, val_interval=2)
+""")
+    work_dir = tmp_path / 'work'
+    proc = _train(
+        str(config), str(work_dir), str(tmp_path), toy_data_root, 'export:2')
+    assert proc.returncode == -signal.SIGKILL, proc.output[-3000:]
+    names = os.listdir(work_dir)
+    assert 'epoch_2.pth' in names and 'student_epoch_2.pth' not in names
+    assert [n.split('.tmp')[0] for n in names
+            if '.tmp' in n] == ['student_epoch_2.pth']
+    latest = work_dir / 'student_latest.pth'
+    assert torch.load(latest)['meta']['iter'] == 2  # epoch 1's
+
+    proc = _train(str(config), str(work_dir), str(tmp_path), toy_data_root)
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert 'the export of the checkpoint resumed from' in proc.output
+    assert not [n for n in os.listdir(work_dir) if '.tmp' in n]
+    full = torch.load(work_dir / 'epoch_2.pth')['state_dict']
+    for path in (work_dir / 'student_epoch_2.pth', latest):
+        export = torch.load(path)
+        assert (export['meta']['epoch'], export['meta']['iter']) == (2, 4)
+        assert export['state_dict'].keys() == {
+            k[len('student.'):]
+            for k in full if k.startswith('student.')
+        }
+        assert all(
+            torch.equal(v, full['student.' + k])
+            for k, v in export['state_dict'].items())
+    assert (work_dir / 'student_config.py').is_file()
+
+
+def _losses(work_dir):
+    """``{step: loss}`` logged by all the runs in ``work_dir``."""
+    steps = {}
+    for path in glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')):
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                if 'loss' in row:
+                    assert row['step'] not in steps, (path, row['step'])
+                    steps[row['step']] = row['loss']
+    return steps
+
+
+def test_stopped_by_sigterm_and_sigint_mid_epoch_resumes_exactly(
+        toy_data_root, tmp_path):
+    """``toy_distill.py`` (random augmentation in a worker, the
+    DistillSampler's draws), 3 epochs of 2 steps: once straight, once
+    stopped by SIGTERM while step 3 (epoch 2, batch 1) runs, resumed, and
+    stopped again by SIGINT in step 6 (the last one), resumed. Each stop
+    finishes its step, saves it and exits with 75; the run logs the same
+    losses step by step as the straight one, and ends with the same
+    weights."""
+    from mmprockd.engine import PREEMPTED_EXIT
+    config = tmp_path / 'toy_signal.py'
+    config.write_text(
+        f"""_base_ = [{osp.join(toy.TOY_DIR, 'toy_distill.py')!r}]
+custom_imports = dict(
+    imports=['mmprockd', 'kill_switch'], allow_failed_imports=False)
+custom_hooks = [dict(type='KillSwitchHook')]
+train_cfg = dict(max_epochs=3, val_interval=1)
+""")
+    full, work = tmp_path / 'full', tmp_path / 'work'
+    proc = _train(str(config), str(full), str(tmp_path), toy_data_root)
+    assert proc.returncode == 0, proc.output[-3000:]
+
+    proc = _train(
+        str(config), str(work), str(tmp_path), toy_data_root, 'term:2:1')
+    assert proc.returncode == PREEMPTED_EXIT == 75, proc.output[-3000:]
+    assert 'Traceback' not in proc.output
+    saved = work / 'preempt_iter_3.pth'
+    assert (f'stopped by SIGTERM after iteration 3 (epoch 2, batch 1); '
+            f'saved {saved}. Exiting with status 75') in proc.output
+    meta = torch.load(saved)['meta']
+    assert (meta['epoch'], meta['iter']) == (1, 3)
+    assert _pointer(work) == str(saved)
+    assert sorted(_checkpoints(work)) == [1]
+
+    proc = _train(
+        str(config), str(work), str(tmp_path), toy_data_root, 'int:3:2')
+    assert proc.returncode == 75, proc.output[-3000:]
+    assert 'Traceback' not in proc.output
+    assert f'Load checkpoint from {saved}' in proc.output
+    assert 'resumed in the middle of epoch 2' in proc.output
+    assert 'stopped by SIGINT after iteration 6 (epoch 3, batch 2)' in \
+        proc.output
+    assert not saved.exists()  # epoch_2.pth superseded it
+    assert (work / 'preempt_iter_6.pth').is_file()
+
+    proc = _train(str(config), str(work), str(tmp_path), toy_data_root)
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert not list(work.glob('preempt_iter_*.pth'))
+    straight, resumed = _losses(str(full)), _losses(str(work))
+    assert sorted(straight) == list(range(1, 7))
+    assert resumed == straight  # exact, step by step
+    weights = torch.load(full / 'epoch_3.pth')['state_dict']
+    again = torch.load(work / 'epoch_3.pth')['state_dict']
+    assert weights.keys() == again.keys()
+    assert all(torch.equal(weights[k], again[k]) for k in weights)
+
+
+def test_stopped_by_sigterm_during_validation_resumes_exactly(
+        toy_data_root, tmp_path):
+    """A checkpoint every 2 epochs, validation after each: SIGTERM during
+    the validation after epoch 1 stops it there with a checkpoint of the 2
+    steps trained, and the resumed run repeats the straight one."""
+    config = tmp_path / 'toy_val_signal.py'
+    config.write_text(
+        f"""_base_ = [{osp.join(toy.TOY_DIR, 'toy_distill.py')!r}]
+custom_imports = dict(
+    imports=['mmprockd', 'kill_switch'], allow_failed_imports=False)
+custom_hooks = [dict(type='KillSwitchHook')]
+train_cfg = dict(max_epochs=2, val_interval=1)
+default_hooks = dict(checkpoint=dict(interval=2))
+""")
+    full, work = tmp_path / 'full', tmp_path / 'work'
+    proc = _train(str(config), str(full), str(tmp_path), toy_data_root)
+    assert proc.returncode == 0, proc.output[-3000:]
+
+    proc = _train(
+        str(config), str(work), str(tmp_path), toy_data_root, 'termval:1:1')
+    assert proc.returncode == 75, proc.output[-3000:]
+    saved = work / 'preempt_iter_2.pth'
+    assert (f'stopped by SIGTERM after batch 1 of the validation after '
+            f'iteration 2 (left unfinished); saved {saved}') in proc.output
+    meta = torch.load(saved)['meta']
+    assert (meta['epoch'], meta['iter']) == (1, 2)
+    assert _checkpoints(work) == {}
+
+    proc = _train(str(config), str(work), str(tmp_path), toy_data_root)
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert f'Load checkpoint from {saved}' in proc.output
+    assert not saved.exists()  # epoch_2.pth superseded it
+    assert _losses(str(work)) == _losses(str(full))
+    assert sorted(_losses(str(full))) == [1, 2, 3, 4]
+    weights = torch.load(full / 'epoch_2.pth')['state_dict']
+    again = torch.load(work / 'epoch_2.pth')['state_dict']
+    assert all(torch.equal(weights[k], again[k]) for k in weights)

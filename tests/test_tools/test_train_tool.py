@@ -190,12 +190,14 @@ def test_finite_checkpoint_hook_is_added_once(monkeypatch, tmp_path,
     assert cfg.custom_hooks == [
         dict(type='mmprockd.FiniteCheckpointHook'),
         dict(type='mmprockd.ConfigFingerprintHook'),
-        dict(type='mmprockd.ExactResumeHook')
+        dict(type='mmprockd.ExactResumeHook'),
+        dict(type='mmprockd.PreemptionHook')
     ]
     train_tool.add_finite_checkpoint_hook(cfg)
     train_tool.add_fingerprint_hook(cfg)
     train_tool.add_exact_resume_hook(cfg)
-    assert len(cfg.custom_hooks) == 3
+    train_tool.add_preemption_hook(cfg)
+    assert len(cfg.custom_hooks) == 4
     cfg.custom_hooks = [dict(type='FiniteCheckpointHook')]
     train_tool.add_finite_checkpoint_hook(cfg)
     assert cfg.custom_hooks == [dict(type='FiniteCheckpointHook')]

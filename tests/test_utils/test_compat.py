@@ -282,3 +282,57 @@ def test_train_accepts_both_local_rank_spellings(flag, monkeypatch):
     monkeypatch.setenv('LOCAL_RANK', '3')
     args = train_tool.parse_args(['cfg.py', flag, '1'])
     assert os.environ['LOCAL_RANK'] == '3'
+
+
+# ------------------------------------------------ images that cannot be read
+
+
+def _load_image(path, **kwargs):
+    from mmcv.transforms import LoadImageFromFile
+    return LoadImageFromFile(**kwargs)(
+        dict(img_path=str(path), img_id=7, sample_idx=3))
+
+
+def test_an_empty_or_corrupt_image_is_named_with_its_sample(tmp_path):
+    assert compat.patch_image_loading_errors()
+    empty = tmp_path / 'empty.jpg'
+    empty.write_bytes(b'')
+    with pytest.raises(compat.ImageReadError) as info:
+        _load_image(empty)
+    assert str(info.value).startswith(
+        f'cannot read the image {empty} (0 bytes; img_id 7, sample_idx 3): ')
+    assert '!buf.empty()' in str(info.value)
+    corrupt = tmp_path / 'corrupt.jpg'
+    corrupt.write_bytes(b'not a jpeg at all')
+    with pytest.raises(
+            compat.ImageReadError, match=rf'{corrupt} \(17 bytes; img_id 7'):
+        _load_image(corrupt)
+    assert _load_image(empty, ignore_empty=True) is None  # still skipped
+    compat.patch_image_loading_errors()  # idempotent: wrapped once
+    with pytest.raises(compat.ImageReadError) as again:
+        _load_image(empty)
+    assert again.value.__cause__ is not None
+    assert not isinstance(again.value.__cause__, compat.ImageReadError)
+
+
+def test_training_on_a_folder_with_an_empty_image_names_it(
+        tmp_path, monkeypatch):
+    """A classification folder (no annotation file to check first): the
+    run fails when it reaches the image, naming it."""
+    from mmengine.runner import Runner
+    monkeypatch.syspath_prepend(osp.join(REPO, 'tests', 'test_tools'))
+    from tool_runner import load_module, toy
+    train_tool = load_module(osp.join(REPO, 'tools', 'train.py'), 'train_tool')
+    root = toy.make_toy_images(str(tmp_path / 'data'))
+    empty = osp.join(root, sorted(os.listdir(root))[0], '9.png')
+    open(empty, 'wb').close()
+    cfg = train_tool.build_config(
+        train_tool.parse_args([
+            toy.TOY_CLS, '--work-dir',
+            str(tmp_path / 'work'), '--cfg-options',
+            *toy.data_root_options(root)
+        ]))
+    with pytest.raises(compat.ImageReadError) as info:
+        Runner.from_cfg(cfg).train()
+    assert f'cannot read the image {empty} (0 bytes; sample_idx ' in str(
+        info.value)

@@ -1,5 +1,5 @@
 from .atomic_checkpoint_hook import (AtomicCheckpointHook, AtomicLocalBackend,
-                                     find_resumable_checkpoint,
+                                     DiskFullError, find_resumable_checkpoint,
                                      is_complete_checkpoint,
                                      remove_stale_tmp_files)
 from .config_fingerprint_hook import ConfigFingerprintHook
@@ -8,13 +8,16 @@ from .exact_resume_hook import (EpochWorkerSeed, ExactResumeHook,
                                 get_rng_state, set_rng_state, worker_seed)
 from .finite_checkpoint_hook import (FiniteCheckpointHook,
                                      check_finite_state_dict)
+from .preemption_hook import (PREEMPTED_EXIT, PreemptionHook,
+                              ResumableEpochBasedTrainLoop)
 from .student_checkpoint_hook import StudentCheckpointHook
 
 __all__ = [
     'AtomicCheckpointHook', 'AtomicLocalBackend', 'ConfigFingerprintHook',
-    'DistillScheduleHook', 'EpochWorkerSeed', 'ExactResumeHook',
-    'get_rng_state', 'set_rng_state', 'worker_seed', 'FiniteCheckpointHook',
-    'StudentCheckpointHook', 'check_finite_state_dict',
+    'DiskFullError', 'DistillScheduleHook', 'EpochWorkerSeed',
+    'ExactResumeHook', 'get_rng_state', 'set_rng_state', 'worker_seed',
+    'FiniteCheckpointHook', 'StudentCheckpointHook', 'check_finite_state_dict',
     'find_resumable_checkpoint', 'is_complete_checkpoint',
-    'remove_stale_tmp_files'
+    'remove_stale_tmp_files', 'PREEMPTED_EXIT', 'PreemptionHook',
+    'ResumableEpochBasedTrainLoop'
 ]

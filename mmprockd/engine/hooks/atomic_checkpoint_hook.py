@@ -1,5 +1,5 @@
 """Checkpoints that survive a kill at any moment, and a ``--resume`` that
-finds the newest complete one.
+finds the complete one of this run with the most iterations.
 
 mmengine's ``CheckpointHook`` (0.10) deletes the oldest kept checkpoint
 before it writes the new one, writes the new one in place and rewrites
@@ -8,12 +8,17 @@ write leaves a truncated file, no complete one, and a pointer to the
 deleted file. :class:`AtomicCheckpointHook` writes to ``<name>.tmp<pid>``
 and renames, then rewrites ``last_checkpoint`` the same way, then deletes.
 :func:`find_resumable_checkpoint` does not trust ``last_checkpoint`` alone.
+Every checkpoint carries the run's id in ``meta['run_id']``.
 """
+import errno
+import logging
 import os
 import os.path as osp
 import re
+import shutil
+import uuid
 import zipfile
-from typing import Iterable, List, Optional, Tuple
+from typing import Iterable, List, NamedTuple, Optional, Tuple
 
 import torch
 from mmengine.dist import is_main_process
@@ -26,6 +31,9 @@ from mmprockd.registry import HOOKS
 ATOMIC_BACKEND = 'mmprockd_atomic_local'
 POINTER = 'last_checkpoint'  # the file mmengine's auto-resume reads
 DEFAULT_TMPLS = ('epoch_{}.pth', 'iter_{}.pth')
+# the checkpoint a run writes when it is stopped by a signal (PreemptionHook)
+PREEMPT_TMPL = 'preempt_iter_{}.pth'
+RUN_ID = 'run_id'  # message hub info and checkpoint meta: the run's lineage
 _TMP = re.compile(r'^(?P<name>.+)\.tmp(?P<pid>\d+)$')
 
 
@@ -67,10 +75,53 @@ class AtomicLocalBackend(LocalBackend):
             write(obj, tmp, *args)
             _fsync(tmp)  # the rename must not reach the disk before the data
             os.replace(tmp, filepath)
-        except BaseException:
+        except BaseException as err:
             if osp.lexists(tmp):
                 os.remove(tmp)
+            if is_disk_full(err):
+                raise DiskFullError(filepath, len(obj)) from err
             raise
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` says the disk (or the user's quota) is full."""
+    return isinstance(err,
+                      OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(OSError):
+    """A write that did not fit on the disk, naming the file, the bytes it
+    needed, the bytes free and, once known (:meth:`with_last`), the last
+    complete checkpoint of the run. The file under that name is untouched
+    (the write went to a temporary file, removed)."""
+
+    def __init__(self,
+                 path: str,
+                 nbytes: Optional[int],
+                 last: Optional[str] = None) -> None:
+        self.path, self.nbytes, self.last = path, nbytes, last
+        try:
+            free = f'{shutil.disk_usage(osp.dirname(path) or ".").free} bytes'
+        except OSError:
+            free = 'unknown'
+        need = 'an unknown number of' if nbytes is None else str(nbytes)
+        message = (f'no space left on the device to write {path}: {need} '
+                   f'bytes needed, {free} free')
+        if last:
+            message += f'; the last complete checkpoint is {last}'
+        message += ('. Free some space (or move the work dir), then run '
+                    'again with --resume')
+        super().__init__(errno.ENOSPC, message, path)
+
+    def __str__(self) -> str:
+        return self.strerror
+
+    def __reduce__(self):
+        return type(self), (self.path, self.nbytes, self.last)
+
+    def with_last(self, last: Optional[str]) -> 'DiskFullError':
+        """The same error, naming ``last`` as the last good checkpoint."""
+        return DiskFullError(self.path, self.nbytes, last)
 
 
 register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)
@@ -105,12 +156,21 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_tmp_files(folder: str, logger='current') -> List[str]:
-    """Delete the ``<name>.tmp<pid>`` files of checkpoints (``*.pth``) and
-    of ``last_checkpoint`` that a killed process left in ``folder``.
+# what mmprockd's writers write through ``<name>.tmp<pid>``: checkpoints and
+# student exports, last_checkpoint, the student's config
+_OURS = re.compile(r'.+\.pth|' + POINTER + r'|student_config\.py')
+# the ``tempfile.mkstemp(suffix='.tmp')`` files of a student export writer
+_MKSTEMP = re.compile(r'tmp[a-z0-9_]{8}\.tmp')
 
-    A file whose process is still alive (another run writing into the same
-    folder) is kept.
+
+def remove_stale_tmp_files(folder: str, logger='current') -> List[str]:
+    """Delete the temporary files that a killed process left in
+    ``folder``: ``<name>.tmp<pid>`` of checkpoints and student exports
+    (``*.pth``), of ``last_checkpoint`` and of ``student_config.py``, and
+    the ``tmpXXXXXXXX.tmp`` files of a ``mkstemp`` student export writer.
+
+    A ``<name>.tmp<pid>`` file whose process is still alive (another run
+    writing into the same folder) is kept.
 
     Returns:
         list[str]: the paths removed.
@@ -120,10 +180,11 @@ def remove_stale_tmp_files(folder: str, logger='current') -> List[str]:
         return removed
     for entry in sorted(os.listdir(folder)):
         match = _TMP.match(entry)
-        if not match or not (match['name'].endswith('.pth')
-                             or match['name'] == POINTER):
-            continue
-        if _pid_alive(int(match['pid'])):
+        if match:
+            if not _OURS.fullmatch(match['name']) or _pid_alive(
+                    int(match['pid'])):
+                continue
+        elif not _MKSTEMP.fullmatch(entry):
             continue
         path = osp.join(folder, entry)
         if osp.isfile(path):
@@ -131,6 +192,32 @@ def remove_stale_tmp_files(folder: str, logger='current') -> List[str]:
             removed.append(path)
             print_log(
                 f'removed {path}: a write that was killed before it ended',
+                logger=logger)
+    return removed
+
+
+def remove_preemption_checkpoints(folder: str,
+                                  done: int,
+                                  logger='current') -> List[str]:
+    """Delete the ``preempt_iter_<N>.pth`` files (``PreemptionHook``) of
+    ``folder`` with N at most ``done``: a checkpoint of ``done``
+    iterations holds the run's state.
+
+    Returns:
+        list[str]: the paths removed.
+    """
+    removed = []
+    if not osp.isdir(folder):
+        return removed
+    for name in sorted(os.listdir(folder)):
+        step = _step_of(name, (PREEMPT_TMPL, ))
+        if step is not None and step <= done:
+            path = osp.join(folder, name)
+            os.remove(path)
+            removed.append(path)
+            print_log(
+                f'removed {path}: a checkpoint of iteration {done} was '
+                'written',
                 logger=logger)
     return removed
 
@@ -150,7 +237,11 @@ class AtomicCheckpointHook(CheckpointHook):
     - a write that fails leaves the files, ``last_checkpoint`` and the
       hook's bookkeeping (``keep_ckpt_ids``, ``last_ckpt``, the best score
       and path) as they were;
-    - ``before_train`` removes the temporary files of killed runs.
+    - ``before_train`` removes the temporary files of killed runs, and a
+      new checkpoint the ``preempt_iter_<N>.pth`` files it supersedes;
+    - every checkpoint holds the run's id (``meta['run_id']``, drawn when
+      a run starts and kept in the message hub across resumes), so that
+      ``--resume`` passes over the files of another run in the same folder.
 
     ``tools/train.py`` uses it in place of ``default_hooks.checkpoint`` of
     type ``CheckpointHook``. Object stores (``out_dir='s3://...'``,
@@ -172,9 +263,19 @@ class AtomicCheckpointHook(CheckpointHook):
                 LocalBackend):
             self.backend_args = dict(backend=ATOMIC_BACKEND)
         super().before_train(runner)
+        hub = runner.message_hub
+        if hub.get_info(RUN_ID) is None:  # a new run; a resumed one has it
+            hub.update_info(RUN_ID, uuid.uuid4().hex)
         if is_main_process() and isinstance(self.file_backend, LocalBackend):
             for folder in {self.out_dir, runner.work_dir}:
                 remove_stale_tmp_files(folder, logger=runner.logger)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Write the run id into ``meta``: ``--resume`` tells this run's
+        checkpoints from those of another run in the same folder."""
+        run_id = runner.message_hub.get_info(RUN_ID)
+        if run_id is not None:
+            checkpoint.setdefault('meta', {})[RUN_ID] = run_id
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         # mmengine's method with its steps reordered; written out because
@@ -213,6 +314,9 @@ class AtomicCheckpointHook(CheckpointHook):
                 by_epoch=self.by_epoch,
                 backend_args=self.backend_args,
                 **self.args)
+        except DiskFullError as err:
+            self._restore(hub, *saved_state)
+            raise err.with_last(self.last_ckpt or 'none yet') from err
         except BaseException:
             self._restore(hub, *saved_state)
             raise
@@ -230,6 +334,11 @@ class AtomicCheckpointHook(CheckpointHook):
                 self.out_dir, self.filename_tmpl.format(outdated))
             if path != self.last_ckpt:
                 self._remove(self.file_backend, 'auto', path)
+        if isinstance(self.file_backend, LocalBackend):
+            remove_preemption_checkpoints(
+                self.out_dir,
+                runner.iter if self.by_epoch else runner.iter + 1,
+                logger=runner.logger)
 
     def _restore(self, hub, keep_ids, last_ckpt, hub_keep_ids,
                  hub_last_ckpt) -> None:
@@ -325,88 +434,170 @@ def _step_of(name: str, tmpls: Iterable[str]) -> Optional[int]:
     return None
 
 
+class Candidate(NamedTuple):
+    """A file ``--resume`` may continue from, as read from its ``meta``.
+
+    ``problem`` says why it cannot be resumed from (None if it can).
+    """
+    path: str
+    iter: int = -1
+    epoch: int = -1
+    run_id: Optional[str] = None
+    problem: Optional[str] = None
+
+
+def read_candidate(path: str) -> Candidate:
+    """The progress (``meta['iter']``, ``meta['epoch']``) and run id of a
+    checkpoint file, or why it cannot be resumed from.
+
+    Only the archive's index and ``meta`` are read: the tensors are mapped
+    (``mmap``), not loaded, and the load is ``weights_only``.
+    """
+    from mmprockd.utils.checks import InputCheckError, load_checkpoint_file
+    if not is_complete_checkpoint(path):
+        return Candidate(
+            path,
+            problem='not a complete checkpoint '
+            '(truncated, or not a checkpoint)')
+    try:
+        checkpoint = load_checkpoint_file(path, 'checkpoint', mmap=True)
+    except InputCheckError as err:
+        return Candidate(path, problem=str(err).split(': ', 2)[-1])
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    if not isinstance(meta, dict):
+        return Candidate(path, problem='no meta: not a training checkpoint')
+    return Candidate(
+        path,
+        iter=int(meta.get('iter') or 0),
+        epoch=int(meta.get('epoch') or 0),
+        run_id=meta.get(RUN_ID))
+
+
+def checkpoint_folders(work_dir: str,
+                       out_dir: Optional[str] = None) -> List[str]:
+    """The folders a run's checkpoint hook writes into: the work dir and,
+    with a local ``out_dir``, ``out_dir/<work dir name>`` (as
+    ``CheckpointHook.before_train`` makes it)."""
+    work_dir = osp.abspath(work_dir)
+    folders = [work_dir]
+    if out_dir and '://' not in str(out_dir):
+        folder = osp.abspath(out_dir)
+        if folder != work_dir:
+            folder = osp.join(folder, osp.basename(work_dir))
+        if folder not in folders:
+            folders.append(folder)
+    return folders
+
+
 def find_resumable_checkpoint(work_dir: str,
                               out_dir: Optional[str] = None,
                               filename_tmpl: Optional[str] = None,
                               logger='current') -> Optional[str]:
-    """The newest complete checkpoint of a run, for ``--resume``.
+    """The checkpoint ``--resume`` without a value continues from: the
+    complete one with the most iterations among this run's own files.
 
     mmengine's ``find_latest_checkpoint`` returns what ``last_checkpoint``
-    names, which may be missing (deleted), truncated, or older than a
-    checkpoint written just before a kill. Here the candidates are the
-    file ``last_checkpoint`` names and every file named like a checkpoint
-    (``filename_tmpl``; else ``epoch_N.pth`` and ``iter_N.pth``) in the
-    work dir, in the checkpoint hook's folder and in the folder
-    ``last_checkpoint`` points into. The newest by modification time
-    (then by number) that is complete (:func:`is_complete_checkpoint`)
-    wins: files an earlier, longer run left in the same work dir are
-    older than this run's. Every candidate passed over is logged.
+    names, which may be missing, truncated, older than a checkpoint
+    written just before a kill, or a file of another work dir (one this
+    work dir was copied from). Here the candidates are the files named
+    like a checkpoint (``filename_tmpl``, else ``epoch_N.pth`` and
+    ``iter_N.pth``; and the preemption checkpoints ``preempt_iter_N.pth``)
+    in the run's own folders (:func:`checkpoint_folders`), read by
+    :func:`read_candidate`:
+
+    - a ``last_checkpoint`` that names a file outside these folders is
+      not used (resume from it with ``--resume PATH``);
+    - when ``last_checkpoint`` names a usable file, files written by
+      another run (another run id in their ``meta``: an earlier run in the
+      same work dir) are passed over;
+    - of the rest, the one with the most iterations wins (then the
+      pointer's file, then the higher number). Modification times play no
+      part: a copy may have reset them.
+
+    Every file passed over, and a choice other than the pointer's file, is
+    logged at WARNING with the reason.
 
     Args:
         work_dir (str): The run's work dir (where ``last_checkpoint`` is).
         out_dir (str, optional): ``out_dir`` of the checkpoint hook, as in
-            the config; its checkpoints are in ``out_dir/<work dir name>``.
+            the config.
         filename_tmpl (str, optional): ``filename_tmpl`` of the hook.
         logger: Where the messages go.
 
     Returns:
-        str | None: the path, or None when there is no complete checkpoint
-        (the run starts from scratch). A ``last_checkpoint`` that names an
-        object store URI is returned as it is, as mmengine does.
+        str | None: the path; None when the folders hold nothing named
+        like a checkpoint and no ``last_checkpoint`` (a fresh work dir). A
+        ``last_checkpoint`` that names an object store URI is returned as
+        it is, as mmengine does.
+
+    Raises:
+        InputCheckError: files were found but none can be resumed from;
+            the message lists each with the reason.
     """
-    work_dir = osp.abspath(work_dir)
+    from mmprockd.utils.checks import InputCheckError
+    folders = checkpoint_folders(work_dir, out_dir)
+    pointer = osp.join(folders[0], POINTER)
     named = None
-    pointer = osp.join(work_dir, POINTER)
     if osp.isfile(pointer):
         with open(pointer) as f:
             named = f.read().strip() or None
     if named and not isinstance(get_file_backend(named), LocalBackend):
         return named
-    tmpls = (filename_tmpl, ) if filename_tmpl else DEFAULT_TMPLS
-    folders = {work_dir}
-    if out_dir and '://' not in str(out_dir):
-        # as CheckpointHook.before_train: out_dir/<work dir name>, unless
-        # out_dir is the work dir
-        folder = osp.abspath(out_dir)
-        if out_dir != work_dir:
-            folder = osp.join(folder, osp.basename(work_dir))
-        folders.add(folder)
+    tmpls = ((filename_tmpl, )
+             if filename_tmpl else DEFAULT_TMPLS) + (PREEMPT_TMPL, )
+    paths = {
+        osp.join(folder, name)
+        for folder in folders if osp.isdir(folder)
+        for name in os.listdir(folder) if _step_of(name, tmpls) is not None
+        and osp.isfile(osp.join(folder, name))
+    }
+    if named and osp.dirname(osp.abspath(named)) in folders and osp.isfile(
+            named):  # a checkpoint of this run under another name
+        paths.add(osp.abspath(named))
+    found = {path: read_candidate(path) for path in sorted(paths)}
+    notes = []  # (path, why it is not used)
+
+    def warn(message: str) -> None:
+        print_log(message, logger=logger, level=logging.WARNING)
+
     if named:
-        folders.add(osp.dirname(osp.abspath(named)))
-    candidates = set()
-    for folder in folders:
-        if osp.isdir(folder):
-            candidates |= {
-                osp.join(folder, name)
-                for name in os.listdir(folder)
-                if _step_of(name, tmpls) is not None
-            }
-    if named and osp.isfile(named):
-        candidates.add(osp.abspath(named))
-    if named and not osp.isfile(named):
-        print_log(
-            f'{pointer} names {named}, which does not exist', logger=logger)
-
-    def newest_first(path):
-        step = _step_of(osp.basename(path), tmpls)
-        return os.stat(path).st_mtime_ns, -1 if step is None else step
-
-    existing = [p for p in candidates if osp.isfile(p)]
-    for path in sorted(existing, key=newest_first, reverse=True):
-        if not is_complete_checkpoint(path):
-            print_log(
-                f'skipping {path}: not a complete checkpoint (truncated)',
-                logger=logger)
-            continue
-        if named and path != osp.abspath(named):
-            print_log(
-                f'{pointer} names {named}, but {path} is the newest '
-                'complete checkpoint: resuming from it',
-                logger=logger)
-        return path
-    if named or candidates:
-        print_log(
-            f'no complete checkpoint in {sorted(folders)}: training starts '
-            'from scratch',
-            logger=logger)
-    return None
+        named = osp.abspath(named)
+        if osp.dirname(named) not in folders:
+            notes.append((named, f'named by {pointer}, but outside this '
+                          f'run\'s folders {folders} (a copied work '
+                          'dir?); to continue from it, pass --resume '
+                          f'{named}'))
+            named = None
+        elif named not in found:
+            notes.append((named, f'named by {pointer}, does not exist'))
+            named = None
+    lineage = found[named] if named else None
+    if lineage is not None and lineage.problem is None and lineage.run_id:
+        for path, cand in found.items():
+            if cand.problem is None and cand.run_id not in (None,
+                                                            lineage.run_id):
+                found[path] = cand._replace(
+                    problem=f'written by another run (run id {cand.run_id}'
+                    f', {named} by {lineage.run_id})')
+    usable = [c for c in found.values() if c.problem is None]
+    notes += [(c.path, c.problem) for c in found.values() if c.problem]
+    for path, why in notes:
+        warn(f'--resume: passing over {path}: {why}')
+    if not usable:
+        if not notes:
+            return None
+        listed = '; '.join(f'{path}: {why}' for path, why in notes)
+        raise InputCheckError(
+            f'--resume: no complete checkpoint of this run in {folders} '
+            f'(found: {listed}). Pass --resume PATH to continue from a '
+            'checkpoint, or run without --resume to start from scratch')
+    best = max(
+        usable,
+        key=lambda c: (c.iter, c.epoch, c.path == named,
+                       _step_of(osp.basename(c.path), tmpls)))
+    if best.path != named:
+        pointed = f'names {named}' if named else 'names no usable file'
+        warn(f'--resume: resuming from {best.path} (iteration {best.iter}, '
+             f'the most of this run\'s complete checkpoints); {pointer} '
+             f'{pointed}')
+    return best.path

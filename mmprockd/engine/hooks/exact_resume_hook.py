@@ -23,6 +23,7 @@ On the CPU a resumed run then logs the same losses, step by step, as the
 uninterrupted one (``tests/test_tools/test_exact_resume.py``); what GPUs
 can and cannot reproduce is in docs/method.md ("Exact resume").
 """
+import logging
 import random
 import warnings
 from typing import Any, Dict, Optional
@@ -154,7 +155,7 @@ def set_rng_state(state: Dict[str, Any]) -> None:
                 f'{len(cuda)} devices, this process sees '
                 f'{torch.cuda.device_count()}; CUDA RNGs not restored',
                 logger='current',
-                level='WARNING')
+                level=logging.WARNING)
 
 
 def _distill_samplers(runner) -> Dict[str, Any]:
@@ -224,7 +225,7 @@ class ExactResumeHook(Hook):
                     'random state (saved without this hook): the run goes '
                     'on, but not exactly as it would have',
                     logger='current',
-                    level='WARNING')
+                    level=logging.WARNING)
         self._loaded = self._loaded_iter = None
         loop = runner.train_loop
         loader = getattr(loop, 'dataloader', None)
@@ -243,7 +244,7 @@ class ExactResumeHook(Hook):
                 'cannot reproduce the workers\' random streams (they start '
                 'over); set persistent_workers=False for an exact resume',
                 logger='current',
-                level='WARNING')
+                level=logging.WARNING)
         init_fn = loader.worker_init_fn
         keywords = getattr(init_fn, 'keywords', {})
         if init_fn is not None and not _is_mmengine_default(init_fn):
@@ -252,7 +253,7 @@ class ExactResumeHook(Hook):
                 'worker_init_fn, kept; the workers are seeded by epoch only '
                 'if it does so',
                 logger='current',
-                level='WARNING')
+                level=logging.WARNING)
             return
         loader.worker_init_fn = EpochWorkerSeed(
             runner.seed,
@@ -270,9 +271,12 @@ class ExactResumeHook(Hook):
 
     # ------------------------------------------------------------ RNG state
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Write ``checkpoint['exact_resume']``."""
+        """Write ``checkpoint['exact_resume']``: during a validation, the
+        random state training left it with (training goes on from it)."""
+        rng = self._before_val if self._before_val is not None else \
+            get_rng_state()
         checkpoint[KEY] = dict(
-            rng=get_rng_state(),
+            rng=rng,
             distill_samplers={
                 name: s.state_dict()
                 for name, s in _distill_samplers(runner).items()

@@ -4,15 +4,27 @@ import os.path as osp
 import re
 from typing import List, Optional
 
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 
 from mmprockd.registry import HOOKS
 from mmprockd.version import __version__
 from ..student_export import export_student
+from .atomic_checkpoint_hook import DiskFullError, remove_stale_tmp_files
 from .finite_checkpoint_hook import check_finite_state_dict
 
 DATA_BATCH = Optional[dict]
+LATEST = 'student_latest.pth'
+
+
+def _iter_of(path: str) -> Optional[int]:
+    """``meta['iter']`` of a student export, None if it cannot be read."""
+    import torch
+    try:
+        return torch.load(
+            path, map_location='cpu', weights_only=True)['meta']['iter']
+    except Exception:  # missing, truncated, or not an export
+        return None
 
 
 @HOOKS.register_module()
@@ -27,7 +39,10 @@ class StudentCheckpointHook(Hook):
     the newest one (a copy, so it survives ``max_keep_ckpts``). Weights that
     are not finite are never written: the run stops with an error instead.
     On a resumed run, the numbered files already in ``out_dir`` up to the
-    resumed epoch or iteration count towards ``max_keep_ckpts``.
+    resumed epoch or iteration count towards ``max_keep_ckpts``, and the
+    export of the step resumed from is written if it is missing (a kill
+    between the full checkpoint and its export). The temporary files of
+    killed writes are removed when the run starts.
 
     Args:
         interval (int): save every ``interval`` epochs or iterations.
@@ -59,9 +74,44 @@ class StudentCheckpointHook(Hook):
         if self.by_epoch is None:
             from mmengine.runner import EpochBasedTrainLoop
             self.by_epoch = isinstance(runner.train_loop, EpochBasedTrainLoop)
+        if self._is_main() and self.out_dir != runner.work_dir:
+            remove_stale_tmp_files(self.out_dir, logger=runner.logger)
         if runner.iter > 0:  # resumed (load_from alone leaves iter at 0)
             self.saved = self._saved_before(
                 runner.epoch if self.by_epoch else runner.iter)
+            self._export_missing(runner)
+
+    def _export_missing(self, runner) -> None:
+        """Write the export of the step the run resumed from when it is
+        missing: a kill between the full checkpoint and its export, or the
+        export of the last epoch of a run resumed to finish.
+
+        Written when that step is one this hook exports (an epoch end, for
+        ``by_epoch``) and its numbered file, ``student_config.py`` or a
+        ``student_latest.pth`` of that step is missing. The weights are
+        the checkpoint's, just loaded.
+        """
+        done = runner.epoch if self.by_epoch else runner.iter
+        if done % self.interval:
+            return
+        if self.by_epoch and runner.iter != runner.epoch * len(
+                runner.train_dataloader):
+            return  # resumed in the middle of an epoch
+        name = self._name(done)
+        path = osp.join(self.out_dir, name)
+        if osp.isfile(path) and osp.isfile(
+                osp.join(self.out_dir, 'student_config.py')) and _iter_of(
+                    osp.join(self.out_dir, LATEST)) == runner.iter:
+            return
+        runner.logger.warning(
+            f'StudentCheckpointHook: the export of the checkpoint resumed '
+            f'from ({name}, {LATEST} or student_config.py) is missing: '
+            'writing it')
+        self._save(runner, name, epoch=runner.epoch, iters=runner.iter)
+
+    def _name(self, step: int) -> str:
+        unit = 'epoch' if self.by_epoch else 'iter'
+        return f'student_{unit}_{step}.pth'
 
     def _saved_before(self, done: int) -> List[str]:
         """The numbered files in ``out_dir`` of the steps a resumed run has
@@ -89,7 +139,11 @@ class StudentCheckpointHook(Hook):
 
     def after_train_epoch(self, runner) -> None:
         if self.by_epoch and self.every_n_epochs(runner, self.interval):
-            self._save(runner, f'student_epoch_{runner.epoch + 1}.pth')
+            self._save(
+                runner,
+                self._name(runner.epoch + 1),
+                epoch=runner.epoch + 1,
+                iters=runner.iter)
 
     def after_train_iter(self,
                          runner,
@@ -98,9 +152,16 @@ class StudentCheckpointHook(Hook):
                          outputs=None) -> None:
         if not self.by_epoch and self.every_n_train_iters(
                 runner, self.interval):
-            self._save(runner, f'student_iter_{runner.iter + 1}.pth')
+            self._save(
+                runner,
+                self._name(runner.iter + 1),
+                epoch=runner.epoch,
+                iters=runner.iter + 1)
 
-    def _save(self, runner, name: str) -> None:
+    def _save(self, runner, name: str, epoch: int, iters: int) -> None:
+        """Write ``name`` and ``student_latest.pth`` (and the config) with
+        the student's weights now, ``epoch`` epochs and ``iters``
+        iterations done."""
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         if not hasattr(model, 'student'):
@@ -116,15 +177,20 @@ class StudentCheckpointHook(Hook):
         if not self._is_main():
             return
         meta = dict(
-            epoch=runner.epoch + 1 if self.by_epoch else runner.epoch,
-            iter=runner.iter + 1,
+            epoch=epoch,
+            iter=iters,
             mmprockd_version=__version__,
             dataset_meta=getattr(runner.train_dataloader.dataset, 'metainfo',
                                  None),
             source='mmprockd.StudentCheckpointHook')
-        export_student(state, path, meta=meta, cfg=runner.cfg)
-        export_student(
-            state, osp.join(self.out_dir, 'student_latest.pth'), meta=meta)
+        try:
+            export_student(state, path, meta=meta, cfg=runner.cfg)
+            export_student(state, osp.join(self.out_dir, LATEST), meta=meta)
+        except DiskFullError as err:
+            ckpt = next((h for h in getattr(runner, 'hooks', [])
+                         if isinstance(h, CheckpointHook)), None)
+            last = getattr(ckpt, 'last_ckpt', None) or 'none yet'
+            raise err.with_last(str(last)) from err
         runner.logger.info(f'StudentCheckpointHook: saved {path}')
         if path in self.saved:
             self.saved.remove(path)
