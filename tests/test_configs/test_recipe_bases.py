@@ -318,12 +318,12 @@ def test_det_recipe_is_the_flagships(tmp_path):
 
 def _proxy_row(name: str) -> Config:
     """A segmentation proxy row's config, its overrides merged."""
-    sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
+    sys.path.insert(0, osp.join(REPO, 'tools'))
     try:
-        from proxy_variants import SEG_VARIANTS
+        from analysis_tools.proxy.rows import TASKS
     finally:
         sys.path.pop(0)
-    _, config, options, _ = SEG_VARIANTS[name]
+    config, options = TASKS['seg']['rows'][name]
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'benchmark', config))
     cfg.merge_from_dict(options)
     return cfg
@@ -333,7 +333,7 @@ def test_seg_recipe_is_the_proxys_winning_row(tmp_path):
     """The branch, its losses and the teacher's 2x input of the row that
     won on the segmentation proxy; the branch's width, the levels and the
     caches (which need a proxy's fixed pipeline) are the student's."""
-    row = _proxy_row('prockd_own_1run_bfeat_t2x')
+    row = _proxy_row('two_stage_t2x')
     seg = load(SEG, tmp_path)
     for key in ('type', 'augment', 'proto_weight', 'branch_head', 'kl_loss',
                 'branch_feat_loss'):
