@@ -31,7 +31,7 @@ over the seeds), and writes into the work dir:
 Usage (about 4 minutes on 2 CPU cores; docs/user_guides/demo.md)::
 
     python tools/demo.py [--work-dir work_dirs/demo] [--seeds 0 1 2]
-        [--iters 200] [--jobs 2]
+        [--iters 400] [--jobs 2]
 
 It is a small proxy: the full tables (5 seeds, a validation split for
 choosing, the controls) are in docs/benchmark.md. Finished runs with the
