@@ -28,7 +28,7 @@ over the seeds), and writes into the work dir:
 * ``prototypes.png``: where the branch's prototypes attend on test canvases
   (the augment's attention at the finest prototype level).
 
-Usage (about 4 minutes on 2 CPU cores; docs/user_guides/demo.md)::
+Usage (about 10 minutes on 2 CPU cores; docs/user_guides/demo.md)::
 
     python tools/demo.py [--work-dir work_dirs/demo] [--seeds 0 1 2]
         [--iters 400] [--jobs 2]
@@ -563,7 +563,7 @@ def draw_prototypes(results: Dict[str, Dict[int, dict]],
                 cmap='magma',
                 alpha=0.6,
                 vmin=0,
-                vmax=1,
+                vmax=maps[i, j].max(),
                 extent=(0, img.shape[1], img.shape[0], 0),
                 interpolation='bilinear')
             if i == 0:
@@ -574,7 +574,9 @@ def draw_prototypes(results: Dict[str, Dict[int, dict]],
     axes[0][0].set_title('test canvas', fontsize=9)
     fig.suptitle(
         f'Where the branch\'s prototypes attend (the {protos} of '
-        f'{att["num_prototypes"]} with the most attention; 0 to 1)',
+        f'{att["num_prototypes"]} with the most attention)\neach map from 0 '
+        f'to its own maximum ({maps.max():.2f} at most; spread evenly: '
+        f'{1 / att["num_prototypes"]:.3f})',
         fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
