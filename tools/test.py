@@ -1,7 +1,7 @@
 """Test (evaluate) a checkpoint with an mmdet, mmseg or mmpretrain config.
 
 The config's ``default_scope`` picks the library. Inputs are checked before
-anything is built (see :mod:`mmprockd.utils.checks`). A plain student
+anything is built (see :mod:`mmprockd.preflight`). A plain student
 checkpoint (keys without a ``student.`` prefix, e.g. one exported for
 deployment) given with a distiller config is loaded into ``model.student``;
 a ProtoDistiller checkpoint given with a plain student config gives its
@@ -38,10 +38,10 @@ from mmengine.runner import Runner
 from torch import nn
 
 from mmprockd.engine.student_export import student_state_dict
-from mmprockd.utils.checks import (InputCheckError, check_cfg_options,
-                                   check_checkpoint, check_config_file,
-                                   check_data_paths, check_mmcv, load_config,
-                                   state_dict_keys)
+from mmprockd.preflight import (InputCheckError, check_cfg_options,
+                                check_checkpoint, check_config_file,
+                                check_data_paths, check_mmcv, load_config,
+                                state_dict_keys)
 from mmprockd.utils.distributed import (setup_cpu_distributed,
                                         teardown_distributed)
 

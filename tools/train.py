@@ -2,7 +2,7 @@
 
 The config's ``default_scope`` picks the library; ``runner_type`` the
 runner. Inputs are checked before anything is built (see
-:mod:`mmprockd.utils.checks`): a missing config, dataset or checkpoint, or a
+:mod:`mmprockd.preflight`): a missing config, dataset or checkpoint, or a
 misspelt ``--cfg-options`` key stops the run with a message naming it.
 Then rank 0 locks the work dir: a second run on it is refused, with the PID
 of the one that holds it.
@@ -47,14 +47,14 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from mmprockd.engine import find_resumable_checkpoint
-from mmprockd.utils.checks import (InputCheckError, check_annotations,
-                                   check_branch_checkpoint, check_cfg_options,
-                                   check_checkpoint, check_config_file,
-                                   check_data_paths, check_mmcv,
-                                   check_model_checkpoints,
-                                   check_preprocessor_std,
-                                   check_resume_checkpoint,
-                                   check_student_channels, load_config)
+from mmprockd.preflight import (InputCheckError, check_annotations,
+                                check_branch_checkpoint, check_cfg_options,
+                                check_checkpoint, check_config_file,
+                                check_data_paths, check_mmcv,
+                                check_model_checkpoints,
+                                check_preprocessor_std,
+                                check_resume_checkpoint,
+                                check_student_channels, load_config)
 from mmprockd.utils.distributed import (setup_cpu_distributed,
                                         teardown_distributed)
 from mmprockd.utils.work_dir_lock import WorkDirLock

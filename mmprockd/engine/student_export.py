@@ -118,16 +118,16 @@ def _atomic_write(write: Callable[[str], None],
     file under the name. On any error the temporary file is removed; one
     left by a killed process is removed when the next run starts
     (:func:`mmprockd.engine.remove_stale_tmp_files`). A full disk raises
-    :class:`~mmprockd.engine.hooks.atomic_checkpoint_hook.DiskFullError`
-    naming ``path`` and ``nbytes``."""
-    from .hooks.atomic_checkpoint_hook import (DiskFullError, _fsync,
-                                               is_disk_full, tmp_path)
+    :class:`~mmprockd.utils.atomic_write.DiskFullError` naming ``path``
+    and ``nbytes``."""
+    from mmprockd.utils.atomic_write import (DiskFullError, fsync_file,
+                                             is_disk_full, tmp_path)
     path = osp.abspath(path)
     os.makedirs(osp.dirname(path), exist_ok=True)
     tmp = tmp_path(path)
     try:
         write(tmp)
-        _fsync(tmp)
+        fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException as err:
         if osp.lexists(tmp):

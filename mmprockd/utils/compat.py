@@ -249,7 +249,7 @@ def _refuse(filename: str, err: Exception):
     with ``weights_only=False`` (which would run what the file pickles)."""
     import pickle
 
-    from .checks import checkpoint_error_reason
+    from .checkpoint_io import checkpoint_error_reason
     return pickle.UnpicklingError(
         f'{filename} is not a PyTorch/mmengine checkpoint: '
         f'{checkpoint_error_reason(err)}')

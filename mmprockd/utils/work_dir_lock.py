@@ -11,7 +11,7 @@ import os
 import os.path as osp
 from typing import Optional
 
-from .checks import InputCheckError
+from .checkpoint_io import InputCheckError
 
 try:
     import fcntl

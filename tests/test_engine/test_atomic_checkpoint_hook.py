@@ -26,7 +26,7 @@ from mmprockd.engine import (AtomicCheckpointHook, AtomicLocalBackend,
                              DiskFullError, find_resumable_checkpoint,
                              is_complete_checkpoint, remove_stale_tmp_files,
                              student_config)
-from mmprockd.utils.checks import InputCheckError
+from mmprockd.utils.checkpoint_io import InputCheckError
 
 
 class _Model(BaseModel):

@@ -36,7 +36,7 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
 from mmprockd.engine import student_export
-from mmprockd.engine.hooks.atomic_checkpoint_hook import tmp_path
+from mmprockd.utils.atomic_write import tmp_path
 
 KIND, _, WHERE = os.environ.get('KILL_AT', 'none:0').partition(':')
 EPOCH, _, BATCH = WHERE.partition(':')

@@ -25,7 +25,7 @@ import torch
 from mmengine.config import Config
 from tool_runner import REPO, load_module, toy
 
-from mmprockd.utils.checks import InputCheckError
+from mmprockd.utils.checkpoint_io import InputCheckError
 from mmprockd.utils.fingerprint import model_fingerprint
 
 train_tool = load_module(osp.join(REPO, 'tools', 'train.py'), 'train_tool')
@@ -469,7 +469,7 @@ def test_some_boxes_of_zero_size_are_counted_and_logged(files):
         json.dump(data, f)
     cfg = Config.fromfile(osp.join(REPO, DEMO))
     cfg.train_dataloader.dataset.ann_file = path
-    from mmprockd.utils.checks import check_annotations
+    from mmprockd.preflight import check_annotations
     warnings = check_annotations(cfg, ['train_dataloader'])
     assert len(warnings) == 1
     assert (f'{ANN} = {path}: 3 of its {n} boxes have zero or negative '
@@ -520,7 +520,7 @@ def test_branch_ckpt_of_a_matching_stage_1_passes(files, monkeypatch):
     assert cfg.model.branch_ckpt == ckpt
     # batch augments in stage 2 (Mixup) are not the branch's input
     # normalisation: accepted; another std is not
-    from mmprockd.utils.checks import check_branch_checkpoint
+    from mmprockd.preflight import check_branch_checkpoint
     cfg.model.student.data_preprocessor.batch_augments = [
         dict(type='mmpretrain.Mixup', alpha=1.0)
     ]
@@ -575,7 +575,7 @@ def _refused(load, marker, match=r'exec'):
 
 
 def test_payload_check_checkpoint(payload):
-    from mmprockd.utils.checks import check_checkpoint
+    from mmprockd.utils.checkpoint_io import check_checkpoint
     path, marker = payload
     for key in ('--resume', 'load_from', 'checkpoint'):
         _refused(lambda: check_checkpoint(path, key), marker,

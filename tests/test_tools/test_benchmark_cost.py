@@ -7,7 +7,7 @@ import os.path as osp
 import pytest
 from tool_runner import REPO, load_module, run_tool
 
-from mmprockd.utils.checks import InputCheckError
+from mmprockd.utils.checkpoint_io import InputCheckError
 
 bench = load_module(
     osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_cost.py'),

@@ -16,7 +16,7 @@ import pytest
 import torch
 from tool_runner import REPO, load_module, run_tool, toy
 
-from mmprockd.utils.checks import InputCheckError
+from mmprockd.utils.checkpoint_io import InputCheckError
 
 test_tool = load_module(osp.join(REPO, 'tools', 'test.py'), 'test_tool')
 

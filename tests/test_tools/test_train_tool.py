@@ -12,7 +12,7 @@ import pytest
 import torch
 from tool_runner import REPO, load_module, run_tool, toy
 
-from mmprockd.utils.checks import InputCheckError
+from mmprockd.utils.checkpoint_io import InputCheckError
 
 train_tool = load_module(osp.join(REPO, 'tools', 'train.py'), 'train_tool')
 

@@ -215,7 +215,7 @@ def main(argv=None) -> int:
     MMLogger.get_current_instance().setLevel('WARNING')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
-        from mmprockd.utils.checks import check_cfg_options
+        from mmprockd.preflight import check_cfg_options
         check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmdet'))

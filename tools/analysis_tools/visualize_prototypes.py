@@ -107,7 +107,7 @@ def load_state_dict(checkpoint: str) -> dict:
     Raises:
         InputCheckError: not a checkpoint, naming the file.
     """
-    from mmprockd.utils.checks import load_checkpoint_file
+    from mmprockd.utils.checkpoint_io import load_checkpoint_file
     ckpt = load_checkpoint_file(checkpoint, 'checkpoint')
     return ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
 

@@ -43,7 +43,7 @@ def main(argv=None) -> int:
             sys.exit(f'error: config {args.config!r} does not exist')
         from mmengine.config import Config
         cfg = Config.fromfile(args.config)
-    from mmprockd.utils.checks import checkpoint_error_reason
+    from mmprockd.utils.checkpoint_io import checkpoint_error_reason
     try:
         # explicit: the allow-list of `import mmprockd` covers mmengine's
         # checkpoints; anything else pickled in the file is refused

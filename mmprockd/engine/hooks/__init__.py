@@ -1,7 +1,7 @@
-from .atomic_checkpoint_hook import (AtomicCheckpointHook, AtomicLocalBackend,
-                                     DiskFullError, find_resumable_checkpoint,
-                                     is_complete_checkpoint,
-                                     remove_stale_tmp_files)
+from mmprockd.utils.atomic_write import (AtomicLocalBackend, DiskFullError,
+                                         remove_stale_tmp_files)
+from ..resume_scan import find_resumable_checkpoint, is_complete_checkpoint
+from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .config_fingerprint_hook import ConfigFingerprintHook
 from .distill_schedule_hook import DistillScheduleHook
 from .exact_resume_hook import (EpochWorkerSeed, ExactResumeHook,

@@ -42,8 +42,9 @@ from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop
 
 from mmprockd.registry import HOOKS
-from .atomic_checkpoint_hook import (ATOMIC_BACKEND, POINTER, PREEMPT_TMPL,
-                                     AtomicLocalBackend)
+from mmprockd.utils.atomic_write import (ATOMIC_BACKEND, POINTER,
+                                         AtomicLocalBackend)
+from ..resume_scan import PREEMPT_TMPL
 from .exact_resume_hook import get_rng_state, set_rng_state
 
 PREEMPTED_EXIT = 75  # EX_TEMPFAIL of sysexits.h: stopped, to be resumed

@@ -8,9 +8,9 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 
 from mmprockd.registry import HOOKS
+from mmprockd.utils.atomic_write import DiskFullError, remove_stale_tmp_files
 from mmprockd.version import __version__
 from ..student_export import export_student
-from .atomic_checkpoint_hook import DiskFullError, remove_stale_tmp_files
 from .finite_checkpoint_hook import check_finite_state_dict
 
 DATA_BATCH = Optional[dict]

@@ -19,6 +19,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor
 
 from mmprockd.registry import MODELS
+from mmprockd.utils.checkpoint_io import checkpoint_error_reason
 from ..adapters.tokens_to_map import tokens_to_map
 from .build_checks import suggest_layers
 
@@ -100,7 +101,6 @@ def _load_state_dict(path: str) -> Dict[str, Tensor]:
     weights-only (:func:`mmprockd.utils.compat.use_weights_only_loaders`).
     Errors never repeat torch's advice to load with ``weights_only=False``.
     """
-    from mmprockd.utils.checks import checkpoint_error_reason
     if '://' not in path and not osp.isfile(path):
         raise FileNotFoundError(
             f'FrozenTeacher: teacher checkpoint {path!r} does not exist')
