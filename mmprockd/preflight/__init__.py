@@ -34,7 +34,8 @@ from .data import (DATA_HINT, check_annotation_file, check_annotations,
                    check_data_paths, iter_dataset_cfgs)
 from .model import (BRANCH_SETTINGS, NORM_KEYS, check_branch_checkpoint,
                     check_model_checkpoints, check_preprocessor_std,
-                    check_student_channels, model_checkpoint_keys)
+                    check_student_channels, check_student_checkpoint,
+                    model_checkpoint_keys)
 from .resume import RESUME_KEYS, check_resume_checkpoint
 
 __all__ = [
@@ -45,5 +46,6 @@ __all__ = [
     'check_data_paths', 'iter_dataset_cfgs', 'BRANCH_SETTINGS', 'NORM_KEYS',
     'check_branch_checkpoint', 'check_model_checkpoints',
     'check_preprocessor_std', 'check_student_channels',
-    'model_checkpoint_keys', 'RESUME_KEYS', 'check_resume_checkpoint'
+    'check_student_checkpoint', 'model_checkpoint_keys', 'RESUME_KEYS',
+    'check_resume_checkpoint'
 ]

@@ -8,7 +8,9 @@ loaded with ``strict=False``, never. Each check here fails at once with
 :class:`~mmprockd.utils.checkpoint_io.InputCheckError`, naming the key, the
 file and the fix.
 """
-from typing import Any, Dict, Iterator, List, Tuple
+import copy
+import re
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from mmengine.config import Config
 
@@ -42,13 +44,17 @@ def model_checkpoint_keys(cfg: Config) -> List[Tuple[str, str]]:
     return found
 
 
-def _check_url(path: str, key: str) -> None:
+def _check_url(path: str, key: str) -> dict:
     """Download an http(s) checkpoint into torch's hub cache (where the
     model's own load finds it) and load it weights-only, so that an
-    unreachable or wrong URL fails before the work dir exists."""
+    unreachable or wrong URL fails before the work dir exists.
+
+    Returns:
+        dict: the loaded checkpoint.
+    """
     from mmengine.runner.checkpoint import CheckpointLoader
     try:
-        CheckpointLoader.load_checkpoint(path, map_location='cpu')
+        return CheckpointLoader.load_checkpoint(path, map_location='cpu')
     except Exception as err:  # network, HTTP status, not a checkpoint
         raise InputCheckError(
             f'{key}: {path} could not be downloaded or read: '
@@ -56,10 +62,107 @@ def _check_url(path: str, key: str) -> None:
             'network, or download the file and give its local path') from None
 
 
+# how ``ProtoDistiller.init_weights`` renames the keys of ``student_ckpt``
+# (``revise_keys`` of mmengine's ``load_checkpoint``): a DDP checkpoint's
+# ``module.`` and a distiller checkpoint's ``student.`` go
+STUDENT_REVISE_KEYS = ((r'^module\.', ''), (r'^student\.', ''))
+
+
+def student_weight_shapes(
+    model: dict, default_scope: Optional[str]
+) -> Optional[Dict[str, Optional[Tuple[int, ...]]]]:
+    """The names and shapes of the weights of a distiller's
+    ``model.student``, from the student built on the meta device (no
+    memory, no init, no weights loaded).
+
+    Args:
+        model (dict): The distiller's config.
+        default_scope (str, optional): The config's ``default_scope``, in
+            which the student's bare types are found.
+
+    Returns:
+        dict or None: ``{name: shape}``; None when there is no student
+        config or it does not build (the model's own build reports that).
+    """
+    import torch
+    from mmengine.registry import DefaultScope
+
+    from mmprockd.registry import MODELS
+    student = model.get('student')
+    if not isinstance(student, dict):
+        return None
+    try:
+        with DefaultScope.overwrite_default_scope(default_scope), \
+                torch.device('meta'):
+            built = MODELS.build(copy.deepcopy(student))
+    except Exception:  # reported, with its key, when the model is built
+        return None
+    return {k: tuple(v.shape) for k, v in built.state_dict().items()}
+
+
+def check_student_checkpoint(checkpoint: dict, path: str, key: str,
+                             model: dict,
+                             default_scope: Optional[str]) -> None:
+    """Fail when more than half of the student's weights are not in its
+    ``student_ckpt``, by name (after the ``module.`` and ``student.``
+    prefixes go, as the distiller loads it) and shape.
+
+    The distiller loads the file with ``strict=False``: a checkpoint of
+    another model loads nothing, with a warning in the log, and the run
+    trains the student from its init. A few missing or reshaped weights
+    (a head for another number of classes) are left to that warning.
+
+    Args:
+        checkpoint (dict): The loaded ``student_ckpt``.
+        path (str): Its file or URL, for messages.
+        key (str): Its config key (``model.student_ckpt``).
+        model (dict): The distiller's config.
+        default_scope (str, optional): The config's ``default_scope``.
+
+    Raises:
+        InputCheckError: naming the key, the file, weights of the student
+            it lacks (or holds with another shape) and keys it holds.
+    """
+    expected = student_weight_shapes(model, default_scope)
+    if not expected:
+        return
+    state = checkpoint.get('state_dict', checkpoint)
+    if not isinstance(state, dict):
+        state = {}
+    given = {}
+    for name, value in state.items():
+        for pattern, repl in STUDENT_REVISE_KEYS:
+            name = re.sub(pattern, repl, name)
+        shape = getattr(value, 'shape', None)
+        given[name] = None if shape is None else tuple(shape)
+    bad = []
+    for name, shape in expected.items():
+        if name not in given:
+            bad.append(repr(name))
+        elif given[name] != shape:
+            bad.append(f'{name!r} ({list(given[name] or [])} in the file, '
+                       f'{list(shape)} in the student)')
+    if len(bad) <= len(expected) / 2:
+        return
+    student_key = key.rpartition('.')[0] + '.student'
+    student_type = model['student'].get('type')
+    keys = list(state)
+    raise InputCheckError(
+        f'{key}: {path} does not fit {student_key} ({student_type}): '
+        f'{len(bad)} of its {len(expected)} weights are not in it, e.g. '
+        f'[{", ".join(bad[:3])}]; the file holds {len(keys)}, e.g. '
+        f'{keys[:3]}. Expected a checkpoint of this student: a plain '
+        f'checkpoint of {student_key} (mmdet, mmseg or mmpretrain), or a '
+        'ProtoDistiller checkpoint of it (its student.* weights are '
+        f'taken); or remove {key}')
+
+
 def check_model_checkpoints(cfg: Config) -> None:
     """Fail when a checkpoint the model loads at build is missing, is not
     a checkpoint (random bytes, a pickled object), cannot be downloaded,
-    or holds no weight under the teacher's ``ckpt_prefix``.
+    holds no weight under the teacher's ``ckpt_prefix``, or, for a
+    ``student_ckpt``, lacks most of the student's weights
+    (:func:`check_student_checkpoint`).
 
     Each local file is mapped (``mmap``) and loaded ``weights_only``, so a
     large teacher costs little; an http(s) URL is downloaded into torch's
@@ -72,10 +175,15 @@ def check_model_checkpoints(cfg: Config) -> None:
     loaded = {}
     for key, path in model_checkpoint_keys(cfg):
         if path.startswith(('http://', 'https://')):
-            _check_url(path, key)
+            loaded[key] = _check_url(path, key)
         else:
             loaded[key] = check_checkpoint(path, key, mmap=True)
     for where, node in _iter_dicts(cfg.get('model'), 'model'):
+        checkpoint = loaded.get(f'{where}.student_ckpt')
+        if isinstance(checkpoint, dict):
+            check_student_checkpoint(checkpoint, node['student_ckpt'],
+                                     f'{where}.student_ckpt', node,
+                                     cfg.get('default_scope'))
         prefix = node.get('ckpt_prefix')
         checkpoint = loaded.get(f'{where}.ckpt')
         if not isinstance(prefix, str) or not prefix or checkpoint is None:

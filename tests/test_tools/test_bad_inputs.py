@@ -326,6 +326,13 @@ MATRIX = {
     (DIST, [], ['model.student_ckpt={ROOT}/student.pth'], InputCheckError,
      r"model.student_ckpt: checkpoint file '{ROOT}/student.pth' does not "
      r'exist'),
+    'student_ckpt of another model':
+    (DIST, [], ['model.student_ckpt={F:head_only.pth}'], InputCheckError,
+     r'model.student_ckpt: {F:head_only.pth} does not fit model.student '
+     r'\(RetinaNet\): 148 of its 148 weights are not in it, e.g. '
+     r"\['backbone.conv1.weight', 'backbone.bn1.weight', 'backbone.bn1.bias'"
+     r"\]; the file holds 1, e.g. \['head.fc.weight'\]. Expected a "
+     r'checkpoint of this student'),
     'wrong student_channels':
     (DIST, [], ['model.student_channels=[32,32,32,32,32]'], InputCheckError,
      r"model.student_channels = \[32, 32, 32, 32, 32\], but the student's "
@@ -532,6 +539,53 @@ def test_branch_ckpt_of_a_matching_stage_1_passes(files, monkeypatch):
             r'\[58.395, 57.12, 57.375\] in the checkpoint, '
             r'\[1.0, 1.0, 1.0\] in the config'):
         check_branch_checkpoint(cfg)
+
+
+def test_student_ckpt_of_the_student_passes(files, monkeypatch):
+    """A checkpoint of the demo's student passes as a plain mmdet file, as
+    a ProtoDistiller checkpoint (``student.*`` keys beside the branch's)
+    and as a DDP one (``module.``); the same names with other shapes do
+    not, and the message names a weight with both shapes."""
+    from mmengine.registry import DefaultScope
+
+    from mmprockd.preflight import check_student_checkpoint
+    from mmprockd.registry import MODELS
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    cfg = Config.fromfile(osp.join(REPO, DEMO))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        state = MODELS.build(cfg.model.student).state_dict()
+    assert len(state) == 148
+    layouts = dict(
+        plain=dict(state_dict=state, meta={}),
+        distiller=dict(
+            state_dict={
+                **{
+                    f'student.{k}': v
+                    for k, v in state.items()
+                }, 'learner.prototypes': torch.zeros(72, 64)
+            }),
+        ddp={
+            f'module.{k}': v
+            for k, v in state.items()
+        })
+    for name, checkpoint in layouts.items():
+        path = osp.join(files.root, f'student_{name}.pth')
+        torch.save(checkpoint, path)
+        built = train_tool.build_config(
+            train_tool.parse_args(
+                [DEMO, '--cfg-options', f'model.student_ckpt={path}']))
+        assert built.model.student_ckpt == path
+    flat = {k: v.reshape(-1)[:1] for k, v in state.items()}
+    with pytest.raises(
+            InputCheckError,
+            match=r"model.student_ckpt: flat.pth does not fit model.student "
+            r"\(RetinaNet\): 148 of its 148 weights are not in it, e.g. "
+            r"\['backbone.conv1.weight' \(\[1\] in the file, \[64, 3, 7, 7\] "
+            r'in the student\)'):
+        check_student_checkpoint(
+            dict(state_dict=flat), 'flat.pth', 'model.student_ckpt', cfg.model,
+            'mmdet')
 
 
 def test_fingerprint_hook_writes_the_model_fingerprint():
