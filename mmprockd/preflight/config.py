@@ -213,6 +213,16 @@ def _syntax_error_in(path: str, seen: set) -> Optional[str]:
     return None
 
 
+# what mmengine says of a ``pkg::`` base of a package it does not know
+UNKNOWN_PACKAGE = 'mmengine does not support to load mmprockd config'
+BOOT_HINT = (
+    'its mmprockd:: bases are resolved by mmprockd_boot, which did not run '
+    'in this interpreter: run `python -m mmprockd_boot` once (it writes '
+    'mmprockd_boot.pth into site-packages; `pip install -e` does not), or '
+    '`import mmprockd` before Config.fromfile; or name the base by path '
+    '(`python -m mmprockd.utils.config_path NAME`)')
+
+
 def load_config(path: str) -> Config:
     """``Config.fromfile(path)``, its errors naming the file.
 
@@ -221,7 +231,8 @@ def load_config(path: str) -> Config:
 
     Raises:
         InputCheckError: a syntax error (file and line, also in a base
-            file) or another error reading the config.
+            file), an ``mmprockd::`` base without ``mmprockd_boot`` (with
+            :data:`BOOT_HINT`) or another error reading the config.
     """
     try:
         return Config.fromfile(path)
@@ -230,6 +241,7 @@ def load_config(path: str) -> Config:
         raise InputCheckError('config has a Python syntax error: ' + (
             where or f'{path} or one of its _base_ files: {err}')) from None
     except Exception as err:  # a missing base, a bad {{_base_.x}} ...
+        hint = f' ({BOOT_HINT})' if UNKNOWN_PACKAGE in str(err) else ''
         raise InputCheckError(
             f'config {path} cannot be read: {type(err).__name__}: '
-            f'{err}') from None
+            f'{err}{hint}') from None
