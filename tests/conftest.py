@@ -45,6 +45,8 @@ SLOW = (
     'test_killed_ten_times_resumes_from_the_newest_complete_checkpoint',
     'tests/test_tools/test_exact_resume.py::test_resumed_run_',
     'tests/test_tools/test_exact_resume.py::test_without_the_hook_',
+    'tests/test_tools/test_exact_resume.py::'
+    'test_the_proxys_detection_recipe_',
 )
 
 
