@@ -4,6 +4,7 @@
 import warnings
 
 import pytest
+from downstream_install import install
 
 import mmprockd  # noqa: F401  (compat fixes before any model import)
 from mmprockd.utils.offline import make_offline
@@ -29,6 +30,7 @@ SLOW = (
     'tests/test_utils/test_config_path.py::test_boot_file_is_installed',
     'tests/test_utils/test_config_path.py::test_mmprockd_base_resolves',
     'tests/test_utils/test_config_path.py::test_downstream_trains',
+    'tests/test_utils/test_config_path.py::test_downstream_segmenter_',
     'tests/test_utils/test_config_path.py::'
     'test_recipe_pairs_resolve_from_the_install',
     'tests/test_benchmark/test_proxy_benchmark.py::test_smoke_run',
@@ -36,11 +38,15 @@ SLOW = (
     'tests/test_configs/test_recipes.py::test_recipe_builds_and_steps',
     'tests/test_configs/test_recipe_bases.py::'
     'test_exported_student_loads_without_mmprockd',
+    'tests/test_configs/test_recipe_bases.py::'
+    'test_pair_builds_and_steps_through_both_phases',
     'tests/test_benchmark/test_demo_compare.py::test_smoke_run',
     'tests/test_tools/test_train_kill_resume.py::'
     'test_killed_ten_times_resumes_from_the_newest_complete_checkpoint',
     'tests/test_tools/test_exact_resume.py::test_resumed_run_',
     'tests/test_tools/test_exact_resume.py::test_without_the_hook_',
+    'tests/test_tools/test_exact_resume.py::'
+    'test_the_proxys_detection_recipe_',
 )
 
 
@@ -59,3 +65,11 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def offline():
     return make_offline
+
+
+@pytest.fixture(scope='session')
+def installed(tmp_path_factory) -> str:
+    """mmprockd installed with pip into a folder (``--target``), not
+    editable; built once for every test that runs a downstream project
+    (``downstream_install.py``)."""
+    return install(str(tmp_path_factory.mktemp('install')))

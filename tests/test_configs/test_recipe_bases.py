@@ -1,277 +1,40 @@
 """New student/teacher pairs written the way a downstream project writes
-them: an upstream student base, a teacher base (or a teacher of its own),
-one recipe base of ``configs/_base_/recipes`` and at most 15 lines of its
-own. The three recipes' configs of the docs are parsed verbatim; eight pair
-shapes build and step through both phases of two-stage ProC-KD at reduced
-depth, width and input size; the exported student config loads in a
-process that never imports mmprockd.
+them (``pair_shapes.py``): an upstream student base, a teacher base (or a
+teacher of its own), one recipe base of ``configs/_base_/recipes`` and at
+most 15 lines of its own. The three recipes' configs of the docs are parsed
+verbatim; the pair shapes, written into a downstream project that uses a
+non-editable install of mmprockd, build and step through both phases of
+two-stage ProC-KD at reduced depth, width and input size there; the
+exported student config loads in a process that never imports mmprockd.
 
 Run: ``pytest tests/test_configs/test_recipe_bases.py``
 """
-import copy
+import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 
 import pytest
-import torch
+from downstream_install import run_installed
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+from pair_shapes import (CLS, DET, PAIRS, SEG, build, grad_sum, own_lines,
+                         reduce_teacher, reduced, schedule_hook, step)
 
 from mmprockd.engine import export_student
-from mmprockd.registry import HOOKS, MODELS
-from mmprockd.testing import det_batch
+from mmprockd.registry import MODELS
 from mmprockd.utils.offline import make_offline
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-# ---------------------------------------------- the docs' configs, verbatim
-DET = """\
-_base_ = [
-    'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
-    'mmprockd::_base_/teachers/swin-t_in1k.py',
-    'mmprockd::_base_/recipes/two_stage_det.py',
-]
-model = dict(
-    _base_.two_stage_det,
-    student=_base_.model,
-    teacher=_base_.swin_t_in1k_teacher,
-    student_channels=[256] * 5)
-train_cfg = _base_.two_stage_det_train_cfg
-custom_hooks = [*_base_.get('custom_hooks', []), *_base_.prockd_hooks]
-"""
-SEG = """\
-_base_ = [
-    'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py',
-    'mmprockd::_base_/teachers/swin-t_in1k.py',
-    'mmprockd::_base_/recipes/two_stage_seg.py',
-]
-model = dict(
-    _base_.two_stage_seg,
-    student=_base_.model,
-    teacher=dict(_base_.swin_t_in1k_teacher, input_scale=2.0),
-    student_channels=[64, 128, 256, 512])
-train_cfg = _base_.two_stage_seg_train_cfg
-custom_hooks = [*_base_.get('custom_hooks', []), *_base_.prockd_hooks]
-"""
-CLS = """\
-_base_ = [
-    'mmpretrain::resnet/resnet18_8xb16_cifar10.py',
-    'mmprockd::_base_/teachers/mobilenetv2_in1k.py',
-    'mmprockd::_base_/recipes/pkd_cls.py',
-]
-model = dict(
-    _base_.pkd_cls,
-    student=_base_.model,
-    teacher=_base_.mobilenetv2_in1k_teacher,
-    student_channels=[512])
-custom_hooks = [*_base_.get('custom_hooks', []), *_base_.prockd_hooks]
-"""
-
-
-def pair(student: str,
-         teacher: str,
-         recipe: str,
-         channels: str,
-         extra: str = '',
-         teacher_base: str = '') -> str:
-    """A pair's whole config, written like the docs' ones."""
-    bases = [f"'{student}'"]
-    if teacher_base:
-        bases.append(f"'mmprockd::_base_/teachers/{teacher_base}'")
-    bases.append(f"'mmprockd::_base_/recipes/{recipe}.py'")
-    lines = ['_base_ = [', *[f'    {b},' for b in bases], ']']
-    lines += [
-        'model = dict(', f'    _base_.{recipe},', '    student=_base_.model,',
-        f'    teacher={teacher},', f'    student_channels={channels}{extra})'
-    ]
-    if recipe.startswith('two_stage'):
-        lines.append(f'train_cfg = _base_.{recipe}_train_cfg')
-    lines.append('custom_hooks = [*_base_.get(\'custom_hooks\', []), '
-                 '*_base_.prockd_hooks]')
-    return '\n'.join(lines) + '\n'
-
-
-OWN_CNN_TEACHER = (
-    "dict(type='mmprockd.FrozenTeacher', "
-    "backbone=dict(type='mmpretrain.ResNet', depth=18, out_indices=(1, 2, "
-    "3)), layers=['layer2', 'layer3', 'layer4'])")
-
-# name -> (config, family, KL on)
-PAIRS = {
-    'retinanet_fpn': (DET, 'det', True),
-    'faster_rcnn': (pair(
-        'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
-        '_base_.mobilenetv2_in1k_teacher',
-        'two_stage_det',
-        '[256] * 5',
-        teacher_base='mobilenetv2_in1k.py'), 'det', True),
-    # a query detector takes no consistency KL
-    'dino_no_kl':
-    (pair('mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py',
-          '_base_.mobilenetv2_in1k_teacher', 'two_stage_det', '[256] * 4',
-          ', kl_loss=None', 'mobilenetv2_in1k.py'), 'det', False),
-    'pspnet_aux_head': (SEG, 'seg', True),
-    'ocrnet_cascade': (pair(
-        'mmseg::ocrnet/ocrnet_hr18s_4xb2-80k_cityscapes-512x1024.py',
-        '_base_.mobilenetv2_in1k_teacher',
-        'two_stage_seg',
-        '[18, 36, 72, 144]',
-        teacher_base='mobilenetv2_in1k.py'), 'seg', True),
-    'segformer': (pair(
-        'mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py',
-        '_base_.mobilenetv2_in1k_teacher',
-        'two_stage_seg',
-        '[32, 64, 160, 256]',
-        teacher_base='mobilenetv2_in1k.py'), 'seg', True),
-    'own_cnn_teacher': (pair('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
-                             OWN_CNN_TEACHER, 'two_stage_det',
-                             '[256] * 5'), 'det', True),
-    'vit_teacher': (pair(
-        'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py',
-        '_base_.vit_b_in1k_teacher',
-        'two_stage_seg',
-        '[64, 128, 256, 512]',
-        teacher_base='vit-b_in1k.py'), 'seg', True),
-}
-
-
-def own_lines(text: str) -> int:
-    return sum(1 for line in text.splitlines()
-               if line.strip() and not line.lstrip().startswith('#'))
+HERE = osp.dirname(osp.abspath(__file__))
+REPO = osp.dirname(osp.dirname(HERE))
 
 
 def load(text: str, tmp_path, name: str = 'my_pair.py') -> Config:
     path = tmp_path / name
     path.write_text(text)
     return Config.fromfile(str(path))
-
-
-# ------------------------------------------ reduced depth, width and size
-def _reduce_student(student, family: str) -> None:
-    student.pop('pretrained', None)
-    backbone = student.backbone
-    backbone.init_cfg = None
-    backbone.pop('pretrained', None)
-    if family == 'det':
-        if backbone.type == 'ResNet':
-            backbone.depth = 18
-            in_channels = [64, 128, 256, 512]
-            neck = student.neck
-            neck.in_channels = in_channels[4 - len(neck.in_channels):]
-        if 'roi_head' in student:
-            student.roi_head.bbox_head.num_classes = 4
-        else:
-            student.bbox_head.num_classes = 4
-        if student.type == 'DINO':
-            student.num_queries = 20
-            student.encoder.num_layers = 1
-            student.decoder.num_layers = 1
-            student.dn_cfg.group_cfg.num_dn_queries = 10
-    else:
-        student.data_preprocessor.size = (64, 64)
-        heads = student.decode_head if isinstance(
-            student.decode_head, list) else [student.decode_head]
-        for head in heads + [student.get('auxiliary_head') or {}]:
-            if head:
-                head.num_classes = 4
-                if head.get('type') == 'SegformerHead':
-                    head.channels = 32
-
-
-def _reduce_teacher(teacher) -> None:
-    backbone = teacher.backbone
-    if backbone.type == 'mmpretrain.SwinTransformer':
-        backbone.arch = dict(
-            embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1])
-    elif backbone.type == 'mmpretrain.VisionTransformer':
-        backbone.arch = dict(
-            embed_dims=24, num_layers=12, num_heads=2, feedforward_channels=48)
-    elif backbone.type == 'mmpretrain.MobileNetV2':
-        backbone.widen_factor = 0.25
-
-
-def reduced(cfg: Config, family: str) -> Config:
-    make_offline(cfg.model)
-    _reduce_student(cfg.model.student, family)
-    _reduce_teacher(cfg.model.teacher)
-    return cfg
-
-
-def build(cfg: Config, family: str):
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    model_cfg = copy.deepcopy(cfg.model)
-    # what mmengine's Runner does with a top-level preprocessor
-    if cfg.get('data_preprocessor') is not None:
-        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    torch.manual_seed(0)
-    model = MODELS.build(model_cfg)
-    model.init_weights()
-    return model
-
-
-def seg_batch(size: int = 64, num_classes: int = 4):
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-    g = torch.Generator().manual_seed(0)
-    inputs, samples = [], []
-    for _ in range(2):
-        inputs.append(
-            torch.randint(
-                0, 255, (3, size, size), dtype=torch.uint8, generator=g))
-        s = SegDataSample(
-            metainfo=dict(
-                img_shape=(size, size),
-                ori_shape=(size, size),
-                pad_shape=(size, size)))
-        s.gt_sem_seg = PixelData(
-            data=torch.randint(0, num_classes, (1, size, size), generator=g))
-        samples.append(s)
-    return dict(inputs=inputs, data_samples=samples)
-
-
-def cls_batch(size: int = 32):
-    from mmpretrain.structures import DataSample
-    g = torch.Generator().manual_seed(0)
-    inputs = [
-        torch.randint(0, 255, (3, size, size), dtype=torch.uint8, generator=g)
-        for _ in range(2)
-    ]
-    samples = [DataSample().set_gt_label(i) for i in range(2)]
-    return dict(inputs=inputs, data_samples=samples)
-
-
-BATCHES = {
-    'det': lambda: det_batch(2, (64, 64), 4),
-    'seg': seg_batch,
-    'cls': cls_batch
-}
-
-
-def step(model, family: str) -> dict:
-    """One loss step and its backward; the losses."""
-    model.zero_grad(set_to_none=True)
-    data = model.data_preprocessor(BATCHES[family](), True)
-    losses = model(**data, mode='loss')
-    total, _ = model.parse_losses(losses)
-    assert torch.isfinite(total)
-    total.backward()
-    return losses
-
-
-def grad_sum(module) -> float:
-    return sum(
-        float(p.grad.abs().sum()) for p in module.parameters()
-        if p.grad is not None)
-
-
-def schedule_hook(cfg: Config):
-    [hook] = [
-        h for h in cfg.custom_hooks
-        if h['type'] == 'mmprockd.DistillScheduleHook'
-    ]
-    return HOOKS.build(copy.deepcopy(hook))
 
 
 # ------------------------------------------------------------------ tests
@@ -413,48 +176,73 @@ def test_a_partial_block_is_refused_naming_the_key(text, pattern, tmp_path):
         MODELS.build(cfg.model)
 
 
+@pytest.fixture(scope='module')
+def downstream_pairs(installed, tmp_path_factory):
+    """The pair shapes as the config files of a downstream project, built
+    and stepped by its script (a copy of ``pair_shapes.py``) in one process
+    that imports mmprockd from the non-editable install only.
+
+    Returns:
+        tuple: the install, the project folder and the script's output:
+        where it imported mmprockd from and ``{config file: facts}``.
+    """
+    project = tmp_path_factory.mktemp('pairs_project')
+    args = ['pair_shapes.py']
+    for name, (text, family, _) in PAIRS.items():
+        (project / f'{name}.py').write_text(text)
+        args.append(f'{project / name}.py:{family}')
+    shutil.copy(osp.join(HERE, 'pair_shapes.py'), project / 'pair_shapes.py')
+    proc = run_installed(installed, args, cwd=str(project))
+    assert proc.returncode == 0, proc.output[-4000:]
+    [line] = [x for x in proc.stdout.splitlines() if x.startswith('{')]
+    return installed, project, json.loads(line)
+
+
 @pytest.mark.parametrize('name', list(PAIRS))
-def test_pair_builds_and_steps_through_both_phases(name, tmp_path):
-    text, family, kl = PAIRS[name]
-    cfg = reduced(load(text, tmp_path), family)
-    model = build(cfg, family)
-    teacher = model.teacher
-    assert not any(p.requires_grad for p in teacher.parameters())
-    assert not {id(p)
-                for p in teacher.parameters()
-                } & {id(p)
-                     for p in model.parameters()}
+def test_pair_builds_and_steps_through_both_phases(name, downstream_pairs):
+    installed, project, out = downstream_pairs
+    _, _, kl = PAIRS[name]
+    # the downstream project's own file, its recipe base from the install
+    assert out['mmprockd'] == osp.join(installed, 'mmprockd', '__init__.py')
+    path = f'{project / name}.py'
+    pair = out['pairs'][path]
+    assert pair['file'] == path
+    recipes = osp.join(installed, 'mmprockd', '.mim', 'configs', '_base_',
+                       'recipes')
+    assert recipes in pair['bases']
+    assert REPO not in pair['bases']
+    # the teacher frozen, and none of its parameters the optimizer's
+    assert pair['teacher_trainable'] == 0
+    assert pair['teacher_in_model'] == 0
     if name == 'ocrnet_cascade':
         # the KL reads the last head of the cascade (OCRHead)
-        assert model.iface.logit_head is model.student.decode_head[-1]
-        assert type(model.iface.logit_head).__name__ == 'OCRHead'
-    assert (model.kl_loss is not None) == kl
-    branch = [model.learner, model.augment, model.branch_student]
-    hook = schedule_hook(cfg)
-    start = hook.student_start
-    assert start > 0 and hook.branch_stop == start
+        assert pair['logit_head'] == 'OCRHead'
+        assert pair['logit_head_is_last_decode_head']
+    assert pair['kl'] == kl
+    start = pair['student_start']
+    assert start > 0 and pair['branch_stop'] == start
 
     # the branch phase: the branch learns, the student stays as built
-    model.train()
-    model.student_paused = hook.student_paused_at(0, 0)
-    model.branch_frozen = hook.branch_frozen_at(0, 0)
-    assert model.student_paused and not model.branch_frozen
-    losses = step(model, family)
-    assert losses and all(k.startswith('distill.proto.') for k in losses)
-    assert grad_sum(model.student) == 0
-    assert all(grad_sum(m) > 0 for m in branch)
-    assert not teacher.training
+    branch = pair['branch_phase']
+    assert branch['student_paused'] and not branch['branch_frozen']
+    assert branch['losses'] and all(
+        k.startswith('distill.proto.') for k in branch['losses'])
+    assert branch['student_grad'] == 0
+    # learner, augment and the branch's student head
+    assert len(branch['branch_grads']) == 3
+    assert all(g > 0 for g in branch['branch_grads'])
+    assert not branch['teacher_training']
 
     # the student phase: the frozen branch teaches the student
-    model.student_paused = hook.student_paused_at(start, start)
-    model.branch_frozen = hook.branch_frozen_at(start, start)
-    assert not model.student_paused and model.branch_frozen
-    losses = step(model, family)
+    student = pair['student_phase']
+    assert not student['student_paused'] and student['branch_frozen']
+    losses = student['losses']
     assert any(k.startswith('student.') for k in losses)
     assert ('distill.loss_kl' in losses) == kl
-    assert float(losses['distill.loss_branch_feat']) > 0
-    assert grad_sum(model.student.backbone) > 0
-    assert all(grad_sum(m) == 0 for m in branch)
+    assert losses['distill.loss_branch_feat'] > 0
+    assert student['student_backbone_grad'] > 0
+    assert student['branch_grads'] == [0, 0, 0]
+    assert not student['teacher_training']
 
 
 @pytest.mark.parametrize('block', ['pkd_cls', 'pkd_cls_prototypes'])
@@ -462,8 +250,8 @@ def test_cls_config_builds_and_steps(block, tmp_path):
     text = CLS.replace('_base_.pkd_cls,', f'_base_.{block},')
     cfg = load(text, tmp_path)
     make_offline(cfg.model)
-    _reduce_teacher(cfg.model.teacher)
-    model = build(cfg, 'cls')
+    reduce_teacher(cfg.model.teacher)
+    model = build(cfg)
     losses = step(model, 'cls')
     assert float(losses['distill.loss_feat']) > 0
     assert grad_sum(model.feat_loss) > 0 and grad_sum(model.student) > 0
@@ -510,7 +298,7 @@ def test_exported_student_loads_without_mmprockd(tmp_path):
     train.add_exact_resume_hook(cfg)
     types = [h['type'] for h in cfg.custom_hooks]
     assert 'mmprockd.ConfigFingerprintHook' in types
-    model = build(cfg, 'det')
+    model = build(cfg)
     ckpt = tmp_path / 'student.pth'
     cfg_path = export_student(model.state_dict(), str(ckpt), cfg=cfg)
     text = open(cfg_path).read()

@@ -19,14 +19,17 @@ import glob
 import json
 import os
 import os.path as osp
+import random
 import signal
+import sys
 
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
-from tool_runner import REPO, load_module, toy
+from tool_runner import REPO, load_module, run_tool, toy
 
 from mmprockd.engine import EpochWorkerSeed
 from mmprockd.engine.hooks.preemption_hook import StopSignalsToMain
@@ -183,7 +186,6 @@ def test_the_demo_config_as_shipped_resumes_exactly(tmp_path, monkeypatch):
     the uninterrupted run and the first half here, another one when the
     second half is built). The resumed run takes the one its checkpoint
     was trained with."""
-    from mmengine.config import Config
     assert (Config.fromfile(DEMO).get('randomness') or {}).get('seed') is None
     monkeypatch.chdir(REPO)  # the config's data_root is relative
     monkeypatch.delenv('LOCAL_RANK', raising=False)
@@ -214,3 +216,166 @@ def test_the_demo_config_as_shipped_resumes_exactly(tmp_path, monkeypatch):
             map_location='cpu')['state_dict']
         assert weights.keys() == again.keys()
         assert all(torch.equal(weights[k], again[k]) for k in weights)
+
+
+# ------------------------------- the proxy's detection recipe, as shipped
+
+KILL_SEED = 7  # draws the step of the student phase the run is killed at
+BRANCH, STUDENT = 12, 12  # iterations of the two phases
+CKPT_EVERY = 4
+
+
+def _proxy_config(tmp_path, caches: bool = True) -> str:
+    """What ``--table det_n100_mini`` trains for the row ``two_stage``
+    (``two_stage@ITERS``), built by the proxy's own ``build_cfg`` at seed 0
+    on 16 canvases composed from the embedded items, its two phases
+    shortened to ``BRANCH`` and ``STUDENT`` iterations as ``tools/demo.py``
+    shortens them; then a log line and the losses of every step, a
+    checkpoint every ``CKPT_EVERY`` iterations and the kill switch
+    (``kill_switch.py``: nothing unless ``$KILL_AT`` says so). ``caches``
+    False: without the row's teacher and branch output caches."""
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    try:
+        from analysis_tools.proxy.run import build_cfg
+        from analysis_tools.proxy.tables import TABLES
+        from dataset_converters.build_fmnist_canvas import build
+    finally:
+        sys.path.remove(osp.join(REPO, 'tools'))
+    table = TABLES['det_n100_mini']
+    assert 'two_stage@800' in table['rows']
+    data = str(tmp_path / 'canvas') + '/'
+    build(
+        osp.join(REPO, table['src']), data,
+        **dict(table['build'], num_train=16, num_val=4, num_test=4))
+    cfg = build_cfg(
+        'two_stage',
+        0,
+        str(tmp_path / 'unused'),
+        data,
+        STUDENT,
+        8,
+        table['build']['canvas'],
+        None,
+        task='det',
+        overrides={
+            'custom_hooks.0.student_start': BRANCH,
+            'custom_hooks.0.branch_stop': BRANCH
+        })
+    cfg.pop('experiment_name')
+    assert cfg.model.teacher_cache and cfg.model.branch_cache
+    if not caches:
+        cfg.model.teacher_cache = cfg.model.branch_cache = None
+    cfg.merge_from_dict({
+        'default_hooks.logger.interval':
+        1,
+        'log_processor.window_size':
+        1,
+        'default_hooks.checkpoint':
+        dict(type='CheckpointHook', interval=CKPT_EVERY, by_epoch=False)
+    })
+    cfg.custom_imports.imports.append('kill_switch')
+    cfg.custom_hooks.append(dict(type='KillSwitchHook'))
+    path = str(tmp_path / 'two_stage.py')
+    cfg.dump(path)
+    return path
+
+
+def _train_proxy(config, work_dir, cwd, kill_at='none:0', resume=False):
+    return run_tool(
+        ['train.py', config, '--work-dir', work_dir] +
+        (['--resume'] if resume else []),
+        cwd=cwd,
+        KILL_AT=kill_at,
+        OMP_NUM_THREADS='1',
+        PYTHONPATH=os.pathsep.join([
+            osp.dirname(osp.abspath(__file__)), REPO,
+            os.environ.get('PYTHONPATH', '')
+        ]))
+
+
+# As shipped, the row caches the frozen teacher's and the frozen branch's
+# outputs in memory. A resumed run starts with empty caches: the outputs a
+# hit would have returned are computed again, on the whole batch instead
+# of the images the cache lacked, which differs in the last bits on the
+# CPU; and on a full hit the branch does not run, so the logged
+# distill.proto.* repeat the previous step's, which the resumed run does
+# not repeat. The student's losses part from the step after the resume's
+# first full hit on, by about 1e-7.
+@pytest.mark.parametrize(
+    'caches', [
+        pytest.param(
+            True,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason='the output caches are not in the checkpoint')), False
+    ],
+    ids=['as_shipped', 'without_output_caches'])
+def test_the_proxys_detection_recipe_resumes_exactly_after_a_kill(
+        tmp_path, caches):
+    """Killed (SIGKILL) after a random step of the student phase, resumed
+    from the newest checkpoint: every step either run logged has the
+    uninterrupted run's losses, and the final weights are the same."""
+    config = _proxy_config(tmp_path, caches)
+    cfg = Config.fromfile(config)
+    total = BRANCH + STUDENT
+    assert cfg.train_cfg.max_iters == total
+    hook = cfg.custom_hooks[0]
+    assert hook.type == 'mmprockd.DistillScheduleHook'
+    assert (hook.student_start, hook.branch_stop) == (BRANCH, BRANCH)
+    # the shipped loader: no workers, shuffled, a random flip
+    loader = cfg.train_dataloader
+    assert loader.num_workers == 0 and loader.sampler.shuffle
+    assert dict(type='RandomFlip', prob=0.5) in loader.dataset.pipeline
+    kill = random.Random(KILL_SEED).randint(BRANCH + 1, total - 1)
+    resumed_from = kill - kill % CKPT_EVERY
+    assert resumed_from >= BRANCH and resumed_from < kill
+
+    full, stopped = str(tmp_path / 'full'), str(tmp_path / 'stopped')
+    proc = _train_proxy(config, full, str(tmp_path))
+    assert proc.returncode == 0, proc.output[-3000:]
+    proc = _train_proxy(config, stopped, str(tmp_path), f'iter:1:{kill}')
+    assert proc.returncode == -signal.SIGKILL, proc.output[-3000:]
+    # killed after step ``kill``, before the logger hook wrote it
+    assert sorted(_losses(stopped)) == list(range(1, kill))
+    proc = _train_proxy(config, stopped, str(tmp_path), resume=True)
+    assert proc.returncode == 0, proc.output[-3000:]
+    ckpt = osp.join(stopped, f'iter_{resumed_from}.pth')
+    assert f'Load checkpoint from {ckpt}' in proc.output
+    assert f'random state restored (iter {resumed_from})' in proc.output
+
+    steps = {}
+    for path in sorted(
+            glob.glob(osp.join(full, '*', 'vis_data', 'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                if 'loss' in row:
+                    steps[row['step']] = {
+                        k: v
+                        for k, v in row.items() if 'loss' in k
+                    }
+    assert sorted(steps) == list(range(1, total + 1))
+    assert 'distill.loss_kl' not in steps[BRANCH]
+    assert {'distill.loss_kl',
+            'distill.loss_branch_feat'} <= set(steps[BRANCH + 1])
+    runs = sorted(
+        glob.glob(osp.join(stopped, '*', 'vis_data', 'scalars.json')))
+    assert len(runs) == 2
+    seen = set()
+    for path in runs:
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                if 'loss' in row:
+                    step = row['step']
+                    seen.add(step)
+                    assert {
+                        k: v
+                        for k, v in row.items() if 'loss' in k
+                    } == steps[step], (path, step)
+    assert seen == set(steps)
+    weights, again = (
+        torch.load(osp.join(d, f'iter_{total}.pth'),
+                   map_location='cpu')['state_dict'] for d in (full, stopped))
+    assert weights.keys() == again.keys()
+    assert all(torch.equal(weights[k], again[k]) for k in weights)

@@ -3,27 +3,20 @@ a regular (non-editable) install, where they live in ``mmprockd/.mim``.
 
 Run: ``pytest tests/test_utils/test_config_path.py``
 """
+import importlib
 import importlib.util
 import json
 import os
 import os.path as osp
+import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 
 import pytest
+from downstream_install import REPO, run_installed
 
 from mmprockd.utils import get_config_path, list_configs
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-# what a wheel is built from (an allow-list: a virtual environment or data
-# inside the checkout must not be copied)
-SOURCE_ENTRIES = ('mmprockd', 'mmprockd_boot.py', 'configs', 'tools',
-                  'requirements', 'setup.py', 'setup.cfg', 'README.md',
-                  'MANIFEST.in', 'requirements.txt')
-COPY_IGNORE = shutil.ignore_patterns('.mim', '__pycache__', '*.pth',
-                                     '*.egg-info')
 
 
 def test_configs_are_shipped():
@@ -40,35 +33,6 @@ def test_finds_every_shipped_config():
 def test_unknown_name_raises_naming_it():
     with pytest.raises(FileNotFoundError, match='no_such_config.py'):
         get_config_path('no_such_config.py')
-
-
-@pytest.fixture(scope='module')
-def installed(tmp_path_factory) -> str:
-    """mmprockd installed with pip into a folder (``--target``), not
-    editable. pip builds from a copy: setup.py rewrites ``mmprockd/.mim``
-    in the tree it builds from, which would break this checkout's editable
-    install."""
-    tmp = tmp_path_factory.mktemp('install')
-    source, target = tmp / 'src', tmp / 'target'
-    source.mkdir()
-    for entry in SOURCE_ENTRIES:
-        path = osp.join(REPO, entry)
-        if osp.isdir(path):
-            shutil.copytree(
-                path, source / entry, ignore=COPY_IGNORE, symlinks=True)
-        else:
-            shutil.copy2(path, source / entry)
-    proc = subprocess.run([
-        sys.executable, '-m', 'pip', 'install', '--no-deps',
-        '--no-build-isolation', '--no-index', '--quiet', '--target',
-        str(target),
-        str(source)
-    ],
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    return str(target)
 
 
 def _run(args, target: str) -> subprocess.CompletedProcess:
@@ -105,8 +69,9 @@ def test_non_editable_install_finds_configs(installed):
 
 
 # ------------------------------------------------ a downstream project
-# its own config: no absolute path in _base_, the demo data by absolute
-# path (it lives in this checkout), 2 images = 2 iterations, no validation
+# its own configs: no absolute path in _base_, the demo data by absolute
+# path (it lives in this checkout), 2 iterations, no validation.
+# Detection: 2 images = 2 iterations, one epoch
 DOWNSTREAM_CFG = """
 _base_ = ['mmprockd::demo/prockd_mobilenetv2_retinanet_demo.py']
 data_root = {data!r}
@@ -120,41 +85,37 @@ val_evaluator = None
 test_dataloader = dict(dataset=dict(data_root=data_root))
 test_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
 """
-# Run with ``python -S``: none of this environment's .pth files run (its
-# editable mmprockd and its own mmprockd_boot.pth stay out); its packages
-# are put on the path as plain folders, and the ``--target`` folder is made
-# a site dir, which runs *its* .pth files (the installed mmprockd_boot.pth)
-# as site-packages would. Then the script runs.
-LAUNCH = ('import runpy, site, sys; sys.path.append(sys.argv[1]); '
-          'site.addsitedir(sys.argv[2]); sys.argv = sys.argv[3:]; '
-          'runpy.run_path(sys.argv[0], run_name="__main__")')
-ENV_PACKAGES = sysconfig.get_paths()['purelib']
+# segmentation: 2 iterations, the student exported after the second
+DOWNSTREAM_SEG_CFG = """
+_base_ = ['mmprockd::demo/prockd_mobilenetv2_fcn_cityscapes_demo.py']
+data_root = {data!r}
+train_dataloader = dict(dataset=dict(data_root=data_root))
+train_cfg = dict(max_iters=2, val_interval=2)
+val_dataloader = None
+val_cfg = None
+val_evaluator = None
+test_dataloader = dict(dataset=dict(data_root=data_root))
+default_hooks = dict(logger=dict(interval=1))
+custom_hooks = [dict(_base_.prockd_hooks[0], interval=2),
+                *_base_.prockd_hooks[1:]]
+"""
 
 
-def _downstream(installed, tmp_path, train_script):
+def _downstream(installed,
+                tmp_path,
+                train_script,
+                text=DOWNSTREAM_CFG,
+                data=osp.join(REPO, 'data', 'prockd_demo') + '/'):
     project = tmp_path / 'project'
     project.mkdir()
-    data = osp.join(REPO, 'data', 'prockd_demo') + '/'
-    (project / 'my_prockd.py').write_text(DOWNSTREAM_CFG.format(data=data))
+    (project / 'my_prockd.py').write_text(text.format(data=data))
     script = project / 'train.py'
     shutil.copy(train_script, script)
-    env = dict(
-        os.environ,
-        PYTHONWARNINGS='ignore',
-        OMP_NUM_THREADS='1',
-        PYTHONPATH='')
-    proc = subprocess.run([
-        sys.executable, '-S', '-c', LAUNCH, ENV_PACKAGES, installed,
-        str(script), 'my_prockd.py', '--work-dir', 'work'
-    ],
-                          cwd=project,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=900)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
-    return project, out
+    proc = run_installed(
+        installed, [str(script), 'my_prockd.py', '--work-dir', 'work'],
+        cwd=str(project))
+    assert proc.returncode == 0, proc.output[-4000:]
+    return project, proc.output
 
 
 def _check_trained(project, out, installed):
@@ -177,8 +138,8 @@ def test_boot_file_is_installed_beside_its_module(installed):
 
 
 def _recipe_pairs() -> dict:
-    """The pair configs of ``tests/test_configs/test_recipe_bases.py``."""
-    path = osp.join(REPO, 'tests', 'test_configs', 'test_recipe_bases.py')
+    """The pair configs of ``tests/test_configs/pair_shapes.py``."""
+    path = osp.join(REPO, 'tests', 'test_configs', 'pair_shapes.py')
     spec = importlib.util.spec_from_file_location('recipe_pairs', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -214,17 +175,7 @@ def test_mmprockd_base_resolves_without_importing_mmprockd(
         "c = Config.fromfile('c.py')\n"
         "print(c.teacher.layers, c.teacher.ckpt, '_scope_' in "
         "c.resnet50_in1k_teacher, 'mmprockd' in sys.modules)\n")
-    proc = subprocess.run([
-        sys.executable, '-S', '-c', LAUNCH, ENV_PACKAGES, installed, 'load.py'
-    ],
-                          cwd=tmp_path,
-                          env=dict(
-                              os.environ,
-                              PYTHONWARNINGS='ignore',
-                              PYTHONPATH=''),
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
+    proc = run_installed(installed, ['load.py'], cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     # resolved, no mmprockd scope forced on the base, mmprockd not imported
     assert proc.stdout.split('\n')[-2] == \
@@ -241,18 +192,8 @@ def test_recipe_pairs_resolve_from_the_install(installed, tmp_path):
     mim = osp.join(installed, 'mmprockd', '.mim', 'configs', '_base_',
                    'recipes')
     (tmp_path / 'load.py').write_text(LOAD)
-    proc = subprocess.run([
-        sys.executable, '-S', '-c', LAUNCH, ENV_PACKAGES, installed, 'load.py',
-        mim, *pairs
-    ],
-                          cwd=tmp_path,
-                          env=dict(
-                              os.environ,
-                              PYTHONWARNINGS='ignore',
-                              PYTHONPATH=''),
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
+    proc = run_installed(
+        installed, ['load.py', mim, *pairs], cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     *_, resolved, imported, _ = proc.stdout.split('\n')
     resolved = json.loads(resolved)
@@ -271,32 +212,48 @@ def test_recipe_pairs_resolve_from_the_install(installed, tmp_path):
         assert from_install, name
 
 
-def _evaluate_with_mmdet(project, installed):
-    """mmdet's own tools/test.py evaluates the exported student: plain
-    mmdet, mmprockd never imported (the student config does not name it);
-    torchvision imports thanks to the installed mmprockd_boot.pth."""
-    import mmdet
-    test_tool = project / 'test.py'
+def _evaluate_upstream(package, project, installed, checkpoint) -> str:
+    """``package``'s own ``tools/test.py`` (mmdet's, mmseg's, as pip ships
+    it) evaluates the exported student of ``project/work`` in a process
+    that fails if it imports mmprockd (the student config does not name
+    it); torchvision imports thanks to the installed mmprockd_boot.pth.
+
+    Returns:
+        str: its output.
+    """
+    module = importlib.import_module(package)
+    test_tool = project / f'{package}_test.py'
     shutil.copy(
-        osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'test.py'),
+        osp.join(osp.dirname(module.__file__), '.mim', 'tools', 'test.py'),
         test_tool)
-    proc = subprocess.run([
-        sys.executable, '-S', '-c', LAUNCH, ENV_PACKAGES, installed,
-        str(test_tool), 'work/student_config.py', 'work/student_epoch_1.pth',
-        '--work-dir', 'test_work'
-    ],
-                          cwd=project,
-                          env=dict(
-                              os.environ,
-                              PYTHONWARNINGS='ignore',
-                              OMP_NUM_THREADS='1',
-                              PYTHONPATH=''),
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
-    assert 'coco/bbox_mAP:' in out
+    proc = run_installed(
+        installed, [
+            str(test_tool), 'work/student_config.py', f'work/{checkpoint}',
+            '--work-dir', f'{package}_test_work'
+        ],
+        cwd=str(project),
+        guarded=True)
+    assert proc.returncode == 0, proc.output[-4000:]
+    return proc.output
+
+
+def test_a_guarded_process_that_imports_mmprockd_fails(tmp_path):
+    """The guard of the upstream evaluations is not vacuous: a module of
+    mmprockd in ``sys.modules`` when the script ends fails the process
+    (a stand-in module: the check reads ``sys.modules`` only)."""
+    (tmp_path / 'script.py').write_text(
+        'import sys, types\n'
+        "sys.modules['mmprockd.engine'] = types.ModuleType('x')\n"
+        "print('the script ran')\n")
+    proc = run_installed(
+        str(tmp_path), ['script.py'], cwd=str(tmp_path), guarded=True)
+    assert proc.returncode == 3
+    assert proc.stdout == 'the script ran\n'
+    assert 'mmprockd was imported: mmprockd.engine' in proc.stderr
+    (tmp_path / 'script.py').write_text("print('the script ran')\n")
+    proc = run_installed(
+        str(tmp_path), ['script.py'], cwd=str(tmp_path), guarded=True)
+    assert proc.returncode == 0, proc.output[-3000:]
 
 
 def test_downstream_trains_with_our_train_tool(installed, tmp_path):
@@ -309,7 +266,30 @@ def test_downstream_trains_with_our_train_tool(installed, tmp_path):
     assert 'mmprockd.ConfigFingerprintHook' in dumped
     student_cfg = (project / 'work' / 'student_config.py').read_text()
     assert 'mmprockd' not in student_cfg
-    _evaluate_with_mmdet(project, installed)
+    out = _evaluate_upstream('mmdet', project, installed, 'student_latest.pth')
+    assert 'coco/bbox_mAP:' in out
+
+
+def test_downstream_segmenter_is_evaluated_by_mmsegs_test_tool(
+        installed, tmp_path):
+    """The segmentation demo, 2 iterations, trained by our installed train
+    tool; its exported student evaluated by mmseg's own tools/test.py."""
+    tool = osp.join(installed, 'mmprockd', '.mim', 'tools', 'train.py')
+    data = osp.join(REPO, 'data', 'prockd_demo', 'cityscapes') + '/'
+    project, out = _downstream(installed, tmp_path, tool, DOWNSTREAM_SEG_CFG,
+                               data)
+    assert 'Iter(train) [2/2]' in out
+    assert 'distill.proto.decode.loss_ce: ' in out
+    work = project / 'work'
+    assert (work / 'student_iter_2.pth').is_file()
+    student_cfg = (work / 'student_config.py').read_text()
+    assert 'mmprockd' not in student_cfg
+    assert "type='EncoderDecoder'" in student_cfg
+    out = _evaluate_upstream('mmseg', project, installed, 'student_latest.pth')
+    # mmseg's IoUMetric: the per-class table, then the summary keys
+    assert 'per class results:' in out
+    assert re.search(r'Iter\(test\) \[3/3\]\s+aAcc: [\d.]+\s+mIoU: [\d.]+\s',
+                     out)
 
 
 def test_downstream_trains_with_its_copy_of_mmdets_train_tool(

@@ -193,18 +193,18 @@ class ExactResumeHook(Hook):
       fine-tuning run (``load_from`` without ``resume``) starts fresh.
     - ``before_train_epoch``: restores them. This is where an
       epoch-based run resumes, after the model is built and the checkpoint
-      loaded, before the next epoch's dataloader starts; the
+      loaded, before the next epoch's dataloader starts. The
       iteration-based loop calls it once, before it skips the trained
-      batches.
+      batches: there they are restored after the skip, which loads those
+      batches again (in this process, drawing their augmentation, when
+      the dataloader has no workers).
     - ``before_val`` / ``after_val``: validation during training gets the
       RNG back as it found it, so the training draws do not depend on
       whether (or how often) the run validated: a resumed run does not
       repeat the validation its checkpoint was followed by.
 
     Not exact (see docs/method.md, "Exact resume"): ``persistent_workers``
-    (the workers' streams start over), an iteration-based run resumed in
-    the middle of an epoch with ``num_workers=0`` and random augmentation
-    (the skip re-draws it in the main process), and most GPU runs.
+    (the workers' streams start over) and most GPU runs.
     """
     priority = 'HIGHEST'
 
@@ -288,10 +288,24 @@ class ExactResumeHook(Hook):
         self._loaded_iter = (checkpoint.get('meta') or {}).get('iter')
 
     def before_train_epoch(self, runner) -> None:
-        """Restore the state saved with the checkpoint resumed from."""
+        """Restore the state saved with the checkpoint resumed from; in an
+        iteration-based loop, once it has skipped the trained batches."""
         if self._pending is None:
             return
         state, self._pending = self._pending, None
+        loop = runner.train_loop
+        iterator = getattr(loop, 'dataloader_iterator', None)
+        if iterator is not None and runner.iter > 0:
+            # the skip loads those batches again; without workers their
+            # augmentation draws from this process's RNGs
+            loop.dataloader_iterator = _RestoreAfterSkip(
+                loop, iterator, runner.iter,
+                lambda: self._restore(runner, state))
+        else:
+            self._restore(runner, state)
+
+    @staticmethod
+    def _restore(runner, state: Dict[str, Any]) -> None:
         set_rng_state(state['rng'])
         samplers = _distill_samplers(runner)
         for name, saved in state.get('distill_samplers', {}).items():
@@ -310,6 +324,28 @@ class ExactResumeHook(Hook):
         if self._before_val is not None:
             set_rng_state(self._before_val)
             self._before_val = None
+
+
+class _RestoreAfterSkip:
+    """Stands in for an iteration-based loop's ``dataloader_iterator``
+    while the loop skips the ``skip`` batches a resumed run trained before:
+    after the last of them it puts the iterator back and calls
+    ``restore``, so the next batch is drawn from the restored state."""
+
+    def __init__(self, loop, iterator, skip: int, restore) -> None:
+        self.loop, self.iterator = loop, iterator
+        self.left, self.restore = skip, restore
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        data = next(self.iterator)
+        self.left -= 1
+        if self.left == 0:
+            self.loop.dataloader_iterator = self.iterator
+            self.restore()
+        return data
 
 
 def _is_mmengine_default(fn) -> bool:
