@@ -16,6 +16,10 @@ def _args(**kwargs) -> argparse.Namespace:
     base = dict(
         seeds=[0, 1, 2],
         iters=400,
+        branch_iters=300,
+        distill_iters=500,
+        more_iters=700,
+        batch=8,
         jobs=2,
         num_test=None,
         work_dir='w',
@@ -63,13 +67,23 @@ def test_gains_are_paired_by_seed_and_the_rule_is_applied():
     }
     recipe = rows['two-stage ProC-KD']
     # mean ± sample std: 20.3 ± 0.6; gains +9.3 ± 0.6 and +5.3 ± 0.6
-    assert '| 400 branch + 800 student |' in recipe
+    assert '| 300 branch + 500 student |' in recipe
     assert '| 20.3 ± 0.6 | +9.3 ± 0.6 | +5.3 ± 0.6 | 60 |' in recipe
     assert '| 11.0 ± 1.0 | - | - | 20 |' in rows['student alone']
-    assert '| 1600 |' in rows['student alone, 4x the iterations']
+    assert '| 700 |' in rows['student alone, given more time']
+    assert 'less than the recipe' not in text
     assert 'per seed: +5.0, +5.0, +6.0; mean +5.3, passes twice its ' \
         'std (1.2) over 3 seeds' in text
     assert '30.0 test mAP' in text and 'docs/benchmark.md' in text
+
+
+def test_a_longer_student_that_trained_less_time_is_flagged():
+    results = _results((0.20, 0.21, 0.20))
+    for r in results['student_more_time'].values():
+        r['train_s'] = 50.0  # the recipe trained 60 s
+    text = demo.format_table(demo.summarise(results, _args()), _args())
+    assert 'trained 50 s, less than the recipe\'s 60 s: raise ' \
+        '--more-iters' in text
 
 
 def test_a_gain_within_twice_its_std_is_not_called_a_gain():
@@ -89,11 +103,13 @@ def test_runs_are_split_heaviest_first_and_finished_ones_reused(tmp_path):
     stale.mkdir(parents=True)
     (stale / 'result.json').write_text(
         json.dumps(
-            dict(settings=demo.settings(_args(iters=2), 'two_stage', 0))))
+            dict(
+                settings=demo.settings(_args(
+                    distill_iters=2), 'two_stage', 0))))
     queues = demo.plan(args)
     assert len(queues) == 2
     flat = sorted(item for q in queues for item in q)
-    # student seed 1 is reused; the run at another --iters is not
+    # student seed 1 is reused; the recipe at another --distill-iters is not
     assert flat == sorted([
         'student:0', 'student_more_time:0', 'student_more_time:1',
         'two_stage:0', 'two_stage:1'
@@ -113,6 +129,9 @@ def test_the_recipe_row_sets_its_branch_phase():
     (['--seeds', '0'], 'at least two different seeds'),
     (['--seeds', '1', '1'], 'at least two different seeds'),
     (['--iters', '0'], 'must be >= 1'),
+    (['--branch-iters', '0'], 'must be >= 1'),
+    (['--more-iters', '-1'], 'must be >= 1'),
+    (['--distill-iters', '0'], 'must be >= 1'),
 ])
 def test_bad_arguments_are_refused(argv, text, capsys):
     with pytest.raises(SystemExit):
@@ -133,8 +152,9 @@ def test_smoke_run(tmp_path, capsys):
           **dict(demo.BUILD, num_train=8, num_val=2, num_test=4))
     work = str(tmp_path / 'work')
     summary = demo.main([
-        '--work-dir', work, '--data-root', data, '--iters', '2', '--seeds',
-        '0', '1'
+        '--work-dir', work, '--data-root', data, '--iters', '2',
+        '--branch-iters', '3', '--distill-iters', '5', '--more-iters', '4',
+        '--seeds', '0', '1'
     ])
     out = capsys.readouterr().out
     for row in ROWS:
@@ -145,7 +165,12 @@ def test_smoke_run(tmp_path, capsys):
             # the table is computed from the runs' own files
             assert summary[row]['test_mAP'][seed] == round(
                 100 * result['test_metrics']['bbox_mAP'], 1)
-            assert result['iters'] == 2 * demo.ROWS[row][1]
+            # the student's iterations (the recipe's branch phase comes
+            # before them)
+            assert result['iters'] == dict(
+                student=2, student_more_time=4, two_stage=5)[row]
+            assert result['settings']['branch_iters'] == (
+                3 if row == 'two_stage' else None)
             assert 'metrics' not in result  # no val split was evaluated
     with open(osp.join(work, 'two_stage', 'seed0', 'result.json')) as f:
         recipe = json.load(f)
@@ -162,7 +187,8 @@ def test_smoke_run(tmp_path, capsys):
             assert min(img.size) > 100
     # a second call reuses every run
     demo.main([
-        '--work-dir', work, '--data-root', data, '--iters', '2', '--seeds',
-        '0', '1'
+        '--work-dir', work, '--data-root', data, '--iters', '2',
+        '--branch-iters', '3', '--distill-iters', '5', '--more-iters', '4',
+        '--seeds', '0', '1'
     ])
     assert capsys.readouterr().out.count('[reuse]') == 6
