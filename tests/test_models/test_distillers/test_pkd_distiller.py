@@ -4,32 +4,25 @@ import copy
 
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
 from test_proto_distiller import (build, grads_of, loss_step, tiny_student,
                                   tiny_teacher)
 
 from mmprockd.models.distillers import (BaseDistiller, FeatureDistiller,
                                         ProtoDistiller)
-from mmprockd.registry import MODELS
 from mmprockd.testing import det_batch
 
 FEAT = dict(type='mmprockd.FeatureMimicLoss', loss_weight=6.0)
 
 
 def build_pkd(**kwargs):
-    cfg = dict(
-        type='mmprockd.PKDDistiller',
-        student=tiny_student(),
-        teacher=tiny_teacher(),
-        student_channels=[32] * 4,
-        feat_loss=FEAT)
-    cfg.update(kwargs)
-    init_default_scope('mmdet')
-    torch.manual_seed(0)
-    model = MODELS.build(Config(dict(model=cfg)).model)
-    model.init_weights()
-    return model
+    return build(
+        dict(
+            dict(
+                type='mmprockd.PKDDistiller',
+                student=tiny_student(),
+                teacher=tiny_teacher(),
+                student_channels=[32] * 4,
+                feat_loss=FEAT), **kwargs))
 
 
 def test_pkd_is_a_feature_distiller_without_a_branch():

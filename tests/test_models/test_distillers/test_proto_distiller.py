@@ -104,10 +104,13 @@ def tiny_cfg(**kwargs):
     return cfg
 
 
-def build(**kwargs):
+def build(cfg=None, **kwargs):
+    """The model of ``cfg``, by default :func:`tiny_cfg` with ``kwargs``,
+    built with seed 0 and initialised."""
     init_default_scope('mmdet')
     torch.manual_seed(0)
-    model = MODELS.build(Config(dict(model=tiny_cfg(**kwargs))).model)
+    cfg = tiny_cfg(**kwargs) if cfg is None else cfg
+    model = MODELS.build(Config(dict(model=cfg)).model)
     model.init_weights()
     return model
 
