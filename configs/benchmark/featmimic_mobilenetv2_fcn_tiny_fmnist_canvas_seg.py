@@ -6,13 +6,18 @@
 # branch, no KL.
 _base_ = ['./prockd_mobilenetv2_fcn_tiny_fmnist_canvas_seg.py']
 
+# mmprockd.PKDDistiller in place of the base's ProtoDistiller (_delete_)
 model = dict(
-    learner=None,
-    augment=None,
-    kl_loss=None,
+    type='mmprockd.PKDDistiller',
+    _delete_=True,
     # PKD's per-level weight, as in the other proxies, not tuned for
     # segmentation: the loss is 6 x the SUM over the student levels of
     # MSE / 2 between the maps standardised per channel over (N, H, W),
     # i.e. about 6 x (1 - Pearson r) per level. projector='teacher' gives
     # the inverted projection (Auty et al. 2024).
-    feat_loss=dict(type='mmprockd.FeatureMimicLoss', loss_weight=6.0))
+    feat_loss=dict(type='mmprockd.FeatureMimicLoss', loss_weight=6.0),
+    # the ProC-KD config's student, teacher and levels
+    student=_base_.model.student,
+    teacher=_base_.model.teacher,
+    teacher_cache=_base_.model.teacher_cache,
+    student_channels=_base_.model.student_channels)

@@ -48,6 +48,7 @@ def student_state_dict(state_dict: Dict[str, torch.Tensor]) -> OrderedDict:
 
 
 _DISTILLERS = ('mmprockd.ProtoDistiller', 'ProtoDistiller',
+               'mmprockd.PKDDistiller', 'PKDDistiller',
                'mmprockd.LogitKDDistiller', 'LogitKDDistiller')
 
 
@@ -64,8 +65,8 @@ def student_config(cfg: Config) -> Config:
     model = cfg.model
     if model.get('type') not in _DISTILLERS:
         raise ValueError('student_config: the config model is '
-                         f'{model.get("type")!r}, not a ProtoDistiller or '
-                         'LogitKDDistiller')
+                         f'{model.get("type")!r}, not a ProtoDistiller, '
+                         'PKDDistiller or LogitKDDistiller')
     cfg.model = model.student
     if 'mmprockd.' not in Config(dict(model=cfg.model)).pretty_text:
         imports = cfg.get('custom_imports', {}).get('imports', [])

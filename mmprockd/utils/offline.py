@@ -16,7 +16,8 @@ def make_offline(cfg):
             if node.get('type') in ('mmprockd.FrozenTeacher', 'FrozenTeacher'):
                 node['ckpt'] = None
             if node.get('type') in ('mmprockd.ProtoDistiller',
-                                    'ProtoDistiller'):
+                                    'ProtoDistiller', 'mmprockd.PKDDistiller',
+                                    'PKDDistiller'):
                 node['student_ckpt'] = None
             if isinstance(node.get('pretrained'), str):
                 node['pretrained'] = None

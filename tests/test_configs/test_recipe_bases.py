@@ -124,11 +124,13 @@ def test_cls_recipe_is_pkd_and_the_prototype_route_an_option(tmp_path):
     pkd = Config.fromfile(
         osp.join(REPO, 'configs', 'benchmark',
                  'featmimic_mobilenetv2_cls_tiny_fmnist.py'))
-    for key in ('type', 'learner', 'augment', 'kl_loss', 'feat_loss'):
+    for key in ('type', 'feat_loss'):
         assert cfg.model[key] == pkd.model[key], key
-    assert cfg.model.learner is None and cfg.model.kl_loss is None
+    assert cfg.model.type == 'mmprockd.PKDDistiller'
+    assert 'learner' not in cfg.model and 'kl_loss' not in cfg.model
     assert cfg.model.feat_loss.loss_weight == 6.0
     proto = cfg.pkd_cls_prototypes
+    assert proto.type == 'mmprockd.ProtoDistiller'
     assert proto.learner.type == 'mmprockd.PrototypeLearner'
     assert proto.kl_loss.loss_weight == 10.0
     assert proto.feat_loss == cfg.model.feat_loss

@@ -103,7 +103,8 @@ def offline_model(cfg: Config):
 
 
 def is_prockd_cfg(cfg: Config) -> bool:
-    return cfg.model.get('type') == 'mmprockd.ProtoDistiller'
+    return cfg.model.get('type') in ('mmprockd.ProtoDistiller',
+                                     'mmprockd.PKDDistiller')
 
 
 def set_student_hook_interval(cfg: Config, interval: int) -> None:

@@ -265,9 +265,10 @@ def main(argv=None) -> int:
     mark = (sampler.used, sampler.seen)
     res['prockd_step'] = meter(train_step(lambda: model.loss(inputs, samples)))
     res['prockd_step']['distilled_images'] = distilled_since(sampler, mark)
-    if args.breakdown and model.learner is not None:
+    branch = getattr(model, 'learner', None) is not None
+    if args.breakdown and branch:
         res.update(branch_breakdown(model, inputs, samples, meter))
-    if model.branch_student is not None:
+    if getattr(model, 'branch_student', None) is not None:
         # [ours] the branch phase of two-stage ProC-KD in one run
         # (DistillScheduleHook(student_start=...)): only the branch learns
         model.student_paused = True
@@ -284,14 +285,14 @@ def main(argv=None) -> int:
         train_step(lambda: model.loss(inputs, samples)))
     res['prockd_step_cached']['distilled_images'] = distilled_since(
         sampler, mark)
-    if model.learner is not None:
+    if branch:
         # [ours] stage 2 of two-stage ProC-KD: a frozen branch teaches
         # (DistillScheduleHook(branch_stop=0)); then its outputs reused
         model.branch_frozen = True
         model.train()
         res['frozen_branch_step'] = meter(
             train_step(lambda: model.loss(inputs, samples)))
-        if not model.branch_cache_refusal(True, model.branch_head):
+        if not model.branch_cache_refusal(model.branch_head):
             model.branch_cache = TeacherFeatureCache(max_items=args.batch)
             res['frozen_branch_step_cached'] = meter(
                 train_step(lambda: model.loss(inputs, samples)))

@@ -26,19 +26,17 @@
 # it, ``feat_loss=dict(_base_.pkd_cls.feat_loss, loss_weight=3.0)``.
 _base_ = ['../prockd_runtime.py']
 
-# the ProtoDistiller; `_delete_` makes it replace the student base's
+# the PKDDistiller; `_delete_` makes it replace the student base's
 # `model` (a classifier) instead of merging into it
 pkd_cls = dict(
-    type='mmprockd.ProtoDistiller',
+    type='mmprockd.PKDDistiller',
     _delete_=True,
-    learner=None,
-    augment=None,
-    kl_loss=None,
     # PKD's per-level weight of the detection proxy: 6 x MSE / 2 between
     # the standardised maps, about 6 x (1 - Pearson r)
     feat_loss=dict(type='mmprockd.FeatureMimicLoss', loss_weight=6.0))
 pkd_cls_prototypes = dict(
     pkd_cls,
+    type='mmprockd.ProtoDistiller',
     learner=dict(
         type='mmprockd.PrototypeLearner',
         channels=256,

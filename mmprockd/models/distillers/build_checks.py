@@ -33,7 +33,8 @@ def _short(cfg: dict) -> str:
     return f'dict({items})'
 
 
-def check_sub_configs(args: Dict[str, object]) -> None:
+def check_sub_configs(args: Dict[str, object],
+                      owner: str = 'ProtoDistiller') -> None:
     """Refuse a sub-config without ``type`` and one with a stray
     ``_delete_``.
 
@@ -43,6 +44,7 @@ def check_sub_configs(args: Dict[str, object]) -> None:
 
     Args:
         args (dict): the distiller's arguments by name.
+        owner (str): the distiller's name, for the message.
 
     Raises:
         ValueError: naming ``model.<key>`` and the merge to write instead.
@@ -53,14 +55,14 @@ def check_sub_configs(args: Dict[str, object]) -> None:
             continue
         if '_delete_' in cfg:
             raise ValueError(
-                f"ProtoDistiller: model.{key} has a '_delete_' key left in "
+                f"{owner}: model.{key} has a '_delete_' key left in "
                 'it: it was merged into a config that had no such block, so '
                 'mmengine did not consume it. Drop _delete_ from '
                 f'model.{key} (or merge the block where the base defines '
                 'it)')
         if 'type' not in cfg:
             raise ValueError(
-                f'ProtoDistiller: model.{key}={_short(cfg)} has no '
+                f'{owner}: model.{key}={_short(cfg)} has no '
                 "'type': a dict given in place of a recipe's block replaces "
                 'the block whole, it does not merge into it. Merge it into '
                 f'the block: {key}=dict(_base_.<recipe>.{key}, ...) or '
@@ -80,7 +82,9 @@ def _dry_features(iface, size: int) -> List[torch.Tensor]:
         model.train(was_training)
 
 
-def check_student_channels(iface, student_channels: Sequence[int]) -> None:
+def check_student_channels(iface,
+                           student_channels: Sequence[int],
+                           owner: str = 'ProtoDistiller') -> None:
     """Compare ``student_channels`` with what the student's levels give.
 
     Detectors and segmentors: ``extract_feat`` (backbone, then neck when
@@ -101,7 +105,7 @@ def check_student_channels(iface, student_channels: Sequence[int]) -> None:
             errors.append(f'{size} px: {type(err).__name__}: {err}')
     if feats is None:
         MMLogger.get_current_instance().warning(
-            'ProtoDistiller: student_channels not checked at build (the '
+            f'{owner}: student_channels not checked at build (the '
             f'student did not run on a zero image: {"; ".join(errors)}); '
             'it is checked at the first step')
         return
@@ -121,7 +125,7 @@ def check_student_channels(iface, student_channels: Sequence[int]) -> None:
     else:
         source = f'{backbone} backbone, no neck'
     raise ValueError(
-        f'ProtoDistiller: model.student_channels={given}, but the feature '
+        f'{owner}: model.student_channels={given}, but the feature '
         f'levels of the student {type(model).__name__} ({source}) have '
         f'{got} channels: set student_channels={got}')
 

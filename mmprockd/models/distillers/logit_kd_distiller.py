@@ -23,12 +23,11 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 import torch.nn.functional as F
 from mmengine.logging import MMLogger
-from mmengine.model import BaseModel
 from torch import Tensor
 
 from mmprockd.registry import MODELS
-from .frozen_teacher import deepcopy_sharing, student_input_convention
-from .rank_mean import RankMeanLogVars
+from .base_distiller import BaseDistiller
+from .frozen_teacher import student_input_convention
 from .student_interface import StudentInterface
 
 
@@ -62,7 +61,7 @@ def _convention(preprocessor) -> tuple:
 
 
 @MODELS.register_module()
-class LogitKDDistiller(BaseModel):
+class LogitKDDistiller(BaseDistiller):
     """Distil the predictions of a frozen, trained model into a student.
 
     Args:
@@ -105,7 +104,6 @@ class LogitKDDistiller(BaseModel):
                  data_preprocessor: Optional[dict] = None,
                  log_rank_mean: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
         if not teacher_ckpt or ('://' not in teacher_ckpt
                                 and not osp.isfile(teacher_ckpt)):
             raise FileNotFoundError(
@@ -119,22 +117,16 @@ class LogitKDDistiller(BaseModel):
                 'LogitKDDistiller: feat_loss needs teacher_input_scale 1.0 '
                 f'(got {teacher_input_scale}): the frozen model\'s features '
                 "would not be on the student's grid")
+        super().__init__(student, data_preprocessor, log_rank_mean, init_cfg)
         self.teacher_input_scale = float(teacher_input_scale)
-        if data_preprocessor is not None and \
-                student.get('data_preprocessor') is None:
-            student = dict(student, data_preprocessor=data_preprocessor)
-        self.student = MODELS.build(student)
-        self.data_preprocessor = self.student.data_preprocessor
-        self.iface = StudentInterface.from_model(self.student)
-        # the frozen model's build draws from the RNG: put it back, so the
-        # student starts as it does alone with the same seed
-        rng_after_student = torch.get_rng_state()
         model = _model_config(teacher)
         if data_preprocessor is not None and \
                 model.get('data_preprocessor') is None:
             model = dict(model, data_preprocessor=data_preprocessor)
         frozen = MODELS.build(model)
-        torch.set_rng_state(rng_after_student)
+        # the frozen model's build drew from the RNG: the student starts as
+        # it does alone with the same seed
+        self._end_build()
         ours = _convention(self.student.data_preprocessor)
         theirs = _convention(frozen.data_preprocessor)
         if ours != theirs:
@@ -152,8 +144,7 @@ class LogitKDDistiller(BaseModel):
             logger=MMLogger.get_current_instance())
         frozen.eval()
         frozen.requires_grad_(False)
-        # outside the module tree: not saved, not in DDP or the optimizer
-        object.__setattr__(self, '_teacher', frozen)
+        self._hold_teacher(frozen)
         self.teacher_iface = StudentInterface.from_model(frozen)
         if self.iface.kl_unsupported:
             raise ValueError('LogitKDDistiller: no KL for this student: '
@@ -167,38 +158,6 @@ class LogitKDDistiller(BaseModel):
         kl_loss.setdefault('kind', self.iface.kl_kind)
         self.kl_loss = MODELS.build(kl_loss)
         self.feat_loss = None if feat_loss is None else MODELS.build(feat_loss)
-        self.distill_scale = 1.0  # set by DistillScheduleHook
-        self.kl_scale = 1.0  # set by DistillScheduleHook(kl_start=...)
-        self.log_rank_mean = log_rank_mean
-        self._rank_mean = RankMeanLogVars()
-
-    @property
-    def teacher(self) -> torch.nn.Module:
-        """The frozen model (not a submodule: never saved or trained)."""
-        return self._teacher
-
-    def __deepcopy__(self, memo: dict):
-        """A copy shares the frozen model, which
-        nothing trains, and copies the rest: mmengine's ``EMAHook`` copies
-        the whole model to average it (:func:`deepcopy_sharing`)."""
-        return deepcopy_sharing(self, memo, ('_teacher', ))
-
-    def train(self, mode: bool = True) -> 'LogitKDDistiller':
-        super().train(mode)
-        self._teacher.eval()
-        return self
-
-    def forward(self,
-                inputs: Tensor,
-                data_samples: Optional[list] = None,
-                mode: str = 'tensor'):
-        """``loss`` distils; ``predict`` and ``tensor`` are the student's."""
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode in ('predict', 'tensor'):
-            return self.student(inputs, data_samples, mode=mode)
-        raise RuntimeError(f'LogitKDDistiller: invalid mode {mode!r}; only '
-                           'loss, predict and tensor are supported')
 
     def teacher_logits(self, inputs: Tensor) -> List[Tensor]:
         """The frozen model's head logits on the student's batch (it
@@ -245,11 +204,3 @@ class LogitKDDistiller(BaseModel):
             losses['distill.loss_feat'] = float(self.distill_scale) * \
                 self.feat_loss(feats, teacher_feats)
         return losses
-
-    def parse_losses(self, losses):
-        """mmengine's total loss; under DDP the logged values are the means
-        over the ranks (``log_rank_mean``)."""
-        loss, log_vars = super().parse_losses(losses)
-        if self.log_rank_mean:
-            log_vars = self._rank_mean(log_vars)
-        return loss, log_vars

@@ -287,14 +287,6 @@ def test_branch_pseudo_labels_on_the_unlabelled_images_by_hand():
     assert not any('pseudo' in k for k in losses)
 
 
-def test_branch_pseudo_loss_needs_the_branch():
-    with pytest.raises(ValueError, match='branch_pseudo_loss'):
-        build(
-            learner=None,
-            kl_loss=None,
-            branch_pseudo_loss=dict(type='mmprockd.PseudoLabelLoss'))
-
-
 def test_unlabelled_only_batch_and_gradients():
     """No labelled image: no task loss, the KL alone trains the student;
     an unlabelled image's features get a gradient through the KL only."""
