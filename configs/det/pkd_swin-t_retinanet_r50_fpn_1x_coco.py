@@ -1,8 +1,9 @@
 # Feature-mimic baseline at the same budget as the paper's recipe
-# (prockd_swin-t_retinanet_r50_fpn_1x_coco_paper.py, the same pair): the same
-# frozen ImageNet Swin-T, the same student and schedule, but the student's FPN
-# levels copy the teacher's (resized, concatenated) stage 1-3 features through
-# a 1x1 student-side connector, with PKD's standardisation (per channel over N,
+# (prockd_swin-t_retinanet_r50_fpn_1x_coco_paper.py, the same pair): the
+# same frozen ImageNet
+# Swin-T, the same student and schedule, but the student's FPN levels copy the
+# teacher's (resized, concatenated) stage 1-3 features through a 1x1
+# student-side connector, with PKD's standardisation (per channel over N,
 # H, W) on both sides. No prototypes, no prototype branch.
 _base_ = ['../_base_/prockd_retinanet_swin-t_coco.py']
 
