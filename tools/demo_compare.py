@@ -8,9 +8,10 @@ each through mmengine's Runner (``analysis_tools.proxy.run.run_one``):
 
 * ``student``: alone, on the labels;
 * ``pkd``: with the PKD feature-mimic loss towards a frozen ImageNet
-  MobileNetV2 (``configs/benchmark/featmimic_mobilenetv2_cls_tiny_fmnist.py``);
+  MobileNetV2
+  (``configs/benchmark/pkd_mobilenetv2_resnet18-tiny_1000i_fmnist-64px.py``);
 * ``prockd``: with ProC-KD, the paper's recipe
-  (``configs/benchmark/prockd_mobilenetv2_cls_tiny_fmnist.py``).
+  (``configs/benchmark/prockd_mobilenetv2_resnet18-tiny_1000i_fmnist-64px.py``).
 
 Two runs at a time, one thread each (``OMP_NUM_THREADS=1``, which also makes
 the numbers repeat exactly on a CPU). Then it prints the side-by-side table
@@ -60,7 +61,7 @@ RUNS = {
     'student': ('student', 'the labels alone'),
     'pkd': ('pkd', 'labels + PKD feature mimic of the teacher'),
     'prockd': ('paper_recipe', 'labels + ProC-KD prototypes (paper recipe)',
-               'prockd_mobilenetv2_cls_tiny_fmnist.py'),
+               'prockd_mobilenetv2_resnet18-tiny_1000i_fmnist-64px.py'),
 }
 LEGEND = {'student': 'student alone', 'pkd': 'PKD', 'prockd': 'ProC-KD'}
 # the slowest first: the two others share the second slot

@@ -3,7 +3,7 @@
 # RetinaNet-R50 detector on COCO. Student, data and 1x schedule are exactly
 # mmdet's retinanet_r50_fpn_1x_coco, so the plain student row (36.5 mAP in
 # mmdet's model zoo) is the baseline. The distiller is the paper's recipe;
-# configs/prockd_retinanet_coco_paper.py pins it, and
+# configs/det/prockd_swin-t_retinanet_r50_fpn_1x_coco_paper.py pins it, and
 # configs/prockd_retinanet_coco.py (the flagship) adds our recipe to it.
 _base_ = [
     'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',

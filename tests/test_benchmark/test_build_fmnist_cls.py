@@ -328,8 +328,8 @@ def test_cli_and_mmpretrain_custom_dataset(distinct_dir, tmp_path):
     # mmprockd (its compat fixes) is imported first by tests/conftest.py
     from mmpretrain.datasets import CustomDataset
 
-    # the paths exactly as configs/benchmark/cls_tiny_fmnist_student.py
-    # gives them
+    # the paths exactly as
+    # configs/benchmark/resnet18-tiny_1000i_fmnist-64px_student.py gives them
     dataset = CustomDataset(
         data_root=out + '/', ann_file='meta/val.txt', data_prefix='')
     assert len(dataset) == 10

@@ -10,7 +10,7 @@ from analysis_tools.label_pool import label_pool, propagate, read_ann
 
 CONFIG = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
-    'benchmark', 'prockd_mobilenetv2_cls_tiny_fmnist.py')
+    'benchmark', 'prockd_mobilenetv2_resnet18-tiny_1000i_fmnist-64px.py')
 
 
 def test_propagate_follows_the_clusters():
@@ -113,6 +113,8 @@ def test_label_pool_refuses_bad_input_before_any_work(tmp_path):
             CONFIG, data, labelled='meta/unlabelled.txt', out='meta/x.txt')
     with pytest.raises(KeyError, match='model.teacher'):
         label_pool(
-            osp.join(osp.dirname(CONFIG), 'cls_tiny_fmnist_student.py'),
+            osp.join(
+                osp.dirname(CONFIG),
+                'resnet18-tiny_1000i_fmnist-64px_student.py'),
             data,
             out='meta/x.txt')

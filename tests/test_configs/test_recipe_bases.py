@@ -123,7 +123,7 @@ def test_cls_recipe_is_pkd_and_the_prototype_route_an_option(tmp_path):
     # the classification proxy's PKD row
     pkd = Config.fromfile(
         osp.join(REPO, 'configs', 'benchmark',
-                 'featmimic_mobilenetv2_cls_tiny_fmnist.py'))
+                 'pkd_mobilenetv2_resnet18-tiny_1000i_fmnist-64px.py'))
     for key in ('type', 'feat_loss'):
         assert cfg.model[key] == pkd.model[key], key
     assert cfg.model.type == 'mmprockd.PKDDistiller'

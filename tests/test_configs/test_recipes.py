@@ -13,15 +13,29 @@ from mmprockd.testing import det_batch
 from mmprockd.utils import get_config_path, list_configs
 from mmprockd.utils.offline import make_offline
 
-RECIPES = [c for c in list_configs() if c.startswith('recipes/')]
+N100 = 'prockd_mobilenetv2_resnet18-tiny_500i_fmnist-n100'
+
+# the recipes of the user guide, in the task folders of configs/
+RECIPES = [
+    'cls/' + N100 + '_labelpool_stage1.py',
+    'cls/' + N100 + '_labelpool_stage2.py',
+    'cls/' + N100 + '_unlabelled_stage1.py',
+    'cls/' + N100 + '_unlabelled_stage2.py',
+    'det/prockd_convnext-t_retinanet_r50_fpn_1x_coco.py',
+    'det/prockd_mobilenetv2_retinanet_r18_fpn_24e_custom-dataset.py',
+    'det/prockd_swin-t_fcos_r50-caffe_fpn_gn-head_1x_coco.py',
+    'det/prockd_swin-t_retinanet_r50_fpn_1x_coco_from-student.py',
+    'seg/prockd_swin-t_deeplabv3plus_r18-d8_4xb2-80k_cityscapes-512x1024.py',
+]
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def test_the_recipes_are_shipped_and_documented():
-    assert RECIPES, 'configs/recipes/ holds no recipe'
+    shipped = list_configs()
     page = open(osp.join(REPO, 'docs', 'user_guides',
                          'your_project.md')).read()
     for name in RECIPES:
+        assert name in shipped, name
         assert f'configs/{name}' in page, name
 
 
@@ -71,11 +85,11 @@ def _cls_batch(labels, size=64):
 
 
 # the two-stage classification pair with an unlabelled transfer set
-CLS_STAGE1 = 'recipes/prockd_2stage_mobilenetv2_cls_unlabelled_stage1.py'
-CLS_STAGE2 = 'recipes/prockd_2stage_mobilenetv2_cls_unlabelled.py'
+CLS_STAGE1 = 'cls/' + N100 + '_unlabelled_stage1.py'
+CLS_STAGE2 = 'cls/' + N100 + '_unlabelled_stage2.py'
 # and with the pool labelled by label_pool.py first
-LP_STAGE1 = 'recipes/prockd_2stage_mobilenetv2_cls_labelpool_stage1.py'
-LP_STAGE2 = 'recipes/prockd_2stage_mobilenetv2_cls_labelpool.py'
+LP_STAGE1 = 'cls/' + N100 + '_labelpool_stage1.py'
+LP_STAGE2 = 'cls/' + N100 + '_labelpool_stage2.py'
 
 
 @pytest.mark.parametrize('name',
@@ -103,7 +117,7 @@ def test_recipe_builds_and_steps(name):
 
 def test_another_teacher_recipe_replaces_the_whole_teacher():
     cfg = Config.fromfile(
-        get_config_path('recipes/prockd_convnext-t_retinanet_r50_fpn_1x_'
+        get_config_path('det/prockd_convnext-t_retinanet_r50_fpn_1x_'
                         'coco.py'))
     teacher = cfg.model.teacher
     assert teacher.backbone.type == 'mmpretrain.ConvNeXt'
@@ -116,8 +130,8 @@ def test_custom_dataset_recipe_trains_on_its_classes():
     """The recipe's data set is real: its first training sample carries
     boxes of the 4 named classes only, and a step on it is finite."""
     from mmengine.registry import DATASETS
-    cfg, model = _build('recipes/prockd_mobilenetv2_retinanet_custom_'
-                        'dataset.py')
+    cfg, model = _build('det/prockd_mobilenetv2_retinanet_r18_fpn_24e_'
+                        'custom-dataset.py')
     assert cfg.model.student.bbox_head.num_classes == 4
     data_cfg = cfg.train_dataloader.dataset
     data_cfg.data_root = osp.join(REPO, data_cfg.data_root)
@@ -137,8 +151,8 @@ def test_custom_dataset_recipe_trains_on_its_classes():
 
 def test_student_weights_recipe_loads_them_into_the_student(tmp_path):
     cfg = Config.fromfile(
-        get_config_path('recipes/prockd_retinanet_r50_fpn_1x_coco_from_'
-                        'student_weights.py'))
+        get_config_path('det/prockd_swin-t_retinanet_r50_fpn_1x_coco_'
+                        'from-student.py'))
     assert cfg.model.student_ckpt.startswith('https://download.openmmlab')
     init_default_scope('mmdet')
     torch.manual_seed(1)
@@ -173,9 +187,8 @@ def test_cls_unlabelled_pair_distils_the_stage1_branch_on_both_sets(tmp_path):
     assert (warm.type, warm.end) == ('LinearLR', 50)
     assert (cosine.type, cosine.begin, cosine.end,
             cosine.T_max) == ('CosineAnnealingLR', 50, 500, 450)
-    assert second_cfg.model.branch_ckpt == (
-        'work_dirs/prockd_2stage_mobilenetv2_cls_unlabelled_stage1/'
-        'iter_500.pth')
+    assert second_cfg.model.branch_ckpt == ('work_dirs/' + N100 +
+                                            '_unlabelled_stage1/iter_500.pth')
     hook = second_cfg.custom_hooks[-1]
     assert hook.type == 'mmprockd.DistillScheduleHook'
     assert hook.branch_stop == 0
@@ -246,9 +259,8 @@ def test_labelpool_pair_trains_what_the_proxy_rows_measured(
     assert recipe.model.teacher.input_scale == 3.5
     assert (recipe.model.kl_loss is None) == (name == LP_STAGE1)
     if name == LP_STAGE2:
-        assert recipe.model.branch_ckpt == (
-            'work_dirs/prockd_2stage_mobilenetv2_cls_labelpool_stage1/'
-            'iter_500.pth')
+        assert recipe.model.branch_ckpt == ('work_dirs/' + N100 +
+                                            '_labelpool_stage1/iter_500.pth')
         assert proxy.model.branch_ckpt == str(stage1 / 'iter_500.pth')
     model = recipe.model.to_dict()
     expected = proxy.model.to_dict()

@@ -12,8 +12,8 @@ from mmprockd.testing import det_batch
 from mmprockd.utils import get_config_path
 from mmprockd.utils.offline import make_offline
 
-STAGE1 = 'prockd_2stage_retinanet_coco_stage1.py'
-STAGE2 = 'prockd_2stage_retinanet_coco.py'
+STAGE1 = 'det/prockd_swin-t_retinanet_r50_fpn_1x_coco_stage1.py'
+STAGE2 = 'det/prockd_swin-t_retinanet_r50_fpn_2x_coco_stage2.py'
 BRANCH = ('learner.', 'augment.', 'level_adapter.', 'branch_student.')
 
 
@@ -32,7 +32,8 @@ def test_stage2_distils_the_branch_that_stage1_trained(tmp_path):
     # tools/train.py writes it (work_dirs/<config name>/, 12 epochs)
     assert first_cfg.train_cfg.max_epochs == 12
     assert second_cfg.model.branch_ckpt == (
-        'work_dirs/prockd_2stage_retinanet_coco_stage1/epoch_12.pth')
+        'work_dirs/prockd_swin-t_retinanet_r50_fpn_1x_coco_stage1/'
+        'epoch_12.pth')
     assert second_cfg.train_cfg.max_epochs == 24
     hooks = [
         h for h in second_cfg.custom_hooks

@@ -16,10 +16,11 @@ without the plugin costs exactly the plain student, with the plugin
 Usage::
 
     python tools/analysis_tools/benchmark_cost.py \
-        configs/prockd_retinanet_coco_paper.py --size 800 1216 --batch 8 \
-        --device cuda --amp
+        configs/det/prockd_swin-t_retinanet_r50_fpn_1x_coco_paper.py \
+        --size 800 1216 --batch 8 --device cuda --amp
     python tools/analysis_tools/benchmark_cost.py \
-        configs/prockd_retinanet_coco_paper.py --size 256 384 --batch 2   # CPU
+        configs/det/prockd_swin-t_retinanet_r50_fpn_1x_coco_paper.py \
+        --size 256 384 --batch 2   # CPU
 
 Weights are never downloaded: the teacher and the student start random
 (timings do not depend on the values).

@@ -26,9 +26,9 @@ ITERS=${ITERS:-10}
 WARMUP=${WARMUP:-3}
 PYTHON=${PYTHON:-python}
 HERE=$(cd "$(dirname "$0")" && pwd)
-DET=configs/prockd_retinanet_coco_paper.py
-FAST=configs/prockd_retinanet_r50_fpn_frac-0.25-ownhead_1x_coco.py
-AUG=configs/prockd_retinanet_r50_fpn_augneck_1x_coco.py
+DET=configs/det/prockd_swin-t_retinanet_r50_fpn_1x_coco_paper.py
+FAST=configs/det/prockd_swin-t_retinanet_r50_fpn_1x_coco_frac-0.25-ownhead.py
+AUG=configs/det/prockd_swin-t_retinanet_r50_fpn-augneck_1x_coco.py
 SEG=configs/seg/prockd_swin-t_pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py
 mkdir -p "$OUT"
 

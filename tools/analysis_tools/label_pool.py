@@ -32,7 +32,7 @@ memory grows with the square of the images (about 18 MB for 2100), so more
 than ``MAX_IMAGES`` are refused. Usage::
 
     python tools/analysis_tools/label_pool.py \
-        configs/benchmark/prockd_mobilenetv2_cls_tiny_fmnist.py \
+      configs/benchmark/prockd_mobilenetv2_resnet18-tiny_1000i_fmnist-64px.py \
         data/fmnist_cls_n100_unl_t10kval --input-scale 3.5
 """
 import argparse

@@ -19,23 +19,23 @@ CFG_DIR = osp.join(
 
 # ----------------------------------------------------------- config files
 # detection: the Fashion-MNIST canvases and a tiny RetinaNet
-STUDENT = 'retinanet_tiny_fmnist_canvas_student.py'
-PROCKD = 'prockd_mobilenetv2_retinanet_tiny_fmnist_canvas.py'
-FEAT = 'featmimic_mobilenetv2_retinanet_tiny_fmnist_canvas.py'
-PROBE = 'probe_mobilenetv2_retinanet_tiny_fmnist_canvas.py'
-PROBE_KD = 'probekd_mobilenetv2_retinanet_tiny_fmnist_canvas.py'
+STUDENT = 'retinanet_r18-tiny_fpn_400i_fmnist-canvas_student.py'
+PROCKD = 'prockd_mobilenetv2_retinanet_r18-tiny_fpn_400i_fmnist-canvas.py'
+FEAT = 'pkd_mobilenetv2_retinanet_r18-tiny_fpn_400i_fmnist-canvas.py'
+PROBE = 'probe_mobilenetv2_retinanet_fpn_400i_fmnist-canvas.py'
+PROBE_KD = 'probekd_mobilenetv2_retinanet_r18-tiny_fpn_400i_fmnist-canvas.py'
 # segmentation: the canvases' label maps and a tiny FCN
-SEG_STUDENT = 'fcn_tiny_fmnist_canvas_seg_student.py'
-SEG_PROCKD = 'prockd_mobilenetv2_fcn_tiny_fmnist_canvas_seg.py'
-SEG_FEAT = 'featmimic_mobilenetv2_fcn_tiny_fmnist_canvas_seg.py'
-SEG_PROBE = 'probe_mobilenetv2_fcn_tiny_fmnist_canvas_seg.py'
-SEG_PROBE_KD = 'probekd_mobilenetv2_fcn_tiny_fmnist_canvas_seg.py'
+SEG_STUDENT = 'fcn_r18-tiny-d8_400i_fmnist-canvas_student.py'
+SEG_PROCKD = 'prockd_mobilenetv2_fcn_r18-tiny-d8_400i_fmnist-canvas.py'
+SEG_FEAT = 'pkd_mobilenetv2_fcn_r18-tiny-d8_400i_fmnist-canvas.py'
+SEG_PROBE = 'probe_mobilenetv2_fcn_400i_fmnist-canvas.py'
+SEG_PROBE_KD = 'probekd_mobilenetv2_fcn_r18-tiny-d8_400i_fmnist-canvas.py'
 # classification: 64 px Fashion-MNIST images and a tiny ResNet
-CLS_STUDENT = 'cls_tiny_fmnist_student.py'
-CLS_PROCKD = 'prockd_mobilenetv2_cls_tiny_fmnist.py'
-CLS_FEAT = 'featmimic_mobilenetv2_cls_tiny_fmnist.py'
-CLS_PROBE = 'probe_mobilenetv2_cls_tiny_fmnist.py'
-CLS_PROBE_KD = 'probekd_mobilenetv2_cls_tiny_fmnist.py'
+CLS_STUDENT = 'resnet18-tiny_1000i_fmnist-64px_student.py'
+CLS_PROCKD = 'prockd_mobilenetv2_resnet18-tiny_1000i_fmnist-64px.py'
+CLS_FEAT = 'pkd_mobilenetv2_resnet18-tiny_1000i_fmnist-64px.py'
+CLS_PROBE = 'probe_mobilenetv2_linear_1000i_fmnist-64px.py'
+CLS_PROBE_KD = 'probekd_mobilenetv2_resnet18-tiny_1000i_fmnist-64px.py'
 
 # ------------------------------------------------------ shared blocks
 # a run whose weights another row distils keeps its last checkpoint (the
