@@ -1,7 +1,7 @@
 """Make a resumed run continue exactly as the uninterrupted one would.
 
 mmengine restores the weights, the optimizer, the schedulers and the
-message hub at resume, but three sources of randomness start over:
+message hub at resume, but four things start over:
 
 1. the global RNGs of the main process (torch, CUDA, numpy, ``random``):
    reseeded with ``randomness.seed`` at build, so after a resume they
@@ -362,7 +362,7 @@ class ExactResumeHook(Hook):
         for name, saved in state.get('distill_samplers', {}).items():
             if name in samplers:
                 samplers[name].load_state_dict(saved)
-        restore_caches(_feature_caches(runner), state.get(CACHES))
+        _restore_caches(_feature_caches(runner), state.get(CACHES))
         print_log(
             f'ExactResumeHook: random state restored (iter {runner.iter})',
             logger='current')
@@ -378,8 +378,8 @@ class ExactResumeHook(Hook):
             self._before_val = None
 
 
-def restore_caches(caches: Dict[str, Any], saved: Optional[Dict[str,
-                                                                Any]]) -> None:
+def _restore_caches(caches: Dict[str, Any],
+                    saved: Optional[Dict[str, Any]]) -> None:
     """Load every cache of ``caches`` (``{name: TeacherFeatureCache}``)
     from ``saved`` (``checkpoint['exact_resume']['feature_caches']``);
     those it lacks (None: a checkpoint saved before caches were kept, or
