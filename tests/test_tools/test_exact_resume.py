@@ -294,22 +294,14 @@ def _train_proxy(config, work_dir, cwd, kill_at='none:0', resume=False):
 
 
 # As shipped, the row caches the frozen teacher's and the frozen branch's
-# outputs in memory. A resumed run starts with empty caches: the outputs a
-# hit would have returned are computed again, on the whole batch instead
-# of the images the cache lacked, which differs in the last bits on the
-# CPU; and on a full hit the branch does not run, so the logged
-# distill.proto.* repeat the previous step's, which the resumed run does
-# not repeat. The student's losses part from the step after the resume's
-# first full hit on, by about 1e-7.
+# outputs in memory; ExactResumeHook keeps them in the checkpoints. A
+# resumed run that started with them empty would compute again, on the
+# whole batch, the outputs a hit would have returned or the uninterrupted
+# run computed on the images the cache lacked, which differs in the last
+# bits on the CPU; and on a full hit the branch does not run, so the
+# logged distill.proto.* repeat the previous step's.
 @pytest.mark.parametrize(
-    'caches', [
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason='the output caches are not in the checkpoint')), False
-    ],
-    ids=['as_shipped', 'without_output_caches'])
+    'caches', [True, False], ids=['as_shipped', 'without_output_caches'])
 def test_the_proxys_detection_recipe_resumes_exactly_after_a_kill(
         tmp_path, caches):
     """Killed (SIGKILL) after a random step of the student phase, resumed
@@ -342,6 +334,19 @@ def test_the_proxys_detection_recipe_resumes_exactly_after_a_kill(
     ckpt = osp.join(stopped, f'iter_{resumed_from}.pth')
     assert f'Load checkpoint from {ckpt}' in proc.output
     assert f'random state restored (iter {resumed_from})' in proc.output
+    # the caches as the uninterrupted run had them at that step, restored
+    saved, expected = (
+        torch.load(osp.join(d, f'iter_{resumed_from}.pth'),
+                   weights_only=True)['exact_resume']['feature_caches']
+        for d in (stopped, full))
+    assert sorted(saved) == (['branch_cache', 'teacher_cache']
+                             if caches else [])
+    for name, cache in saved.items():
+        assert cache['keys'] and cache['keys'] == expected[name]['keys']
+        assert torch.equal(cache['data'], expected[name]['data'])
+        assert f'{name} restored ({len(cache["keys"])} samples)' in \
+            proc.output
+    assert caches or 'cache restored' not in proc.output
 
     steps = {}
     for path in sorted(

@@ -158,7 +158,10 @@ class DistillScheduleHook(Hook):
 
     def before_train(self, runner) -> None:
         """Refuse ``branch_stop`` and ``student_start`` before any work
-        where they cannot work."""
+        where they cannot work; set the model's ``student_paused`` and
+        ``branch_frozen`` of the run's iteration (a resumed run's, before
+        ``ExactResumeHook`` restores ``branch_cache``, which a change of
+        ``branch_frozen`` empties)."""
         keys = (['branch_stop'] if self.branch_stop is not None else []) + \
             (['student_start'] if self.student_start else [])
         if not keys:
@@ -175,6 +178,10 @@ class DistillScheduleHook(Hook):
             # refuses a branch without its own head, before any step
             model.student_paused = self.student_paused_at(
                 runner.iter, runner.epoch)
+        if self.branch_stop is not None:
+            frozen = self.branch_frozen_at(runner.iter, runner.epoch)
+            if model.branch_frozen != frozen:
+                model.branch_frozen = frozen
         if wrapped and hasattr(runner.model, 'find_unused_parameters') and \
                 not runner.model.find_unused_parameters:
             raise ValueError(

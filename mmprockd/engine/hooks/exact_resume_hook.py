@@ -1,7 +1,7 @@
 """Make a resumed run continue exactly as the uninterrupted one would.
 
 mmengine restores the weights, the optimizer, the schedulers and the
-message hub at resume, but three sources of randomness start over:
+message hub at resume, but four things start over:
 
 1. the global RNGs of the main process (torch, CUDA, numpy, ``random``):
    reseeded with ``randomness.seed`` at build, so after a resume they
@@ -12,11 +12,19 @@ message hub at resume, but three sources of randomness start over:
    augmentation (and a resumed run cannot tell);
 3. state kept by the model, here :class:`DistillSampler`: its seed is drawn
    from the global RNG at the first step and it counts its draws, neither
-   of which is in the state dict.
+   of which is in the state dict;
+4. the model's output caches (:class:`TeacherFeatureCache`: the distiller's
+   ``teacher_cache`` and ``branch_cache``, a ``CachedFrozenBackbone``'s
+   ``cache``): a resumed run that starts with them empty computes again,
+   on the whole batch, what the uninterrupted run took from them or
+   computed on the images they lacked, which differs in the last bits; and
+   on a full hit of ``branch_cache`` the branch does not run, so its
+   losses are not logged at that step.
 
-:class:`ExactResumeHook` saves (1) and (3) in every checkpoint, under the
-top-level key ``'exact_resume'`` (tensors, ints and tuples only, so a
-``weights_only`` load reads it), and puts them back when the run resumes;
+:class:`ExactResumeHook` saves (1), (3) and (4) in every checkpoint, under
+the top-level key ``'exact_resume'`` (tensors, strings, numbers and tuples
+only, so a ``weights_only`` load reads it), and puts them back when the run
+resumes;
 it gives the training dataloader an epoch-aware worker seed
 (:class:`EpochWorkerSeed`) for (2). ``tools/train.py`` adds it to every run.
 On the CPU a resumed run then logs the same losses, step by step, as the
@@ -38,6 +46,7 @@ from mmengine.model import is_model_wrapper
 from mmprockd.registry import HOOKS
 
 KEY = 'exact_resume'
+CACHES = 'feature_caches'
 
 
 def _hash_seed(kind: int, *numbers: int) -> int:
@@ -172,6 +181,23 @@ def _distill_samplers(runner) -> Dict[str, Any]:
     return found
 
 
+def _feature_caches(runner) -> Dict[str, Any]:
+    """``{attribute path: TeacherFeatureCache}`` of the model's modules
+    (``teacher_cache``, ``branch_cache``, ``backbone.cache``: plain
+    attributes, not submodules), each cache once."""
+    from mmprockd.models.distillers.teacher_cache import TeacherFeatureCache
+    model = runner.model.module if is_model_wrapper(runner.model) \
+        else runner.model
+    found, seen = {}, set()
+    for name, module in model.named_modules():
+        for attr, value in vars(module).items():
+            if isinstance(value, TeacherFeatureCache) and \
+                    id(value) not in seen:
+                seen.add(id(value))
+                found[f'{name}.{attr}' if name else attr] = value
+    return found
+
+
 @HOOKS.register_module()
 class ExactResumeHook(Hook):
     """Save the random state in each checkpoint and restore it on resume,
@@ -187,11 +213,24 @@ class ExactResumeHook(Hook):
       longer draws from the global torch RNG (the iteration-based loop's
       skip over the trained batches then draws nothing either).
     - ``before_save_checkpoint``: writes ``checkpoint['exact_resume']`` =
-      the global RNG states and every ``DistillSampler``'s state.
+      the global RNG states, every ``DistillSampler``'s state and, with
+      ``save_caches``, the contents of every output cache of the model
+      (:meth:`TeacherFeatureCache.state_dict`: keys, LRU order, counters,
+      the stored maps as one flat tensor of their fp16/fp32). A run with
+      ``teacher_cache`` or ``branch_cache`` therefore carries them in its
+      full checkpoints, never in the model's ``state_dict`` (the student
+      export and ``branch_ckpt`` do not see them). On the detection proxy
+      (``det_n100_mini``, row ``two_stage``, both caches fp32, 16
+      canvases) a student-phase ``iter_N.pth`` is 17.3 MB instead of
+      12.9 MB: about 44 KB per cached image and flip for ``teacher_cache``
+      and 95 KB for ``branch_cache``.
     - ``after_load_checkpoint``: keeps them; ``before_train`` keeps them
       only for a resume (the checkpoint's iteration is the runner's), so a
       fine-tuning run (``load_from`` without ``resume``) starts fresh.
-    - ``before_train_epoch``: restores them. This is where an
+    - ``before_train_epoch``: restores them (the caches' contents
+      replace what they hold; a checkpoint without them, saved before
+      they were kept or with ``save_caches=False``, leaves them empty and
+      says so in the log). This is where an
       epoch-based run resumes, after the model is built and the checkpoint
       loaded, before the next epoch's dataloader starts. The
       iteration-based loop calls it once, before it skips the trained
@@ -205,10 +244,17 @@ class ExactResumeHook(Hook):
 
     Not exact (see docs/method.md, "Exact resume"): ``persistent_workers``
     (the workers' streams start over) and most GPU runs.
+
+    Args:
+        save_caches (bool): keep the output caches' contents in the
+            checkpoints. False: checkpoints the size of the model's state,
+            and a resumed run starts with empty caches (it then departs
+            from the uninterrupted one in the last bits). Defaults to True.
     """
     priority = 'HIGHEST'
 
-    def __init__(self) -> None:
+    def __init__(self, save_caches: bool = True) -> None:
+        self.save_caches = bool(save_caches)
         self._loaded: Optional[Dict[str, Any]] = None
         self._loaded_iter: Optional[int] = None
         self._pending: Optional[Dict[str, Any]] = None
@@ -281,6 +327,11 @@ class ExactResumeHook(Hook):
                 name: s.state_dict()
                 for name, s in _distill_samplers(runner).items()
             })
+        if self.save_caches:
+            checkpoint[KEY][CACHES] = {
+                name: cache.state_dict()
+                for name, cache in _feature_caches(runner).items()
+            }
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         """Keep the saved state until the run starts training."""
@@ -311,6 +362,7 @@ class ExactResumeHook(Hook):
         for name, saved in state.get('distill_samplers', {}).items():
             if name in samplers:
                 samplers[name].load_state_dict(saved)
+        _restore_caches(_feature_caches(runner), state.get(CACHES))
         print_log(
             f'ExactResumeHook: random state restored (iter {runner.iter})',
             logger='current')
@@ -324,6 +376,39 @@ class ExactResumeHook(Hook):
         if self._before_val is not None:
             set_rng_state(self._before_val)
             self._before_val = None
+
+
+def _restore_caches(caches: Dict[str, Any],
+                    saved: Optional[Dict[str, Any]]) -> None:
+    """Load every cache of ``caches`` (``{name: TeacherFeatureCache}``)
+    from ``saved`` (``checkpoint['exact_resume']['feature_caches']``);
+    those it lacks (None: a checkpoint saved before caches were kept, or
+    with ``save_caches=False``) or holds in another dtype are emptied, and
+    the log says which."""
+    saved = saved or {}
+    for name, cache in caches.items():
+        cache.clear()
+        if name not in saved:
+            print_log(
+                f'ExactResumeHook: the checkpoint has no contents of '
+                f'{name} (saved without them): it starts empty, and the run '
+                'departs from the uninterrupted one in the last bits',
+                logger='current',
+                level=logging.WARNING)
+            continue
+        try:
+            cache.load_state_dict(saved[name])
+        except ValueError as err:
+            print_log(
+                f'ExactResumeHook: {name} not restored, it starts empty: '
+                f'{err}',
+                logger='current',
+                level=logging.WARNING)
+            cache.clear()
+            continue
+        print_log(
+            f'ExactResumeHook: {name} restored ({len(cache)} samples)',
+            logger='current')
 
 
 class _RestoreAfterSkip:

@@ -15,9 +15,15 @@ for such pipelines (the mmdet COCO 1x pipeline has a random flip only,
 which is in the key, so it is valid there). Batch augments of the data
 preprocessor (Mixup, CutMix, a multi-scale resize) act after the key is
 made: ``ProtoDistiller`` refuses a cache with them at build.
+
+A cache belongs to the run, not to the model: its contents are not in the
+model's ``state_dict`` (so neither in a student export nor in what
+``branch_ckpt`` loads); ``ExactResumeHook`` keeps them in the training
+checkpoints (:meth:`TeacherFeatureCache.state_dict`), so that a resumed run
+serves the same hits as the uninterrupted one.
 """
 from collections import OrderedDict
-from typing import Hashable, List, Optional, Sequence
+from typing import Any, Dict, Hashable, List, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -27,6 +33,7 @@ _DTYPES = {
     'fp16': torch.float16,
     'bf16': torch.bfloat16
 }
+_NAMES = {v: k for k, v in _DTYPES.items()}
 
 
 def sample_key(sample, batch_shape: Sequence[int]) -> Optional[Hashable]:
@@ -75,6 +82,60 @@ class TeacherFeatureCache:
     def clear(self) -> None:
         """Drop every stored sample (the counters stay)."""
         self._store.clear()
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The contents, compactly: the keys in LRU order (oldest first),
+        the shape of every stored map, and all of the maps flattened into
+        one tensor of the storage dtype (a copy: a stored map may be a view
+        of a whole batch, which ``torch.save`` would write whole); the
+        dtype and the counters. Tensors, strings, numbers and tuples only,
+        so a ``weights_only`` load reads it."""
+        keys = list(self._store)
+        maps = [m for k in keys for m in self._store[k]]
+        data = torch.cat([m.reshape(-1) for m in maps]) if maps else \
+            torch.zeros(0, dtype=self.dtype)
+        return dict(
+            dtype=_NAMES[self.dtype],
+            keys=keys,
+            shapes=[
+                tuple(tuple(m.shape) for m in self._store[k]) for k in keys
+            ],
+            data=data,
+            hits=self.hits,
+            misses=self.misses)
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Replace the contents and counters with those of
+        :meth:`state_dict` (the newest ``max_items`` if there are more).
+
+        Raises:
+            ValueError: if ``state`` was stored in another dtype (its maps
+                would not be the ones this cache stores) or its ``data``
+                does not hold the maps its ``shapes`` name.
+        """
+        if state['dtype'] != _NAMES[self.dtype]:
+            raise ValueError(
+                f"TeacherFeatureCache: the saved contents are {state['dtype']}"
+                f', this cache stores {_NAMES[self.dtype]}; set its '
+                f"dtype={state['dtype']!r} to take them")
+        data = state['data'].to('cpu', self.dtype)
+        sizes = [
+            int(torch.Size(s).numel()) for ss in state['shapes'] for s in ss
+        ]
+        if len(state['keys']) != len(state['shapes']) or \
+                sum(sizes) != data.numel():
+            raise ValueError(
+                f"TeacherFeatureCache: the saved contents name "
+                f"{len(state['keys'])} keys, {len(state['shapes'])} shape "
+                f'lists and {sum(sizes)} values, but hold {data.numel()}')
+        self._store.clear()
+        pieces = iter(data.split(sizes)) if sizes else iter(())
+        for key, shapes in zip(state['keys'], state['shapes']):
+            # clones: a view would keep the whole flat tensor alive
+            self._store[key] = [next(pieces).view(s).clone() for s in shapes]
+        while len(self._store) > self.max_items:
+            self._store.popitem(last=False)
+        self.hits, self.misses = int(state['hits']), int(state['misses'])
 
     def get(self, keys: Sequence[Optional[Hashable]],
             device: torch.device) -> Optional[List[Tensor]]:

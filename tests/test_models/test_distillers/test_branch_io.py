@@ -120,6 +120,27 @@ def test_load_branch_checkpoint_loads_the_named_modules_only(tmp_path):
     assert torch.equal(dst.student.weight, student_before)
 
 
+def test_a_branch_checkpoint_brings_no_cache_contents(tmp_path):
+    """The caches belong to the run: a full checkpoint keeps them beside
+    the state dict (``ExactResumeHook``), and ``branch_ckpt`` reads only
+    the state dict."""
+    src, dst = _Model(), _Model()
+    src.branch_cache = TeacherFeatureCache(dtype='fp32')
+    src.branch_cache.put(['img0'], [torch.ones(1, 2)])
+    dst.branch_cache = TeacherFeatureCache(dtype='fp32')
+    path = str(tmp_path / 'iter_8.pth')
+    torch.save(
+        dict(
+            state_dict=src.state_dict(),
+            exact_resume=dict(
+                feature_caches=dict(
+                    branch_cache=src.branch_cache.state_dict()))), path)
+    assert 'branch_cache' not in ' '.join(src.state_dict())
+    assert load_branch_checkpoint(dst, path, ('learner', 'branch_student')) \
+        == 4
+    assert len(dst.branch_cache) == 0
+
+
 def test_load_branch_checkpoint_refuses_another_branch(tmp_path):
     path = str(tmp_path / 'wide.pth')
     torch.save({'state_dict': _Model(width=4).state_dict()}, path)
