@@ -19,11 +19,6 @@ DET = [
 ]
 
 
-def test_configs_are_shipped():
-    assert 'prockd_retinanet_coco.py' in ALL
-    assert len(DET) >= 5, DET
-
-
 @pytest.mark.parametrize('name', ALL)
 def test_config_loads_with_scoped_types(name):
     cfg = Config.fromfile(get_config_path(name))

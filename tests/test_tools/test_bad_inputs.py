@@ -422,10 +422,6 @@ def _args(config, extra, options, data_root, work_dir):
     return argv + (['--cfg-options'] + options if options else [])
 
 
-def test_matrix_has_25_cases():
-    assert len(MATRIX) >= 25
-
-
 @pytest.mark.parametrize('case', list(MATRIX))
 def test_bad_input(case, files, toy_data_root, tmp_path, monkeypatch):
     config, extra, options, error, pattern = MATRIX[case]
