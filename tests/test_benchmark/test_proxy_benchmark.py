@@ -99,14 +99,14 @@ def test_every_row_of_a_task_builds_from_an_existing_config(task):
 def test_every_table_row_is_a_row_of_its_task_and_parses():
     """``--table NAME``: its task, data, work dir, rows and 5 seeds; every
     row parses for that task, the paired baseline is one of them, and the
-    flags still given win over the preset."""
+    flags still given win over the preset (the preset's build settings:
+    ``test_missing_data_is_built_with_the_presets_settings``)."""
     for name, preset in TABLES.items():
         args = parse_args(['--table', name])
         assert args.task == preset['task']
         assert args.seeds == [0, 1, 2, 3, 4]
         assert (args.data_root, args.work_dir) == (preset['data'],
                                                    preset['work_dir'])
-        assert args.size['build'] == preset['build']
         assert args.baseline in args.variants == preset['rows']
         for run_name in preset['rows']:
             assert split_run(run_name)[0] in TASKS[args.task]['rows']
