@@ -257,7 +257,8 @@ MATRIX = {
                           ['train_dataloader.dataset.data_root={ROOT}/nope'
                            ], InputCheckError,
                           r'train_dataloader.dataset.data_root = '
-                          r"'{ROOT}/nope' does not exist"),
+                          r"'{ROOT}/nope' does not exist.*see README.md, "
+                          r'section Data'),
     'missing annotation file': (DIST, [], [ANN + '={ROOT}/gone.json'
                                            ], InputCheckError,
                                 ANN + r" = '{ROOT}/gone.json' does not exist"),
