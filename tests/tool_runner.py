@@ -9,7 +9,7 @@ import sys
 from types import ModuleType
 from typing import List
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def load_module(path: str, name: str) -> ModuleType:
