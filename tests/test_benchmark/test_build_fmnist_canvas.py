@@ -73,7 +73,7 @@ def _build(src, out, seed, num_holdout=0):
         num_holdout=num_holdout)
 
 
-def test_build_coco_files(fmnist_dir, tmp_path):
+def test_coco_files_match_the_masks_boxes_and_areas(fmnist_dir, tmp_path):
     from pycocotools.coco import COCO
     out = tmp_path / 'canvas'
     cocos = _build(fmnist_dir, out, seed=0)

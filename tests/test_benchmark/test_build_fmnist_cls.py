@@ -59,7 +59,7 @@ def item_ids(rows: list) -> list:
     return ids
 
 
-def test_per_class_counts():
+def test_per_class_counts_give_the_remainder_to_the_lowest_labels():
     assert per_class_counts(20, range(10)) == {c: 2 for c in range(10)}
     counts = per_class_counts(13, [9, 0, 3, 7])
     assert counts == {0: 4, 3: 3, 7: 3, 9: 3}
@@ -301,7 +301,7 @@ def test_synthetic_fixture_items_and_upscaling(fmnist_dir, tmp_path):
         np.testing.assert_array_equal(arr[..., 1], expect)
 
 
-def test_errors(fmnist_dir, tmp_path):
+def test_bad_size_counts_and_too_few_items_are_refused(fmnist_dir, tmp_path):
     out = tmp_path / 'cls'
     with pytest.raises(ValueError, match='size must be >= 28'):
         build(fmnist_dir, str(out), 4, 0, 4, size=27, seed=0)

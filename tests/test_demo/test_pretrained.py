@@ -57,7 +57,7 @@ def test_converted_weights_classify_real_photos(cache):
     assert (cache / 'mobilenet_v2_in1k_mmpretrain.pth').is_file()
 
 
-def test_scheme_and_teacher_loading(cache):
+def test_the_mmprockd_scheme_loads_the_weights_into_a_teacher(cache):
     from mmengine.runner import CheckpointLoader
 
     from mmprockd.models.distillers.frozen_teacher import FrozenTeacher

@@ -376,7 +376,7 @@ def test_resume_looks_in_out_dir_with_the_hooks_template(tmp_path):
     assert found == str(ckpt_dir / 'snap_3.pth')
 
 
-def test_nothing_to_resume(tmp_path):
+def test_no_checkpoint_or_only_a_tmp_file_is_nothing_to_resume(tmp_path):
     assert find_resumable_checkpoint(str(tmp_path)) is None
     (tmp_path / 'epoch_1.pth.tmp12').write_bytes(b'half')
     assert find_resumable_checkpoint(str(tmp_path)) is None

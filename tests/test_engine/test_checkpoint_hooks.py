@@ -159,7 +159,7 @@ def test_a_fresh_run_never_deletes_files_it_did_not_write(tmp_path):
     ]
 
 
-def test_iteration_files_after_a_resume(tmp_path):
+def test_max_keep_ckpts_counts_the_iteration_files_of_a_resumed_run(tmp_path):
     for it in (100, 200, 300):
         (tmp_path / f'student_iter_{it}.pth').write_bytes(b'old')
     _touch(tmp_path, 1)  # epoch files are not counted by iteration

@@ -25,7 +25,8 @@ def run(tmp_path, *extra):
         return json.load(f)
 
 
-def test_measurements_and_ratios(tmp_path, capsys):
+def test_breakdown_times_every_part_and_ratios_are_their_quotients(
+        tmp_path, capsys):
     figures = run(tmp_path, '--breakdown')
     res, ratios = figures['results'], figures['ratios']
     assert set(res) == {

@@ -10,7 +10,7 @@ Trained for 4 steps by ``tools/dist_train.sh`` (2 gloo processes x batch 2)
 and by ``tools/train.py`` (1 process x batch 4); every loss of
 ``vis_data/scalars.json`` must agree at every step within ``RTOL``/``ATOL``.
 
-Tolerance. Measured (2026-12, CPU, torch 2.13): the largest gap is 9.6e-7
+Tolerance. Measured (CPU, torch 2.13): the largest gap is 9.6e-7
 relative (1.4e-6 absolute, on a total loss of 7.18): float32 rounding, as
 the mean over 4 images is taken in two halves and the gradients are summed
 by DDP's all-reduce rather than in one backward. ``RTOL = 1e-5`` leaves
@@ -25,14 +25,12 @@ logging (SyncBatchNorm, CUDA only, would remove it).
 
 Run: ``pytest tests/test_tools/test_dist_loss_log.py``
 """
-import glob
-import json
 import os.path as osp
 import re
 
 import pytest
 from test_dist_train import _launcher_env
-from tool_runner import run_tool, toy
+from tool_runner import logged_losses, run_tool, toy
 
 RTOL, ATOL = 1e-5, 1e-6
 STEPS = 4  # 2 epochs of 8 images, global batch 4
@@ -60,21 +58,6 @@ def _config(tmp_path, batch: int) -> str:
     return str(path)
 
 
-def _losses(work_dir: str) -> dict:
-    """``{step: {loss key: value}}`` from ``vis_data/scalars.json``."""
-    (path, ) = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
-    steps = {}
-    with open(path) as f:
-        for line in f:
-            row = json.loads(line)
-            if 'loss' in row:
-                steps[row['step']] = {
-                    k: v
-                    for k, v in row.items() if 'loss' in k
-                }
-    return steps
-
-
 def _train(tmp_path, data_root, name, gpus, extra=()) -> dict:
     work_dir = str(tmp_path / name)
     opts = ['--work-dir', work_dir, '--cfg-options'
@@ -91,7 +74,7 @@ def _train(tmp_path, data_root, name, gpus, extra=()) -> dict:
             **_launcher_env())
     assert proc.returncode == 0, proc.output[-4000:]
     assert re.search(f'Distributed training: {gpus > 1}', proc.output)
-    steps = _losses(work_dir)
+    steps = logged_losses(work_dir)
     assert sorted(steps) == list(range(1, STEPS + 1))
     return steps
 

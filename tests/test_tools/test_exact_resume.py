@@ -29,7 +29,7 @@ import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
-from tool_runner import REPO, load_module, run_tool, toy
+from tool_runner import REPO, load_module, logged_losses, run_tool, toy
 
 from mmprockd.engine import EpochWorkerSeed
 from mmprockd.engine.hooks.preemption_hook import StopSignalsToMain
@@ -59,23 +59,6 @@ def _train(work_dir, data_root, epochs, resume=False, hook=True):
     return runner
 
 
-def _losses(work_dir):
-    """``{step: {loss key: value}}`` of all the runs in ``work_dir``."""
-    steps = {}
-    for path in sorted(
-            glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
-        with open(path) as f:
-            for line in f:
-                row = json.loads(line)
-                if 'loss' in row:
-                    assert row['step'] not in steps, (path, row['step'])
-                    steps[row['step']] = {
-                        k: v
-                        for k, v in row.items() if 'loss' in k
-                    }
-    return steps
-
-
 def _weights(work_dir):
     path = osp.join(work_dir, f'epoch_{EPOCHS}.pth')
     return torch.load(path, map_location='cpu')['state_dict']
@@ -98,7 +81,8 @@ def runs(toy_data_root, tmp_path_factory):
 
 
 def test_resumed_run_logs_the_same_losses_step_by_step(runs):
-    full, resumed = _losses(runs[True, 'full']), _losses(runs[True, 'resumed'])
+    full = logged_losses(runs[True, 'full'])
+    resumed = logged_losses(runs[True, 'resumed'])
     assert sorted(full) == list(range(1, EPOCHS * ITERS + 1))
     assert {'student.loss', 'distill.proto.loss',
             'distill.loss_kl'} <= set(full[1])
@@ -115,8 +99,8 @@ def test_resumed_run_logs_the_same_losses_step_by_step(runs):
 
 
 def test_without_the_hook_the_resumed_run_departs(runs):
-    full, resumed = _losses(runs[False, 'full']), _losses(runs[False,
-                                                               'resumed'])
+    full = logged_losses(runs[False, 'full'])
+    resumed = logged_losses(runs[False, 'resumed'])
     first = STOP * ITERS
     for step in range(1, first + 1):  # the same until the stop
         assert resumed[step] == full[step], step
@@ -202,13 +186,13 @@ def test_the_demo_config_as_shipped_resumes_exactly(tmp_path, monkeypatch):
     assert torch.load(osp.join(stopped,
                                'preempt_iter_3.pth'))['meta']['iter'] == 3
     assert _train_demo(stopped, 2, resume=True, draw=3).seed == seed
-    steps = _losses(full)
+    steps = logged_losses(full)
     assert sorted(steps) == list(range(1, 2 * DEMO_ITERS + 1))
     assert 'distill.proto.loss_cls' in steps[DEMO_ITERS + 1]
     weights = torch.load(
         osp.join(full, 'epoch_2.pth'), map_location='cpu')['state_dict']
     for work_dir in (resumed, stopped):
-        after = _losses(work_dir)
+        after = logged_losses(work_dir)
         for step in sorted(steps):
             assert after[step] == steps[step], (work_dir, step)  # exact
         again = torch.load(
@@ -328,7 +312,7 @@ def test_the_proxys_detection_recipe_resumes_exactly_after_a_kill(
     proc = _train_proxy(config, stopped, str(tmp_path), f'iter:1:{kill}')
     assert proc.returncode == -signal.SIGKILL, proc.output[-3000:]
     # killed after step ``kill``, before the logger hook wrote it
-    assert sorted(_losses(stopped)) == list(range(1, kill))
+    assert sorted(logged_losses(stopped)) == list(range(1, kill))
     proc = _train_proxy(config, stopped, str(tmp_path), resume=True)
     assert proc.returncode == 0, proc.output[-3000:]
     ckpt = osp.join(stopped, f'iter_{resumed_from}.pth')
@@ -348,17 +332,7 @@ def test_the_proxys_detection_recipe_resumes_exactly_after_a_kill(
             proc.output
     assert caches or 'cache restored' not in proc.output
 
-    steps = {}
-    for path in sorted(
-            glob.glob(osp.join(full, '*', 'vis_data', 'scalars.json'))):
-        with open(path) as f:
-            for line in f:
-                row = json.loads(line)
-                if 'loss' in row:
-                    steps[row['step']] = {
-                        k: v
-                        for k, v in row.items() if 'loss' in k
-                    }
+    steps = logged_losses(full)
     assert sorted(steps) == list(range(1, total + 1))
     assert 'distill.loss_kl' not in steps[BRANCH]
     assert {'distill.loss_kl',

@@ -289,8 +289,35 @@ def _losses(work_dir):
     return steps
 
 
+def _signal_config(tmp_path, epochs: int, options: str = '') -> str:
+    """``toy_distill.py`` for ``epochs`` epochs, a validation after each,
+    with the kill switch (nothing unless ``$KILL_AT`` says so)."""
+    config = tmp_path / 'toy_signal.py'
+    config.write_text(
+        f"""_base_ = [{osp.join(toy.TOY_DIR, 'toy_distill.py')!r}]
+custom_imports = dict(
+    imports=['mmprockd', 'kill_switch'], allow_failed_imports=False)
+custom_hooks = [dict(type='KillSwitchHook')]
+train_cfg = dict(max_epochs={epochs}, val_interval=1)
+{options}""")
+    return str(config)
+
+
+@pytest.fixture(scope='module')
+def straight_run(toy_data_root, tmp_path_factory):
+    """The signal tests' run without a stop: 3 epochs, a checkpoint each.
+    The toy's learning rate is constant and nothing reads ``max_epochs``,
+    so its first 2 epochs are those of a 2-epoch run. Returns its work
+    dir."""
+    tmp = tmp_path_factory.mktemp('straight')
+    full = tmp / 'full'
+    proc = _train(_signal_config(tmp, 3), str(full), str(tmp), toy_data_root)
+    assert proc.returncode == 0, proc.output[-3000:]
+    return full
+
+
 def test_stopped_by_sigterm_and_sigint_mid_epoch_resumes_exactly(
-        toy_data_root, tmp_path):
+        toy_data_root, tmp_path, straight_run):
     """``toy_distill.py`` (random augmentation in a worker, the
     DistillSampler's draws), 3 epochs of 2 steps: once straight, once
     stopped by SIGTERM while step 3 (epoch 2, batch 1) runs, resumed, and
@@ -299,20 +326,9 @@ def test_stopped_by_sigterm_and_sigint_mid_epoch_resumes_exactly(
     losses step by step as the straight one, and ends with the same
     weights."""
     from mmprockd.engine import PREEMPTED_EXIT
-    config = tmp_path / 'toy_signal.py'
-    config.write_text(
-        f"""_base_ = [{osp.join(toy.TOY_DIR, 'toy_distill.py')!r}]
-custom_imports = dict(
-    imports=['mmprockd', 'kill_switch'], allow_failed_imports=False)
-custom_hooks = [dict(type='KillSwitchHook')]
-train_cfg = dict(max_epochs=3, val_interval=1)
-""")
-    full, work = tmp_path / 'full', tmp_path / 'work'
-    proc = _train(str(config), str(full), str(tmp_path), toy_data_root)
-    assert proc.returncode == 0, proc.output[-3000:]
-
-    proc = _train(
-        str(config), str(work), str(tmp_path), toy_data_root, 'term:2:1')
+    config = _signal_config(tmp_path, 3)
+    full, work = straight_run, tmp_path / 'work'
+    proc = _train(config, str(work), str(tmp_path), toy_data_root, 'term:2:1')
     assert proc.returncode == PREEMPTED_EXIT == 75, proc.output[-3000:]
     assert 'Traceback' not in proc.output
     saved = work / 'preempt_iter_3.pth'
@@ -323,8 +339,7 @@ train_cfg = dict(max_epochs=3, val_interval=1)
     assert _pointer(work) == str(saved)
     assert sorted(_checkpoints(work)) == [1]
 
-    proc = _train(
-        str(config), str(work), str(tmp_path), toy_data_root, 'int:3:2')
+    proc = _train(config, str(work), str(tmp_path), toy_data_root, 'int:3:2')
     assert proc.returncode == 75, proc.output[-3000:]
     assert 'Traceback' not in proc.output
     assert f'Load checkpoint from {saved}' in proc.output
@@ -334,7 +349,7 @@ train_cfg = dict(max_epochs=3, val_interval=1)
     assert not saved.exists()  # epoch_2.pth superseded it
     assert (work / 'preempt_iter_6.pth').is_file()
 
-    proc = _train(str(config), str(work), str(tmp_path), toy_data_root)
+    proc = _train(config, str(work), str(tmp_path), toy_data_root)
     assert proc.returncode == 0, proc.output[-3000:]
     assert not list(work.glob('preempt_iter_*.pth'))
     straight, resumed = _losses(str(full)), _losses(str(work))
@@ -347,25 +362,16 @@ train_cfg = dict(max_epochs=3, val_interval=1)
 
 
 def test_stopped_by_sigterm_during_validation_resumes_exactly(
-        toy_data_root, tmp_path):
-    """A checkpoint every 2 epochs, validation after each: SIGTERM during
-    the validation after epoch 1 stops it there with a checkpoint of the 2
-    steps trained, and the resumed run repeats the straight one."""
-    config = tmp_path / 'toy_val_signal.py'
-    config.write_text(
-        f"""_base_ = [{osp.join(toy.TOY_DIR, 'toy_distill.py')!r}]
-custom_imports = dict(
-    imports=['mmprockd', 'kill_switch'], allow_failed_imports=False)
-custom_hooks = [dict(type='KillSwitchHook')]
-train_cfg = dict(max_epochs=2, val_interval=1)
-default_hooks = dict(checkpoint=dict(interval=2))
-""")
-    full, work = tmp_path / 'full', tmp_path / 'work'
-    proc = _train(str(config), str(full), str(tmp_path), toy_data_root)
-    assert proc.returncode == 0, proc.output[-3000:]
-
-    proc = _train(
-        str(config), str(work), str(tmp_path), toy_data_root, 'termval:1:1')
+        toy_data_root, tmp_path, straight_run):
+    """2 epochs, a checkpoint every 2, validation after each: SIGTERM
+    during the validation after epoch 1 stops it there with a checkpoint
+    of the 2 steps trained, and the resumed run repeats the straight one's
+    first 2 epochs."""
+    config = _signal_config(
+        tmp_path, 2, 'default_hooks = dict(checkpoint=dict(interval=2))\n')
+    work = tmp_path / 'work'
+    proc = _train(config, str(work), str(tmp_path), toy_data_root,
+                  'termval:1:1')
     assert proc.returncode == 75, proc.output[-3000:]
     saved = work / 'preempt_iter_2.pth'
     assert (f'stopped by SIGTERM after batch 1 of the validation after '
@@ -374,12 +380,16 @@ default_hooks = dict(checkpoint=dict(interval=2))
     assert (meta['epoch'], meta['iter']) == (1, 2)
     assert _checkpoints(work) == {}
 
-    proc = _train(str(config), str(work), str(tmp_path), toy_data_root)
+    proc = _train(config, str(work), str(tmp_path), toy_data_root)
     assert proc.returncode == 0, proc.output[-3000:]
     assert f'Load checkpoint from {saved}' in proc.output
     assert not saved.exists()  # epoch_2.pth superseded it
-    assert _losses(str(work)) == _losses(str(full))
-    assert sorted(_losses(str(full))) == [1, 2, 3, 4]
-    weights = torch.load(full / 'epoch_2.pth')['state_dict']
+    resumed = _losses(str(work))
+    assert sorted(resumed) == [1, 2, 3, 4]
+    assert resumed == {
+        s: v
+        for s, v in _losses(str(straight_run)).items() if s <= 4
+    }
+    weights = torch.load(straight_run / 'epoch_2.pth')['state_dict']
     again = torch.load(work / 'epoch_2.pth')['state_dict']
     assert all(torch.equal(weights[k], again[k]) for k in weights)

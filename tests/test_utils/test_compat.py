@@ -19,7 +19,6 @@ from mmprockd.utils import compat
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 COMPAT_FILE = osp.join(REPO, 'mmprockd', 'utils', 'compat.py')
-TOY_DIR = osp.join(REPO, 'tests', 'data', 'toy')
 # loads compat.py alone: `import mmprockd.utils.compat` would run
 # mmprockd/__init__.py, which applies every fix
 LOAD_COMPAT_ONLY = textwrap.dedent(f'''
@@ -67,25 +66,10 @@ def _load(path: str, name: str):
 
 
 @pytest.fixture(scope='module')
-def full_checkpoint(tmp_path_factory) -> str:
-    """A checkpoint of a one-epoch toy run of tools/train.py (with the
-    message hub, numpy values and optimizer state that mmengine saves)."""
-    toy = _load(osp.join(TOY_DIR, 'toy_data.py'), 'toy_data')
-    tmp = tmp_path_factory.mktemp('compat_run')
-    root = toy.make_toy_images(str(tmp / 'data'))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            osp.join(REPO, 'tools', 'train.py'), toy.TOY_CLS, '--work-dir',
-            str(tmp / 'work'), '--cfg-options', 'train_cfg.max_epochs=1'
-        ] + toy.data_root_options(root),
-        cwd=str(tmp),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=dict(os.environ, PYTHONWARNINGS='ignore'))
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    return str(tmp / 'work' / 'epoch_1.pth')
+def full_checkpoint(toy_run) -> str:
+    """A checkpoint of the toy run of tools/train.py (with the message hub,
+    numpy values and optimizer state that mmengine saves)."""
+    return osp.join(toy_run.work_dir, 'epoch_1.pth')
 
 
 def test_full_checkpoint_loads_only_with_mmprockd(full_checkpoint, tmp_path):
@@ -320,7 +304,6 @@ def test_training_on_a_folder_with_an_empty_image_names_it(
     """A classification folder (no annotation file to check first): the
     run fails when it reaches the image, naming it."""
     from mmengine.runner import Runner
-    monkeypatch.syspath_prepend(osp.join(REPO, 'tests', 'test_tools'))
     from tool_runner import load_module, toy
     train_tool = load_module(osp.join(REPO, 'tools', 'train.py'), 'train_tool')
     root = toy.make_toy_images(str(tmp_path / 'data'))

@@ -34,6 +34,6 @@ def test_out_kernel_puts_a_signed_conv_at_every_level():
 
 
 @pytest.mark.parametrize('k', [-1, 2])
-def test_bad_out_kernel(k):
+def test_a_negative_or_even_out_kernel_is_refused(k):
     with pytest.raises(ValueError, match='out_kernel'):
         LevelAdapter(8, [8], out_kernel=k)

@@ -57,7 +57,7 @@ def test_gradient_goes_to_pred_only_when_target_detached():
     assert target.grad.abs().sum() > 0
 
 
-def test_bad_arguments():
+def test_an_unknown_kind_and_a_shape_mismatch_are_refused():
     with pytest.raises(ValueError, match="kind must be 'softmax'"):
         ConsistencyKLLoss('mse')
     with pytest.raises(ValueError, match='shapes differ'):

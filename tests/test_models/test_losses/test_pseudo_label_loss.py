@@ -36,7 +36,7 @@ def test_gradient_through_the_logits_not_the_label():
     torch.testing.assert_close(logits.grad[1], torch.zeros(3))
 
 
-def test_bad_input():
+def test_a_threshold_outside_0_1_and_non_2d_scores_are_refused():
     with pytest.raises(ValueError, match='threshold'):
         PseudoLabelLoss(threshold=0.)
     with pytest.raises(ValueError, match='threshold'):

@@ -59,7 +59,7 @@ def test_prototypes_explicit_and_buffers():
     assert 'augments.3.prototypes' in neck.state_dict()
 
 
-def test_errors():
+def test_prototype_count_num_outs_and_share_mismatches_are_refused():
     neck = AugmentedNeck(
         neck=dict(FPN, type='mmdet.FPN'), augment=AUGMENT, share=False)
     match = 'AugmentedNeck: got 2 prototype tensors for 4'

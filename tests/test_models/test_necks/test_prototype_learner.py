@@ -353,7 +353,7 @@ def test_prototype_init_unit_norm():
     assert torch.allclose(norms, torch.ones(4))
 
 
-def test_errors():
+def test_bad_levels_channels_sizes_and_arguments_are_refused():
     learner = PrototypeLearner(
         in_channels=[4, 3], channels=2, num_prototypes=2, num_levels=2)
     feats = [torch.rand(1, 4, 4, 4), torch.rand(1, 3, 2, 2)]

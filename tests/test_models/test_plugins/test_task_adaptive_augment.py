@@ -67,7 +67,7 @@ def _hand_module() -> TaskAdaptiveAugment:
     return module
 
 
-def test_value_by_hand():
+def test_one_pixel_two_prototypes_give_the_hand_computed_output():
     """x = 2, C = (1, -1): logits (2, -2), A = (sigmoid(4), sigmoid(-4)),
     Z = sigmoid(4) - sigmoid(-4) = tanh(2), out = relu(tanh(2) + 2)."""
     module = _hand_module()
@@ -130,7 +130,7 @@ def test_gradient_reaches_explicit_prototypes():
     assert module.phi.weight.grad.abs().sum() > 0
 
 
-def test_errors():
+def test_bad_shapes_and_a_zero_temperature_are_refused():
     module = TaskAdaptiveAugment(in_channels=3, num_prototypes=4)
     bad_x = r'TaskAdaptiveAugment: x .*in_channels=3.*got \(1, 2, 4, 4\)'
     with pytest.raises(ValueError, match=bad_x):

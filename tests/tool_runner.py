@@ -1,6 +1,8 @@
 """Helpers of the tool tests: run a tool in a subprocess, import a file
 that is not in a package, and the toy data helpers."""
+import glob
 import importlib.util
+import json
 import os
 import os.path as osp
 import signal
@@ -9,7 +11,7 @@ import sys
 from types import ModuleType
 from typing import List
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def load_module(path: str, name: str) -> ModuleType:
@@ -70,3 +72,21 @@ def run_tool(args: List[str], cwd: str,
     done = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
     done.output = stdout + stderr
     return done
+
+
+def logged_losses(work_dir: str) -> dict:
+    """``{step: {loss key: value}}`` of every run logged in ``work_dir``
+    (its ``*/vis_data/scalars.json``); a step logged twice fails."""
+    steps = {}
+    for path in sorted(
+            glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                if 'loss' in row:
+                    assert row['step'] not in steps, (path, row['step'])
+                    steps[row['step']] = {
+                        k: v
+                        for k, v in row.items() if 'loss' in k
+                    }
+    return steps
