@@ -1,4 +1,4 @@
-# Segmentation accuracy proxy, feature-mimic baseline: the same frozen
+# Segmentation accuracy proxy, the PKD baseline: the same frozen
 # ImageNet MobileNetV2, student and schedule as the ProC-KD config, but the
 # student's stages copy the teacher's (resized, concatenated) layer3/5/7
 # features through a 1x1 student-side connector, with PKD's standardisation

@@ -1,4 +1,4 @@
-# Classification accuracy proxy, feature-mimic baseline: the same frozen
+# Classification accuracy proxy, the PKD baseline: the same frozen
 # ImageNet MobileNetV2, student and schedule as the ProC-KD config, but the
 # student's stage-4 map copies the teacher's (resized, concatenated)
 # layer3/5/7 features through a 1x1 student-side connector, with PKD's

@@ -1,4 +1,4 @@
-# Accuracy proxy benchmark, feature-mimic baseline: the same frozen ImageNet
+# Accuracy proxy benchmark, the PKD baseline: the same frozen ImageNet
 # MobileNetV2, student and schedule as the ProC-KD config, but the student's
 # FPN levels copy the teacher's (resized, concatenated) layer3/5/7 features
 # through a 1x1 student-side connector, with PKD's standardisation (per
