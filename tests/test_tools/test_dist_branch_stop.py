@@ -15,9 +15,9 @@ Run: ``pytest tests/test_tools/test_dist_branch_stop.py``
 import os.path as osp
 
 import torch
-from test_dist_loss_log import _config, _losses
+from test_dist_loss_log import _config
 from test_dist_train import _launcher_env
-from tool_runner import run_tool, toy
+from tool_runner import logged_losses, run_tool, toy
 
 HOOK = ("custom_hooks=[dict(type='mmprockd.DistillScheduleHook', "
         'branch_stop=2, by_epoch=False)]')
@@ -62,7 +62,7 @@ def test_a_branch_frozen_mid_run_under_ddp(toy_data_root, tmp_path):
     ]
     assert any(not torch.equal(step2[k], step4[k]) for k in student)
     # the frozen branch's loss is still logged, and left out of the total
-    steps = _losses(work_dir)
+    steps = logged_losses(work_dir)
     assert sorted(steps) == [1, 2, 3, 4]
     # fresh values every step, not the last one before the stop repeated
     assert len({logged['distill.proto.loss']
