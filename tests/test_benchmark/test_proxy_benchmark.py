@@ -916,3 +916,20 @@ def test_branch_figure_is_skipped_for_a_shared_norm_head():
     assert _shared_norm_head(model(bn_head, own=False))
     assert not _shared_norm_head(model(bn_head, own=True))
     assert not _shared_norm_head(model(plain_head, own=False))
+
+
+def test_a_result_that_names_its_row_variant_is_read_as_that_row(tmp_path):
+    """v0.1.0 wrote ``variant`` where the tool now writes ``row``: a work
+    dir holding both kinds reads as one table."""
+    for name, key in (('student@3200', 'variant'), ('two_stage', 'row')):
+        run = tmp_path / name / 'seed0'
+        run.mkdir(parents=True)
+        (run / 'result.json').write_text(
+            json.dumps({
+                key: name,
+                'seed': 0,
+                'iters': 400
+            }))
+    rows = sorted(
+        (r['row'], 'variant' in r) for r in load_results(str(tmp_path)))
+    assert rows == [('student@3200', False), ('two_stage', False)]

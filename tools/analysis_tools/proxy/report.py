@@ -144,12 +144,16 @@ def format_table(table: Dict[str, dict],
 
 
 def load_results(work_dir: str) -> List[dict]:
-    """Every ``result.json`` under ``work_dir``."""
+    """Every ``result.json`` under ``work_dir``. A result of v0.1.0, which
+    named its row ``variant``, is read as that row."""
     out = []
     for root, _, files in os.walk(work_dir):
         if 'result.json' in files:
             with open(osp.join(root, 'result.json')) as f:
-                out.append(json.load(f))
+                result = json.load(f)
+            if 'row' not in result and 'variant' in result:
+                result['row'] = result.pop('variant')
+            out.append(result)
     return out
 
 
