@@ -79,7 +79,7 @@ def test_the_recipe_base_imports_mmprockd_when_the_config_is_parsed(tmp_path):
         before=False,
         after_parse=True,
         custom_imports=dict(imports=['mmprockd'], allow_failed_imports=False),
-        model='ProtoDistiller')
+        model='PKDDistiller')
 
 
 def test_without_the_boot_file_mmengine_gives_the_message_the_docs_quote(
