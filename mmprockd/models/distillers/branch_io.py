@@ -14,33 +14,39 @@ from .teacher_cache import TeacherFeatureCache
 class BranchOutputs(NamedTuple):
     """What the prototype branch gives for a batch: its head's logits, its
     maps of the prototype levels, the learner's assignments of those levels
-    (empty when cached without ``assign_loss``) and the teacher features
-    (None when the branch cache served some images)."""
+    (empty when cached without ``assign_loss``), the teacher features
+    (None when the branch cache served some images) and a dense detection
+    head's box deltas per level (empty without ``box_loss``)."""
     logits: List[Tensor]
     maps: List[Tensor]
     assigns: List[Tensor]
     teacher_feats: Optional[List[Tensor]]
+    boxes: List[Tensor] = []
 
 
 def cached_branch_outputs(cache: TeacherFeatureCache,
                           keys: Sequence[Optional[Hashable]],
-                          device: torch.device, run: Callable[[Tensor],
-                                                              BranchOutputs],
-                          num_levels: int, keep_maps: bool,
-                          keep_assigns: bool) -> BranchOutputs:
+                          device: torch.device,
+                          run: Callable[[Tensor], BranchOutputs],
+                          num_levels: int,
+                          keep_maps: bool,
+                          keep_assigns: bool,
+                          keep_boxes: bool = False) -> BranchOutputs:
     """A frozen branch's outputs for the images named by ``keys`` (see
     ``sample_key``), from ``cache`` where it holds them; ``run(idx)``
     computes them for the images at ``idx`` that it lacks, and they are
     stored. The logits are
     always cached, the ``num_levels`` maps only if ``keep_maps`` and the
-    assignments only if ``keep_assigns`` (a loss reads them). Every image's
+    assignments only if ``keep_assigns`` and the box deltas (as many levels
+    as the logits) only if ``keep_boxes`` (a loss reads them). Every image's
     outputs come back rounded to the stored dtype, as a later hit returns
     them, so a step does not depend on whether it was the first."""
     cached = cache.get_each(keys, device)
     missing = [i for i, c in enumerate(cached) if c is None]
     if missing:
         out = run(torch.tensor(missing, device=device))
-        fresh = out.logits + (out.maps if keep_maps else []) + \
+        fresh = out.logits + (out.boxes if keep_boxes else []) + \
+            (out.maps if keep_maps else []) + \
             (out.assigns if keep_assigns else [])
         cache.put([keys[i] for i in missing], fresh)
         for j, i in enumerate(missing):
@@ -48,9 +54,11 @@ def cached_branch_outputs(cache: TeacherFeatureCache,
     n_maps = num_levels if keep_maps else 0
     n_assigns = num_levels if keep_assigns else 0
     outs = [torch.stack(level) for level in zip(*cached)]
-    n_logits = len(outs) - n_maps - n_assigns
-    return BranchOutputs(outs[:n_logits], outs[n_logits:n_logits + n_maps],
-                         outs[n_logits + n_maps:], None)
+    n_heads = len(outs) - n_maps - n_assigns
+    n_logits = n_heads // 2 if keep_boxes else n_heads
+    maps = outs[n_heads:n_heads + n_maps]
+    return BranchOutputs(outs[:n_logits], maps, outs[n_heads + n_maps:], None,
+                         outs[n_logits:n_heads])
 
 
 def load_branch_checkpoint(model: torch.nn.Module, path: str,

@@ -22,7 +22,7 @@ from torch import nn
 # the distiller's arguments that are configs of one module to build
 SUB_CONFIGS = ('student', 'teacher', 'learner', 'augment', 'kl_loss',
                'feat_loss', 'branch_feat_loss', 'branch_pseudo_loss',
-               'assign_loss')
+               'assign_loss', 'box_loss')
 # side lengths of the dry forward, smallest first: a student whose layers
 # need more (SSD's 300 px VGG) gets the next one
 DRY_SIZES = (64, 320)

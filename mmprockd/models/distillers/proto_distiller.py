@@ -75,6 +75,15 @@ class ProtoDistiller(PrototypeBranch, FeatureDistiller):
         branch_pseudo_loss (dict, optional): [ours] :class:`PseudoLabelLoss`
             on the unlabelled images of a classification transfer set.
         assign_loss (dict, optional): [ours] :class:`PrototypeAssignLoss`.
+        box_loss (dict, optional): [ours] :class:`BoxDistillLoss`: the
+            student's box deltas towards the branch's (dense detectors);
+            its ``kind`` defaults to the student head's.
+        kd_head (str): which head gives the student's predictions that the
+            KL and ``box_loss`` compare with the branch's: ``'student'``
+            (its own head; the default) or ``'branch'``: the student's maps
+            through the branch's own head, its parameters detached, so the
+            gradient trains the maps only (after CrossKD, Wang et al.,
+            CVPR 2024; needs ``branch_head='own'``).
         student_ckpt (str, optional): start the student from these weights.
         branch_ckpt (str, optional): [ours] start the branch from this
             ProtoDistiller checkpoint's (needs ``branch_head='own'``).
@@ -114,6 +123,8 @@ class ProtoDistiller(PrototypeBranch, FeatureDistiller):
                  branch_feat_loss: Optional[dict] = None,
                  branch_pseudo_loss: Optional[dict] = None,
                  assign_loss: Optional[dict] = None,
+                 box_loss: Optional[dict] = None,
+                 kd_head: str = 'student',
                  student_ckpt: Optional[str] = None,
                  branch_ckpt: Optional[str] = None,
                  sync_student_prototypes: bool = True,
@@ -136,6 +147,15 @@ class ProtoDistiller(PrototypeBranch, FeatureDistiller):
         if branch_head not in ('shared', 'own'):
             raise ValueError("ProtoDistiller: branch_head must be 'shared' "
                              f"or 'own', got {branch_head!r}")
+        if kd_head not in ('student', 'branch'):
+            raise ValueError("ProtoDistiller: kd_head must be 'student' or "
+                             f"'branch', got {kd_head!r}")
+        if kd_head == 'branch' and branch_head != 'own':
+            raise ValueError(
+                "ProtoDistiller: kd_head='branch' runs the student's maps "
+                "through the branch's own head; it needs branch_head='own', "
+                f'got branch_head={branch_head!r}')
+        self.kd_head = kd_head
         if branch_ckpt is not None:
             if '://' not in branch_ckpt and not osp.isfile(branch_ckpt):
                 raise FileNotFoundError(
@@ -173,6 +193,7 @@ class ProtoDistiller(PrototypeBranch, FeatureDistiller):
                            self.teacher_channels)
         self._build_losses(kl_loss, feat_loss, branch_feat_loss,
                            branch_pseudo_loss, assign_loss)
+        self._build_box_loss(box_loss)
         self._check_student_plugins()
         self._end_build()
 
@@ -210,6 +231,26 @@ class ProtoDistiller(PrototypeBranch, FeatureDistiller):
                         student_channels=levels,
                         channels=self.learner.channels), **assign_loss))
 
+    def _build_box_loss(self, box_loss: Optional[dict]) -> None:
+        """[ours] Box distillation, for dense detection heads only; and
+        ``kd_head='branch'`` for the heads that take maps."""
+        self.box_loss = None
+        if self.kd_head == 'branch' and self.iface.family == 'cls':
+            raise ValueError(
+                "ProtoDistiller: kd_head='branch' runs the student's maps "
+                "through the branch's head; a classifier's head takes pooled "
+                "vectors, not maps. Use kd_head='student'")
+        if box_loss is None:
+            return
+        if self.iface.family != 'det' or self.iface.kl_unsupported:
+            raise ValueError(
+                'ProtoDistiller: box_loss distils the box deltas of a dense '
+                'detection head (RetinaNet, FCOS, ...); this student is a '
+                f'{self.iface.family!r} model with '
+                f'{type(self.iface.logit_head).__name__}. Set box_loss=None')
+        self.box_loss = MODELS.build(
+            dict(dict(kind=self.iface.kl_kind), **box_loss))
+
     def init_weights(self) -> None:
         super().init_weights()
         if self.branch_ckpt is not None:
@@ -222,15 +263,19 @@ class ProtoDistiller(PrototypeBranch, FeatureDistiller):
         if self._student_paused:
             return self._branch_only_loss(inputs, data_samples)
         losses, feats, logits = self._student_step(inputs, data_samples)
+        n_logits = len(logits)
+        if self.box_loss is not None:  # subset with the logits
+            logits = logits + list(self.iface.last_boxes)
         scale = float(self.distill_scale)
         distill: LossDict = {}
         batch = self._distill_batch(scale, inputs, feats, data_samples, logits)
         if batch is not None:
-            inputs, feats, data_samples, logits = batch
+            inputs, feats, data_samples, heads = batch
             out = self._branch_outputs(inputs, feats, data_samples, distill,
                                        scale)
             distill.update(
-                self._from_branch(out, feats, data_samples, logits, scale))
+                self._from_branch(out, feats, data_samples, heads[:n_logits],
+                                  heads[n_logits:], scale))
             if self.feat_loss is not None:
                 teacher_feats = out.teacher_feats
                 if teacher_feats is None:
@@ -242,11 +287,19 @@ class ProtoDistiller(PrototypeBranch, FeatureDistiller):
         return losses
 
     def _from_branch(self, out: BranchOutputs, feats: Sequence[Tensor],
-                     data_samples: list, logits: list,
+                     data_samples: list, logits: list, boxes: list,
                      scale: float) -> LossDict:
         """What the student learns from the branch's outputs ``out``: its
-        features, assignments and predictions."""
+        features, assignments and predictions (``logits`` and the box
+        deltas ``boxes`` of the student's head, or with ``kd_head='branch'``
+        of the branch's head on the student's maps)."""
         distill: LossDict = {}
+        kl_scale = float(self.kl_scale)
+        heads = (self.kl_loss is not None or self.box_loss is not None) \
+            and kl_scale > 0
+        if heads and self.kd_head == 'branch':
+            logits = self.branch_iface.head_outputs(tuple(feats))
+            boxes = self.branch_iface.last_boxes
         levels = [feats[i] for i in self.proto_levels]
         if self.branch_feat_loss is not None:
             distill['distill.loss_branch_feat'] = scale * \
@@ -254,11 +307,13 @@ class ProtoDistiller(PrototypeBranch, FeatureDistiller):
         if self.assign_loss is not None:
             distill['distill.loss_assign'] = scale * self.assign_loss(
                 levels, out.assigns, self.learner)
-        kl_scale = float(self.kl_scale)
         if self.kl_loss is not None and kl_scale > 0:
             valid = self.iface.ignore_masks(data_samples, logits)
             distill['distill.loss_kl'] = scale * kl_scale * self.kl_loss(
                 logits, out.logits, valid)
+        if self.box_loss is not None and kl_scale > 0:
+            distill['distill.loss_box'] = scale * kl_scale * self.box_loss(
+                boxes, out.boxes, out.logits)
         return distill
 
     def _branch_only_loss(self, inputs: Tensor,

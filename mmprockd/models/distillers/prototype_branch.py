@@ -37,8 +37,8 @@ class PrototypeBranch:
     It reads the distiller's ``student``, ``iface``, ``student_channels``,
     ``proto_levels``, ``branch_head``, ``proto_weight``,
     ``proto_head_grad``, ``sync_student_prototypes``, ``branch_cache``,
-    ``branch_feat_loss``, ``branch_pseudo_loss``, ``assign_loss`` and its
-    teacher features (``_teacher_features``).
+    ``branch_feat_loss``, ``branch_pseudo_loss``, ``assign_loss``,
+    ``box_loss`` and its teacher features (``_teacher_features``).
     """
 
     # ------------------------------------------------------------- building
@@ -223,9 +223,11 @@ class PrototypeBranch:
                 distill['distill.proto.loss_pseudo'] = \
                     loss * self.proto_weight * scale
                 distill['distill.proto.pseudo_ratio'] = ratio
+        boxes = list(self.branch_iface.last_boxes) \
+            if self.box_loss is not None and proto_logits else []
         return BranchOutputs(
             list(proto_logits), [proto_feats[i] for i in self.proto_levels],
-            [a.detach() for a in assigns], teacher_feats)
+            [a.detach() for a in assigns], teacher_feats, boxes)
 
     def _branch_outputs(self, inputs: Tensor, feats: Tuple[Tensor, ...],
                         data_samples: list, distill: LossDict,
@@ -249,7 +251,8 @@ class PrototypeBranch:
         return cached_branch_outputs(self.branch_cache, keys, inputs.device,
                                      run, len(self.proto_levels),
                                      self.branch_feat_loss is not None,
-                                     self.assign_loss is not None)
+                                     self.assign_loss is not None,
+                                     self.box_loss is not None)
 
     # ------------------------------------------------------- the schedule
     def _branch_modules(self) -> List[torch.nn.Module]:

@@ -145,6 +145,10 @@ class StudentInterface:
         # it can); the distiller refuses ``kl_loss`` at build with it
         self.kl_unsupported: Optional[str] = None
         self.logit_head, self.kl_kind = self._find_logit_head()
+        # a dense detection head's box deltas from the last :meth:`loss`
+        # or :meth:`head_outputs`, one (N, A * 4, H, W) map per level
+        # ([ours] box distillation); empty for other heads
+        self.last_boxes: List[Tensor] = []
 
     @classmethod
     def from_model(cls, model: nn.Module) -> 'StudentInterface':
@@ -281,7 +285,31 @@ class StudentInterface:
                 losses = torch.func.functional_call(self.model, detached,
                                                     (inputs, data_samples),
                                                     dict(mode='loss'))
+        self.last_boxes = self._boxes(rec.output)
         return losses, self._logits(rec.output)
+
+    def head_outputs(self, feats: Tuple[Tensor, ...]) -> List[Tensor]:
+        """The logits of the head on ``feats``, with the head's parameters
+        detached and its norm buffers kept: gradients reach ``feats`` and
+        nothing else (the student's maps through a frozen branch's head,
+        [ours] ``kd_head='branch'``). Detection and segmentation heads;
+        the box deltas go to :attr:`last_boxes`."""
+        if self.family == 'cls':
+            raise ValueError('head_outputs: a classifier student has no '
+                             'dense head to run on maps')
+        head = self.logit_head
+        detached = {n: p.detach() for n, p in head.named_parameters()}
+        with keep_norm_stats(head):
+            out = torch.func.functional_call(head, detached, (feats, ))
+        self.last_boxes = self._boxes(out)
+        return self._logits(out)
+
+    def _boxes(self, output: Any) -> List[Tensor]:
+        """A dense detection head's box deltas, per level."""
+        if self.family != 'det' or self.kl_unsupported or \
+                not isinstance(output, (tuple, list)) or len(output) < 2:
+            return []
+        return list(output[1])
 
     def unlabelled(self, data_samples: Optional[List]) -> List[int]:
         """The images of the batch that have no label (classification).

@@ -65,6 +65,12 @@ ONE_RUN_CACHED = dict(
     }, **CACHE)
 # [ours] PKD from the frozen branch's features to the student's, weight 1
 BFEAT = dict(type='mmprockd.BranchMimicLoss', loss_weight=1.0)
+# [ours] box distillation: the student's box deltas towards the frozen
+# branch's, each anchor weighted by the branch's confidence
+BOX = dict(type='mmprockd.BoxDistillLoss', loss_weight=1.0)
+# after CrossKD (Wang et al. 2024): the KL and the box loss taken on the
+# student's maps through the frozen branch's own head
+CROSS_HEAD = {'model.kd_head': 'branch', 'model.box_loss': BOX}
 # the control: the frozen teacher left at its random init
 RANDOM_TEACHER = {'model.teacher.ckpt': None}
 # [ours] prototype-assignment distillation: the student's level, projected,
@@ -228,6 +234,16 @@ ROWS: Dict[str, dict] = {
         seg=(SEG_PROCKD,
              dict(SEG_OWN, **ONE_RUN_CACHED,
                   **{'model.branch_feat_loss': BFEAT}))),
+    'two_stage_box':
+    dict(
+        what='two_stage + box distillation from the branch, weighted by its '
+        'confidence',
+        det=(PROCKD, dict(DET_TWO_STAGE, **{'model.box_loss': BOX}))),
+    'two_stage_cross_head':
+    dict(
+        what='two_stage, the KL and box distillation taken on the '
+        'student\'s maps through the branch\'s head (after CrossKD)',
+        det=(PROCKD, dict(DET_TWO_STAGE, **CROSS_HEAD))),
     'two_stage_random_teacher':
     dict(
         what='two_stage with a randomly initialised frozen teacher (the '
