@@ -215,18 +215,50 @@ def test_format_table_marks_the_recommended_row():
     lines = format_table(table).splitlines()
     assert lines[0] == ('| row | what it is | seeds | bbox_mAP | paired gain '
                         '| bbox_mAP_50 | train s | branch (val) | '
-                        'entropy / log K (assign, attn) |')
-    assert lines[1] == '|---|---|---|---|---|---|---|---|---|'
+                        'capture (val) | entropy / log K (assign, attn) |')
+    assert lines[1] == '|---|---|---|---|---|---|---|---|---|---|'
     assert lines[2] == ('| student | the student alone | 2 | 13.3 ± 1.4 | - | '
-                        '50.0 ± 0.0 | 10 | - | - |')
+                        '50.0 ± 0.0 | 10 | - | - | - |')
     assert lines[3].startswith(
         f'| two_stage@800 | {ROWS["two_stage"]["what"]} (800 iterations) '
         '[recommended] | 1 | 30.0 ± 0.0 | +17.7 ± 0.0 |')
     assert lines[4] == ('| mine | mine | 1 | 50.0 ± 0.0 | +37.7 ± 0.0 | - | '
-                        '10 | - | - |')
+                        '10 | - | - | - |')
     # on seg, two_stage is not the recommended row
     seg = format_table({'two_stage': dict(seeds=[0], train_s=1.0)}, 'seg')
     assert '[recommended]' not in seg
+
+
+def test_capture_ratio_is_the_share_of_the_branchs_lead_kept_on_val():
+    """(student - baseline) / (branch - baseline) per seed on val, mean
+    and std; a seed whose branch does not beat the baseline has none."""
+
+    def recipe(seed, val, branch, test):
+        out = _fake('two_stage@800', seed, val, test=test)
+        out['proto_branch_metrics'] = dict(bbox_mAP=branch)
+        return out
+
+    results = [
+        _fake('student@1600', 0, 0.20, test=0.5),
+        _fake('student@1600', 1, 0.10, test=0.5),
+        _fake('student@1600', 2, 0.30, test=0.5),
+        # seed 0: 0.05 of a 0.10 lead; seed 1: 0.15 of 0.20; seed 2: the
+        # branch is below the baseline
+        recipe(0, 0.25, 0.30, test=0.9),
+        recipe(1, 0.25, 0.30, test=0.9),
+        recipe(2, 0.35, 0.20, test=0.9),
+    ]
+    for split in ('val', 'test'):
+        table = aggregate(results, split=split, baseline='student@1600')
+        cap = table['two_stage@800']['capture']
+        assert cap['n'] == 2
+        assert cap['mean'] == pytest.approx(0.625)
+        assert cap['std'] == pytest.approx(0.1767767)
+        assert 'capture' not in table['student@1600']
+    line = format_table(table, baseline='student@1600').splitlines()[3]
+    assert '| 0.62 ± 0.18 |' in line
+    # against the plain student, which is missing here: no ratio
+    assert 'capture' not in aggregate(results)['two_stage@800']
 
 
 def test_a_run_at_another_schedule_is_its_own_row_paired_with_the_student():

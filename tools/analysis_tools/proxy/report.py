@@ -3,7 +3,8 @@
 
 The finished runs' ``result.json`` files become, per split, the mean and
 sample std of every metric per row, the gain paired by seed over a
-baseline row, the prototype branch's figure and entropy, a markdown table,
+baseline row, the prototype branch's figure, the share of its lead that
+the student keeps (the capture ratio) and entropy, a markdown table,
 and the lines that say where a table comes from (command, commits, machine,
 date).
 """
@@ -73,6 +74,13 @@ def aggregate(results: Sequence[dict],
         ]
         if branch:
             entry['branch'] = statistics.fmean(branch)
+            capture = capture_ratios(rows, by_var.get(baseline, []),
+                                     metrics[0])
+            if capture and v != baseline:
+                entry['capture'] = dict(
+                    mean=statistics.fmean(capture),
+                    std=statistics.stdev(capture) if len(capture) > 1 else 0.0,
+                    n=len(capture))
         entropy = [r['proto_entropy'] for r in rows if 'proto_entropy' in r]
         if entropy:  # mean over levels, then over seeds
             entry['entropy'] = {
@@ -81,6 +89,28 @@ def aggregate(results: Sequence[dict],
             }
         table[v] = entry
     return table
+
+
+def capture_ratios(rows: Sequence[dict], baseline: Sequence[dict],
+                   metric: str) -> List[float]:
+    """Per seed, how much of the branch's lead over the baseline the
+    distilled student keeps, on val: ``(student - baseline) / (branch -
+    baseline)``. 1: the student is as good as its branch; 0: no better
+    than the baseline. Seeds where the branch does not beat the baseline
+    (a randomly initialised teacher) have no ratio."""
+    base = {
+        r['seed']: r['metrics'][metric]
+        for r in baseline if metric in r.get('metrics', {})
+    }
+    out = []
+    for r in rows:
+        branch = r.get('proto_branch_metrics', {}).get(metric)
+        own = r.get('metrics', {}).get(metric)
+        b = base.get(r['seed'])
+        if None in (branch, own, b) or branch <= b:
+            continue
+        out.append((own - b) / (branch - b))
+    return out
 
 
 def _run_order(name: str) -> tuple:
@@ -108,14 +138,16 @@ def format_table(table: Dict[str, dict],
                  baseline: str = 'student') -> str:
     """Markdown table; metrics as ``mean ± std`` in percent, the paired
     gain over ``baseline`` (``+mean ± std``) beside the first one, the
-    mean training time, the prototype branch's val metric and how
-    specialised its prototypes are (``proto_entropy``)."""
+    mean training time, the prototype branch's val metric, the capture
+    ratio over ``baseline`` (:func:`capture_ratios`) and how specialised
+    its prototypes are (``proto_entropy``)."""
     metrics, scale = TASKS[task]['metrics'], TASKS[task]['scale']
     head = [
         'row', 'what it is', 'seeds', metrics[0],
         'paired gain' if baseline == 'student' else f'gain over {baseline}'
     ] + list(metrics[1:]) + [
-        'train s', 'branch (val)', 'entropy / log K (assign, attn)'
+        'train s', 'branch (val)', 'capture (val)',
+        'entropy / log K (assign, attn)'
     ]
     lines = [
         '| ' + ' | '.join(head) + ' |',
@@ -136,6 +168,8 @@ def format_table(table: Dict[str, dict],
         cells.append(f'{entry["train_s"]:.0f}')
         cells.append(f'{scale * entry["branch"]:.1f}' if 'branch' in
                      entry else '-')
+        cap = entry.get('capture')
+        cells.append(f'{cap["mean"]:.2f} ± {cap["std"]:.2f}' if cap else '-')
         ent = entry.get('entropy')
         cells.append(f'{ent["assign_location"]:.2f}, '
                      f'{ent["attn_location"]:.2f}' if ent else '-')
