@@ -230,10 +230,11 @@ def test_format_table_marks_the_recommended_row():
 
 
 def test_capture_ratio_is_the_share_of_the_branchs_lead_kept_on_val():
-    """(student - baseline) / (branch - baseline) per seed on val, mean
-    and std; a seed whose branch does not beat the baseline has none."""
+    """mean(student - baseline) / mean(branch - baseline) over the paired
+    seeds, on val whatever the split shown; none when the branch does not
+    lead."""
 
-    def recipe(seed, val, branch, test):
+    def recipe(seed, val, branch, test=0.9):
         out = _fake('two_stage@800', seed, val, test=test)
         out['proto_branch_metrics'] = dict(bbox_mAP=branch)
         return out
@@ -242,23 +243,27 @@ def test_capture_ratio_is_the_share_of_the_branchs_lead_kept_on_val():
         _fake('student@1600', 0, 0.20, test=0.5),
         _fake('student@1600', 1, 0.10, test=0.5),
         _fake('student@1600', 2, 0.30, test=0.5),
-        # seed 0: 0.05 of a 0.10 lead; seed 1: 0.15 of 0.20; seed 2: the
-        # branch is below the baseline
-        recipe(0, 0.25, 0.30, test=0.9),
-        recipe(1, 0.25, 0.30, test=0.9),
-        recipe(2, 0.35, 0.20, test=0.9),
+        # kept 0.05, 0.15, 0.00 of leads 0.10, 0.20, 0.30: 0.2 / 0.6
+        recipe(0, 0.25, 0.30),
+        recipe(1, 0.25, 0.30),
+        recipe(2, 0.30, 0.60),
+        # no baseline for seed 3: left out
+        recipe(3, 0.90, 0.10),
     ]
     for split in ('val', 'test'):
         table = aggregate(results, split=split, baseline='student@1600')
         cap = table['two_stage@800']['capture']
-        assert cap['n'] == 2
-        assert cap['mean'] == pytest.approx(0.625)
-        assert cap['std'] == pytest.approx(0.1767767)
+        assert cap['n'] == 3
+        assert cap['ratio'] == pytest.approx(1 / 3)
         assert 'capture' not in table['student@1600']
     line = format_table(table, baseline='student@1600').splitlines()[3]
-    assert '| 0.62 ± 0.18 |' in line
+    assert '| 0.33 |' in line
     # against the plain student, which is missing here: no ratio
     assert 'capture' not in aggregate(results)['two_stage@800']
+    # a branch below the baseline on average (a random teacher): no ratio
+    control = [_fake('student@1600', 0, 0.20), recipe(0, 0.15, 0.01)]
+    assert 'capture' not in aggregate(
+        control, baseline='student@1600')['two_stage@800']
 
 
 def test_a_run_at_another_schedule_is_its_own_row_paired_with_the_student():

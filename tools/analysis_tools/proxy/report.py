@@ -15,7 +15,7 @@ import shlex
 import statistics
 import subprocess
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from .rows import RECOMMENDED, ROWS, TASKS
 from .tables import split_run
@@ -74,13 +74,9 @@ def aggregate(results: Sequence[dict],
         ]
         if branch:
             entry['branch'] = statistics.fmean(branch)
-            capture = capture_ratios(rows, by_var.get(baseline, []),
-                                     metrics[0])
+            capture = capture_ratio(rows, by_var.get(baseline, []), metrics[0])
             if capture and v != baseline:
-                entry['capture'] = dict(
-                    mean=statistics.fmean(capture),
-                    std=statistics.stdev(capture) if len(capture) > 1 else 0.0,
-                    n=len(capture))
+                entry['capture'] = capture
         entropy = [r['proto_entropy'] for r in rows if 'proto_entropy' in r]
         if entropy:  # mean over levels, then over seeds
             entry['entropy'] = {
@@ -91,26 +87,31 @@ def aggregate(results: Sequence[dict],
     return table
 
 
-def capture_ratios(rows: Sequence[dict], baseline: Sequence[dict],
-                   metric: str) -> List[float]:
-    """Per seed, how much of the branch's lead over the baseline the
-    distilled student keeps, on val: ``(student - baseline) / (branch -
-    baseline)``. 1: the student is as good as its branch; 0: no better
-    than the baseline. Seeds where the branch does not beat the baseline
-    (a randomly initialised teacher) have no ratio."""
+def capture_ratio(rows: Sequence[dict], baseline: Sequence[dict],
+                  metric: str) -> Optional[dict]:
+    """How much of the branch's lead over the baseline the distilled
+    student keeps, on val: ``mean(student - baseline) / mean(branch -
+    baseline)`` over the seeds that have all three (a ratio of paired
+    means: per-seed ratios blow up where a seed's lead is small). 1: the
+    student is as good as its branch; 0: no better than the baseline.
+    None when no seed pairs or the branch does not lead (a randomly
+    initialised teacher)."""
     base = {
         r['seed']: r['metrics'][metric]
         for r in baseline if metric in r.get('metrics', {})
     }
-    out = []
+    kept, lead = [], []
     for r in rows:
         branch = r.get('proto_branch_metrics', {}).get(metric)
         own = r.get('metrics', {}).get(metric)
         b = base.get(r['seed'])
-        if None in (branch, own, b) or branch <= b:
-            continue
-        out.append((own - b) / (branch - b))
-    return out
+        if None not in (branch, own, b):
+            kept.append(own - b)
+            lead.append(branch - b)
+    if not lead or statistics.fmean(lead) <= 0:
+        return None
+    return dict(
+        ratio=statistics.fmean(kept) / statistics.fmean(lead), n=len(lead))
 
 
 def _run_order(name: str) -> tuple:
@@ -139,7 +140,7 @@ def format_table(table: Dict[str, dict],
     """Markdown table; metrics as ``mean ± std`` in percent, the paired
     gain over ``baseline`` (``+mean ± std``) beside the first one, the
     mean training time, the prototype branch's val metric, the capture
-    ratio over ``baseline`` (:func:`capture_ratios`) and how specialised
+    ratio over ``baseline`` (:func:`capture_ratio`) and how specialised
     its prototypes are (``proto_entropy``)."""
     metrics, scale = TASKS[task]['metrics'], TASKS[task]['scale']
     head = [
@@ -169,7 +170,7 @@ def format_table(table: Dict[str, dict],
         cells.append(f'{scale * entry["branch"]:.1f}' if 'branch' in
                      entry else '-')
         cap = entry.get('capture')
-        cells.append(f'{cap["mean"]:.2f} ± {cap["std"]:.2f}' if cap else '-')
+        cells.append(f'{cap["ratio"]:.2f}' if cap else '-')
         ent = entry.get('entropy')
         cells.append(f'{ent["assign_location"]:.2f}, '
                      f'{ent["attn_location"]:.2f}' if ent else '-')
