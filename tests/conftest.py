@@ -38,6 +38,7 @@ SLOW = (
     'test_recipe_pairs_resolve_from_the_install',
     'tests/test_benchmark/test_proxy_benchmark.py::test_det_smoke_run_',
     'tests/test_benchmark/test_proxy_benchmark.py::test_seg_smoke_run_',
+    'tests/test_benchmark/test_teacher_fit.py::test_two_seeds_on_tiny_',
     'tests/test_configs/test_recipes.py::test_recipe_builds_and_steps',
     'tests/test_configs/test_recipe_bases.py::'
     'test_exported_student_loads_without_mmprockd',

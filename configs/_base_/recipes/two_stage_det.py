@@ -94,6 +94,10 @@ prockd_hooks = [
         student_start=two_stage_det_branch_epochs,
         branch_stop=two_stage_det_branch_epochs,
         student_schedule=two_stage_det_student_schedule),
+    # [ours] the branch's val metric when its phase ends; name the
+    # student's own figure at the branch phase's length to see its lead:
+    # baseline=dict(metric='coco/bbox_mAP', value=0.365)
+    dict(type='mmprockd.BranchEvalHook'),
 ]
 # each phase leaves one side without gradients: DDP must be told
 model_wrapper_cfg = dict(

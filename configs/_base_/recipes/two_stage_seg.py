@@ -85,6 +85,10 @@ prockd_hooks = [
         student_start=two_stage_seg_branch_iters,
         branch_stop=two_stage_seg_branch_iters,
         student_schedule=two_stage_seg_student_schedule),
+    # [ours] the branch's val metric when its phase ends; name the
+    # student's own figure at the branch phase's length to see its lead:
+    # baseline=dict(metric='mIoU', value=<the student's mIoU>)
+    dict(type='mmprockd.BranchEvalHook'),
 ]
 # each phase leaves one side without gradients: DDP must be told
 model_wrapper_cfg = dict(

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Sequence
 from .report import (aggregate, atomic_write_text, format_table, git_commit,
                      load_results, provenance)
 from .rows import LP_ANN, LP_LABELLER, NEEDS, TASKS
-from .run import holdout_file, run_one
+from .run import build_cfg, holdout_file, run_one
 from .tables import TABLES, split_run
 
 REPO = osp.dirname(
@@ -81,6 +81,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         action='store_true',
         help='print the table of the finished runs, train nothing')
     parser.add_argument(
+        '--dump-config',
+        nargs=2,
+        metavar=('ROW', 'OUT'),
+        help='write the config of ROW (ROW@ITERS) for the first seed, with '
+        'the table\'s data and schedule, to OUT and train nothing: what '
+        'tools/analysis_tools/teacher_fit.py runs on a proxy')
+    parser.add_argument(
         '--worker', nargs=2, metavar=('ROW', 'SEED'), help=argparse.SUPPRESS)
     parser.add_argument('--val-subset', type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -107,7 +114,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args.data_root = args.data_root or size['data']
     args.batch = size['batch']
     args.canvas = size['build'].get('canvas')
-    for name in args.variants or []:
+    names = list(args.variants or [])
+    if args.dump_config:
+        names.append(args.dump_config[0])
+    for name in names:
         try:
             row, iters = split_run(name)
         except ValueError as e:
@@ -328,6 +338,17 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, dict]:
         result['row'] = name  # its table row: ROW@ITERS stays apart
         result['commit'] = git_commit()
         atomic_write_text(json.dumps(result), osp.join(out_dir, 'result.json'))
+        return {}
+    if args.dump_config:
+        name, out = args.dump_config
+        row, iters = split_run(name)
+        ensure_data(args)
+        cfg = build_cfg(row, args.seeds[0], osp.join(args.work_dir, name),
+                        args.data_root, iters or args.iters, args.batch,
+                        args.canvas, args.val_subset, args.task)
+        os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+        cfg.dump(out)
+        print(f'{name}: config written to {out}')
         return {}
     start = time.time()
     if args.report:

@@ -356,29 +356,11 @@ def proto_entropy(runner, max_batches: int = 8) -> Dict[str, List[float]]:
 
 
 def _test_proto_branch(runner) -> Dict[str, float]:
-    """CocoMetric of the prototype branch (teacher -> learner -> augment ->
-    the branch's head: the student's, or its own copy with
-    ``branch_head='own'``): how well the teacher side alone detects."""
-    model = runner.model
-    student = model.student
-    heads = model.branch_student or student
-    own = student.extract_feat
-    cls = model.iface.family == 'cls'
-
-    def branch_feat(inputs, *args, **kwargs):
-        # the maps the branch replaces: FPN levels, or a classifier's
-        # backbone maps (then the heads' own neck pools the branch's)
-        feats = tuple(student.backbone(inputs)) if cls else own(inputs)
-        feats = model.prototype_branch(model._teacher_features(inputs), feats)
-        if cls and heads.with_neck:
-            return heads.neck(feats)
-        return feats
-
-    heads.extract_feat = branch_feat
-    model._modules['student'] = heads
-    try:
+    """The metrics of the prototype branch (teacher -> learner -> augment
+    -> the branch's head: the student's, or its own copy with
+    ``branch_head='own'``) on the runner's test loop: how well the teacher
+    side alone does the task."""
+    from mmprockd.engine import branch_as_student
+    with branch_as_student(runner.model):
         metrics = runner.test()
-    finally:
-        model._modules['student'] = student
-        del heads.extract_feat
     return _strip(metrics)
