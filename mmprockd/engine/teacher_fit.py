@@ -229,7 +229,10 @@ def verdict(branch: Sequence[float],
     lead = [b - s for b, s in zip(branch, student)]
     mean, std = _mean_std(lead)
     base = statistics.fmean(student)
-    rel = mean / abs(base) if base else math.inf * (1 if mean > 0 else -1)
+    if base:
+        rel = mean / abs(base)
+    else:  # a student that scored 0: any lead is all the lead
+        rel = math.copysign(math.inf, mean) if mean else 0.0
     clear = mean > MIN_SIGMAS * std
     figures = (f'the branch leads the student by {mean:+.4f} ± {std:.4f} '
                f'({rel:+.0%} of the student\'s {base:.4f})')

@@ -122,14 +122,58 @@ def test_cost_table_renders_the_measured_figures(tmp_path):
     assert cells[6:10] == ['136', '20', '170', '150']
     assert cells[10] == '20/80'
     assert cells[11:14] == ['1.088', '1.248', '1.100']
-    assert cells[14] == '-'  # no plugin in this student
-    assert cells[15] == '10.00 -> 12.50'
+    # no branch phase, student phase or recipe figure: not a two-stage row
+    assert cells[14:17] == ['-', '-', '-']
+    assert cells[17] == '-'  # no plugin in this student
+    assert cells[18] == '10.00 -> 12.50'
+    # a two-stage row: both phases and the whole recipe
+    figures['ratios'].update(
+        branch_only_over_student=1.5,
+        frozen_branch_over_student=1.3,
+        frozen_branch_cached_over_student=1.02,
+        recipe_over_student_schedule=1.77)
+    path.write_text(json.dumps(figures))
+    cells = [
+        c.strip() for c in table.render([str(path)]).splitlines()[2].strip(
+            '|').split('|')
+    ]
+    assert cells[14:17] == ['1.500', '1.020 (cached)', '1.770']
     with pytest.raises(SystemExit):
         table.main([str(tmp_path / 'missing.json')])
 
 
+def test_recipe_cost_is_both_phases_against_the_students_schedule():
+    """12 branch epochs at 1.5 student steps and 24 student epochs at
+    1.3 (1.02 cached) against the student's 24: (18 + 31.2) / 24."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'det',
+                 'prockd_swin-t_retinanet_r50_fpn_36e_coco.py'))
+    assert bench.recipe_phases(cfg) == (12, 24, 'epochs')
+    seg = Config.fromfile(
+        osp.join(
+            REPO, 'configs', 'seg',
+            'prockd_swin-t_pspnet_r18-d8_4xb2-240k_cityscapes-'
+            '512x1024.py'))
+    assert bench.recipe_phases(seg) == (80000, 160000, 'iterations')
+    ratios = dict(
+        branch_only_over_student=1.5,
+        frozen_branch_over_student=1.3,
+        frozen_branch_cached_over_student=1.02)
+    assert bench.recipe_cost((12, 24, 'epochs'), ratios,
+                             cached=False) == pytest.approx(49.2 / 24)
+    assert bench.recipe_cost((12, 24, 'epochs'), ratios,
+                             cached=True) == pytest.approx(
+                                 (18 + 24 * 1.02) / 24)
+    # a paper config has no phases; a shared head, no branch-only step
+    assert bench.recipe_phases(Config.fromfile(CONFIG)) is None
+    assert bench.recipe_cost((1, 2, 'epochs'),
+                             dict(frozen_branch_over_student=1.0),
+                             False) is None
+
+
 def test_gpu_cost_script_runs_every_row_on_cpu(tmp_path):
-    """The device script, at a tiny size on the CPU: five rows, each from
+    """The device script, at a tiny size on the CPU: seven rows, each from
     its own benchmark_cost.py run, and the options reach each run."""
     out = tmp_path / 'cost'
     proc = run_tool(['analysis_tools/gpu_cost.sh',
@@ -147,10 +191,16 @@ def test_gpu_cost_script_runs_every_row_on_cpu(tmp_path):
     names = sorted(p.name for p in out.glob('*.json'))
     assert names == [
         '1_retinanet.json', '2_retinanet_fast.json',
-        '3_retinanet_augneck.json', '4_pspnet.json', '5_pspnet_fast.json'
+        '3_retinanet_augneck.json', '4_pspnet.json', '5_pspnet_fast.json',
+        '6_retinanet_two_stage.json', '7_pspnet_two_stage.json'
     ]
     rows = (out / 'table.md').read_text().splitlines()[2:]
-    assert len(rows) == 5
+    assert len(rows) == 7
+    # the two-stage rows give the whole recipe against the student's
+    # schedule
+    for name in ('6_retinanet_two_stage', '7_pspnet_two_stage'):
+        ratios = json.loads((out / f'{name}.json').read_text())['ratios']
+        assert ratios['recipe_over_student_schedule'] > 0, name
     # the tiny size is the size measured (mmseg's preprocessor would pad to
     # the config's 512x1024 crop otherwise)
     for name, shape in (('1_retinanet', [4, 3, 64,

@@ -3,6 +3,11 @@ teacher's inference alone and the ProC-KD step, measured in one run on the
 same synthetic batch, with their ratios; and the deployed student with and
 without its augment plugin.
 
+For a one-run two-stage config (``DistillScheduleHook(student_start)``)
+it also gives what the whole recipe costs against the student's schedule
+it is compared with: (branch phase x branch-only step + student phase x
+student-phase step) / student phase, in student steps.
+
 Targets: ProC-KD step <= 1.10 x (student step + teacher inference); with
 the teacher-feature cache <= 1.05 x student step; [ours] the stage-2 step of
 two-stage ProC-KD (a frozen branch, teacher cache warm) is measured too, and
@@ -31,7 +36,7 @@ import json
 import resource
 import sys
 import time
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 from mmengine.config import DictAction
@@ -201,6 +206,40 @@ def branch_breakdown(model, inputs, samples, meter) -> Dict[str, dict]:
     return res
 
 
+def recipe_phases(cfg) -> Optional[Tuple[int, int, str]]:
+    """[ours] The branch phase and the student phase of a one-run
+    two-stage config (``DistillScheduleHook(student_start=S)`` and a train
+    loop of M epochs or iterations): ``(S, M - S, unit)``, or None."""
+    hooks = [
+        h for h in cfg.get('custom_hooks', []) or []
+        if h.get('type') == 'mmprockd.DistillScheduleHook'
+        and h.get('student_start')
+    ]
+    loop = cfg.get('train_cfg', {}) or {}
+    total = loop.get('max_epochs') or loop.get('max_iters')
+    if not hooks or not total:
+        return None
+    start = hooks[0]['student_start']
+    unit = 'epochs' if loop.get('max_epochs') else 'iterations'
+    return start, total - start, unit
+
+
+def recipe_cost(phases: Tuple[int, int, str], ratios: Dict[str, float],
+                cached: bool) -> Optional[float]:
+    """[ours] What the whole two-stage recipe costs against the student's
+    schedule it is compared with (its student phase's length): ``(S *
+    branch-only step + T * student-phase step) / T``, steps in student
+    steps; the student-phase step is the cached one when the config caches
+    the frozen branch's outputs (``branch_cache``)."""
+    branch, student, _ = phases
+    phase = ratios.get('frozen_branch_cached_over_student'
+                       if cached else 'frozen_branch_over_student')
+    if 'branch_only_over_student' not in ratios or phase is None:
+        return None
+    return (branch * ratios['branch_only_over_student'] +
+            student * phase) / student
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from mmengine.config import Config
@@ -321,6 +360,12 @@ def main(argv=None) -> int:
         if k in res:
             ratios[k.replace('_step', '') + '_over_student'] = (
                 res[k]['ms'] / res['student_step']['ms'])
+    phases = recipe_phases(cfg)
+    if phases is not None:
+        cost = recipe_cost(phases, ratios,
+                           cfg.model.get('branch_cache') is not None)
+        if cost is not None:
+            ratios['recipe_over_student_schedule'] = cost
     if has_plugin:
         ratios['deployed_with_plugin_over_plain'] = (
             res['deployed_student']['ms'] / res['plain_student']['ms'])
@@ -338,6 +383,11 @@ def main(argv=None) -> int:
               (f'  distilled images {used}' if used else ''))
     for k, v in ratios.items():
         print(f'{k:<36} {v:.3f}')
+    if 'recipe_over_student_schedule' in ratios:
+        branch, student, unit = phases
+        print(f'two-stage recipe: {branch} branch + {student} student '
+              f'{unit} = {ratios["recipe_over_student_schedule"]:.2f} x '
+              f'the student\'s {student} {unit}')
     if args.out:
         from mmprockd.engine.student_export import atomic_write_text
         figures = dict(
@@ -346,6 +396,7 @@ def main(argv=None) -> int:
             torch=torch.__version__,
             date=time.strftime('%Y-%m-%d'),
             input_shape=list(inputs.shape),
+            phases=phases,
             results=res,
             ratios=ratios)
         atomic_write_text(json.dumps(figures, indent=2), args.out)

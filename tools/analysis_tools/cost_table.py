@@ -20,9 +20,24 @@ COLUMNS = [
     ('ProC-KD / (student + teacher)', 'prockd_over_student_plus_teacher'),
     ('ProC-KD / student', 'prockd_over_student'),
     ('cached / student', 'prockd_cached_over_student'),
+    ('branch-phase step / student', 'branch_only_over_student'),
+    ('student-phase step / student', None),
+    ('recipe / student schedule', 'recipe_over_student_schedule'),
     ('deployed plugin / plain', 'deployed_with_plugin_over_plain'),
     ('peak GiB student -> ProC-KD', None)
 ]
+
+
+def _student_phase(figures: dict) -> str:
+    """[ours] The frozen-branch step of two-stage ProC-KD over the student
+    step: cached when the branch's outputs could be cached, and so
+    marked."""
+    ratios = figures['ratios']
+    if 'frozen_branch_cached_over_student' in ratios:
+        return f"{ratios['frozen_branch_cached_over_student']:.3f} (cached)"
+    if 'frozen_branch_over_student' in ratios:
+        return f"{ratios['frozen_branch_over_student']:.3f}"
+    return '-'
 
 
 def row(figures: dict) -> List[str]:
@@ -45,6 +60,8 @@ def row(figures: dict) -> List[str]:
         'yes' if args.get('amp') else 'no',
         'images distilled':
         res['prockd_step'].get('distilled_images', 'all'),
+        'student-phase step / student':
+        _student_phase(figures),
         'peak GiB student -> ProC-KD':
         f"{res['student_step']['peak_gib']:.2f} -> "
         f"{res['prockd_step']['peak_gib']:.2f}",

@@ -4,7 +4,8 @@
 # <- Swin-T at Cityscapes size (batch 8 of 512x1024, AMP), each with the
 # authors' recipe and with the cost levers (distill_fraction=FRACTION,
 # 0.25 by default: 2 of 8 images every step, and proto_head_grad=False),
-# and the deployed student with the AugmentedNeck plugin. Every row is one
+# the deployed student with the AugmentedNeck plugin, and both phases of
+# the two-stage recipes. Every row is one
 # benchmark_cost.py run, so each ratio compares figures taken in the same
 # process.
 #
@@ -30,6 +31,10 @@ DET=configs/det/prockd_swin-t_retinanet_r50_fpn_1x_coco_paper.py
 FAST=configs/det/prockd_swin-t_retinanet_r50_fpn_1x_coco_frac-0.25-ownhead.py
 AUG=configs/det/prockd_swin-t_retinanet_r50_fpn-augneck_1x_coco.py
 SEG=configs/seg/prockd_swin-t_pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py
+# [ours] the recommended two-stage recipes: both phases and the whole
+# recipe against the student's schedule
+DET2=configs/det/prockd_swin-t_retinanet_r50_fpn_36e_coco.py
+SEG2=configs/seg/prockd_swin-t_pspnet_r18-d8_4xb2-240k_cityscapes-512x1024.py
 mkdir -p "$OUT"
 
 bench() {  # NAME CONFIG SIZE [benchmark_cost.py options]
@@ -48,4 +53,6 @@ bench 3_retinanet_augneck "$AUG" "$DET_SIZE"
 bench 4_pspnet "$SEG" "$SEG_SIZE" --breakdown
 bench 5_pspnet_fast "$SEG" "$SEG_SIZE" \
     --cfg-options model.distill_fraction="$FRACTION" model.proto_head_grad=False
+bench 6_retinanet_two_stage "$DET2" "$DET_SIZE"
+bench 7_pspnet_two_stage "$SEG2" "$SEG_SIZE"
 "$PYTHON" "$HERE/cost_table.py" "$OUT"/*.json | tee "$OUT/table.md"

@@ -1,6 +1,6 @@
 # [ours] Two-stage ProC-KD in one run, for a segmentor: the recipe that won
 # on the segmentation proxy (docs/benchmark.md, row
-# prockd_own_1run_bfeat_t2x): the paper's prototype branch with a head copy
+# two_stage_t2x): the paper's prototype branch with a head copy
 # of its own, trained first; then, frozen, it teaches the student through
 # the KL and PKD from its features; the teacher is given the image at twice
 # its size. A whole config:
