@@ -15,7 +15,9 @@ model = dict(
     _base_.two_stage_seg,
     student=_base_.model,
     teacher=dict(_base_.swin_t_in1k_teacher, input_scale=2.0),
-    # ResNetV1c-18-D8 stages (strides 4/8/8/8)
-    student_channels=[64, 128, 256, 512])
+    # ResNetV1c-18-D8 stages (strides 4/8/8/8); the branch gives the two
+    # levels the heads read (auxiliary FCN in_index=2, PSP in_index=3)
+    student_channels=[64, 128, 256, 512],
+    proto_levels=[2, 3])
 train_cfg = _base_.two_stage_seg_train_cfg
 custom_hooks = [*_base_.get('custom_hooks', []), *_base_.prockd_hooks]

@@ -26,6 +26,7 @@ RECIPES = [
     'det/prockd_swin-t_fcos_r50-caffe_fpn_gn-head_1x_coco.py',
     'det/prockd_swin-t_retinanet_r50_fpn_1x_coco_from-student.py',
     'seg/prockd_swin-t_deeplabv3plus_r18-d8_4xb2-80k_cityscapes-512x1024.py',
+    'seg/prockd_swin-t_pspnet_r18-d8_4xb2-240k_cityscapes-512x1024.py',
 ]
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

@@ -16,7 +16,9 @@ from mmprockd.utils.offline import make_offline
 # the ``*_paper`` configs are their flagship with the paper's switches
 # pinned (test_paper_configs.py checks they build the same model today);
 # the user guide's recipes beside them are test_recipes.py's
-RECIPES = ('seg/prockd_swin-t_deeplabv3plus_', 'cls/prockd_mobilenetv2_')
+RECIPES = ('seg/prockd_swin-t_deeplabv3plus_',
+           'seg/prockd_swin-t_pspnet_r18-d8_4xb2-240k_',
+           'cls/prockd_mobilenetv2_')
 ALL = [
     c for c in list_configs()
     if not c.endswith('_paper.py') and not c.startswith(RECIPES)
