@@ -39,6 +39,7 @@ SLOW = (
     'tests/test_benchmark/test_proxy_benchmark.py::test_det_smoke_run_',
     'tests/test_benchmark/test_proxy_benchmark.py::test_seg_smoke_run_',
     'tests/test_benchmark/test_teacher_fit.py::test_two_seeds_on_tiny_',
+    'tests/test_benchmark/test_teacher_fit.py::test_branch_eval_hook_',
     'tests/test_configs/test_recipes.py::test_recipe_builds_and_steps',
     'tests/test_configs/test_recipe_bases.py::'
     'test_exported_student_loads_without_mmprockd',

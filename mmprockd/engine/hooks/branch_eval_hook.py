@@ -54,7 +54,13 @@ class BranchEvalHook(Hook):
             self.evaluate(runner)
 
     def evaluate(self, runner) -> dict:
-        """Evaluate the branch now, log and return its metrics."""
+        """Evaluate the branch now, log and return its metrics (none,
+        with a warning, when the run has no val loop)."""
+        if runner.val_loop is None:
+            runner.logger.warning(
+                'BranchEvalHook: the run has no val loop (val_dataloader, '
+                'val_evaluator, val_cfg), so the branch is not evaluated')
+            return {}
         metrics = evaluate_branch(runner)
         self.metrics = metrics
         runner.visualizer.add_scalars(
