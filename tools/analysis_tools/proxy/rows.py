@@ -311,7 +311,8 @@ ROWS: Dict[str, dict] = {
         'cached',
         det=(PROCKD,
              dict(SIGNED_OWN, **STAGE2_CACHED,
-                  **{'model.branch_feat_loss': BFEAT}))),
+                  **{'model.branch_feat_loss': BFEAT})),
+        cls=(CLS_PROCKD, CLS_STAGE2)),
     'probe_kd_pkd':
     dict(
         what='probe_kd + PKD from the probe\'s FPN maps',
