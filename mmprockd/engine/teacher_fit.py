@@ -86,8 +86,13 @@ def _common(cfg: Config, iters: int, seed: int, work_dir: str,
             train_indices: Optional[List[int]]) -> Config:
     """The budget, schedule, seed, data and evaluation both runs share."""
     cfg = copy.deepcopy(cfg)
+    # no val inside the loop, not even its last one: the run scores itself
+    # once, after (run_check)
     cfg.train_cfg = dict(
-        type='IterBasedTrainLoop', max_iters=iters, val_interval=10**9)
+        type='IterBasedTrainLoop',
+        max_iters=iters,
+        val_interval=10**9,
+        val_begin=iters + 1)
     cfg.param_scheduler = _short_schedule(iters)
     if cfg.get('val_dataloader') is None:
         # a config that evaluates on its test loop only

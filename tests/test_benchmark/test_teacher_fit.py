@@ -49,8 +49,12 @@ def test_the_two_runs_share_budget_schedule_data_and_seed():
     branch = branch_config(cfg, 50, 3, '/w/b', train_indices=[0, 5])
     student = student_config_for(cfg, 50, 3, '/w/s', train_indices=[0, 5])
     for run in (branch, student):
+        # no val inside the loop, not even at its end
         assert run.train_cfg == dict(
-            type='IterBasedTrainLoop', max_iters=50, val_interval=10**9)
+            type='IterBasedTrainLoop',
+            max_iters=50,
+            val_interval=10**9,
+            val_begin=51)
         assert [s['type'] for s in run.param_scheduler
                 ] == ['LinearLR', 'CosineAnnealingLR']
         assert run.param_scheduler[0]['end'] == 5
