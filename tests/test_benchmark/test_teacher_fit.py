@@ -44,6 +44,16 @@ def test_verdict_by_hand():
         verdict([0.1, 0.2], [0.1])
 
 
+def test_the_compared_metric_is_the_evaluators_headline_one():
+    seg = [dict(metrics=dict(aAcc=92.8, mIoU=44.8, mAcc=53.4))]
+    assert teacher_fit_cli._metric_of(seg, None) == 'mIoU'
+    assert teacher_fit_cli._metric_of(seg, 'mAcc') == 'mAcc'
+    other = [dict(metrics={'a/b': 1.0, 'c': 2.0})]
+    assert teacher_fit_cli._metric_of(other, None) == 'a/b'
+    with pytest.raises(SystemExit, match="--metric 'mIoU' is not among"):
+        teacher_fit_cli._metric_of(other, 'mIoU')
+
+
 def test_the_two_runs_share_budget_schedule_data_and_seed():
     cfg = Config.fromfile(FLAGSHIP)
     branch = branch_config(cfg, 50, 3, '/w/b', train_indices=[0, 5])

@@ -56,8 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         'images for both runs (default 1: all of it)')
     parser.add_argument(
         '--metric',
-        help='the val metric to compare, e.g. coco/bbox_mAP (default: the '
-        'evaluator\'s first)')
+        help='the val metric to compare (default: coco/bbox_mAP, mIoU or '
+        'accuracy/top1, whichever the evaluator gives, else its first)')
     parser.add_argument(
         '--work-dir',
         help='default: work_dirs/teacher_fit/<config name>; finished runs '
@@ -116,10 +116,16 @@ def _runs(cfg: Config, args, work_dir: str) -> list:
     return runs
 
 
+# the headline metric of each OpenMMLab evaluator we know, in this order;
+# another evaluator's first metric otherwise (mmseg's first is aAcc)
+PRIMARY = ('coco/bbox_mAP', 'coco/segm_mAP', 'mIoU', 'accuracy/top1')
+
+
 def _metric_of(results: list, name) -> str:
     keys = list(results[0]['metrics'])
     if name is None:
-        return keys[0]
+        known = [k for k in PRIMARY if k in keys]
+        return known[0] if known else keys[0]
     if name not in keys:
         sys.exit(f'teacher_fit: --metric {name!r} is not among the val '
                  f'metrics {keys}')
@@ -212,10 +218,10 @@ def main(argv=None) -> None:
         for future, (kind, seed) in futures.items():
             result = future.result()
             results[(kind, seed)] = result
-            first = next(iter(result['metrics'].items()))
+            name = _metric_of([result], args.metric)
             print(
                 f'[done] {kind} seed {seed} in {result["train_s"]:.0f} s: '
-                f'{first[0]} {first[1]:.4f}',
+                f'{name} {result["metrics"][name]:.4f}',
                 flush=True)
     print(report(results, args, args.config, cfg, time.time() - start))
 
