@@ -137,7 +137,7 @@ def test_cost_table_renders_the_measured_figures(tmp_path):
         c.strip() for c in table.render([str(path)]).splitlines()[2].strip(
             '|').split('|')
     ]
-    assert cells[14:17] == ['1.500', '1.020 (cached)', '1.770']
+    assert cells[14:17] == ['1.500', '1.300 (1.020 cached)', '1.770']
     with pytest.raises(SystemExit):
         table.main([str(tmp_path / 'missing.json')])
 

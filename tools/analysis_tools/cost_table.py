@@ -30,14 +30,15 @@ COLUMNS = [
 
 def _student_phase(figures: dict) -> str:
     """[ours] The frozen-branch step of two-stage ProC-KD over the student
-    step: cached when the branch's outputs could be cached, and so
-    marked."""
+    step, and in brackets the same with the branch's outputs cached
+    (``branch_cache``), where they could be."""
     ratios = figures['ratios']
+    if 'frozen_branch_over_student' not in ratios:
+        return '-'
+    cell = f"{ratios['frozen_branch_over_student']:.3f}"
     if 'frozen_branch_cached_over_student' in ratios:
-        return f"{ratios['frozen_branch_cached_over_student']:.3f} (cached)"
-    if 'frozen_branch_over_student' in ratios:
-        return f"{ratios['frozen_branch_over_student']:.3f}"
-    return '-'
+        cell += f" ({ratios['frozen_branch_cached_over_student']:.3f} cached)"
+    return cell
 
 
 def row(figures: dict) -> List[str]:
