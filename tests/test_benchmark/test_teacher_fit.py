@@ -234,6 +234,9 @@ def test_branch_eval_hook_scores_the_branch_when_the_student_starts(
             type='mmprockd.BranchEvalHook',
             baseline=dict(metric='coco/bbox_mAP', value=0.5)))
     cfg.work_dir = str(tmp_path / 'run')
+    # a visualizer of its own: mmengine keeps one instance per name in the
+    # process, and the next test's runner would write into this one's dir
+    cfg.visualizer.name = f'branch_eval_hook_{tmp_path.name}'
     runner = Runner.from_cfg(cfg)
     runner.train()
     (evals, ) = [h for h in runner.hooks if isinstance(h, BranchEvalHook)]

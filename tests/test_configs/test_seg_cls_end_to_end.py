@@ -43,7 +43,9 @@ SEG_DATA = osp.join(REPO, 'data', 'prockd_demo', 'cityscapes')
 # not the ``*_paper`` configs: their flagship with the paper's switches
 # pinned (test_paper_configs.py); not the user guide's recipes beside them
 # (test_recipes.py)
-RECIPES = ('seg/prockd_swin-t_deeplabv3plus_', 'cls/prockd_mobilenetv2_')
+RECIPES = ('seg/prockd_swin-t_deeplabv3plus_',
+           'seg/prockd_swin-t_pspnet_r18-d8_4xb2-240k_',
+           'cls/prockd_mobilenetv2_')
 CONFIGS = [
     c for c in list_configs() if c.startswith(('seg/', 'cls/'))
     and not c.endswith('_paper.py') and not c.startswith(RECIPES)
