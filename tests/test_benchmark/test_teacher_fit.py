@@ -24,6 +24,27 @@ STUDENT = osp.join(REPO, 'configs', 'det',
                    'retinanet_r50_fpn_1x_coco_student.py')
 
 
+def _tiny_proxy_config(fmnist_dir, tmp_path, num_train=8, num_eval=4):
+    """Tiny canvases and the config of the detection proxy's recipe on
+    them (``--dump-config``): the data dir and the config's path."""
+    data = str(tmp_path / 'canvas')
+    build(
+        fmnist_dir,
+        data,
+        num_train=num_train,
+        num_val=num_eval,
+        num_test=num_eval,
+        canvas=96,
+        min_size=24,
+        max_size=48)
+    path = str(tmp_path / 'det.py')
+    proxy_main([
+        '--table', 'det_n100_mini', '--data-root', data, '--dump-config',
+        'two_stage@800', path
+    ])
+    return data, path
+
+
 def test_verdict_by_hand():
     # leads 0.10, 0.12, 0.08 over a student mean of 0.2: +50%, 10 sigmas
     word, why = verdict([0.30, 0.32, 0.28], [0.20, 0.20, 0.20])
@@ -123,21 +144,8 @@ def test_bad_input_is_refused_before_any_run(argv, text, tmp_path):
 
 def test_train_fraction_takes_the_same_random_images_for_both_runs(
         fmnist_dir, tmp_path):
-    data = str(tmp_path / 'canvas')
-    build(
-        fmnist_dir,
-        data,
-        num_train=10,
-        num_val=2,
-        num_test=2,
-        canvas=96,
-        min_size=24,
-        max_size=48)
-    out = str(tmp_path / 'det.py')
-    proxy_main([
-        '--table', 'det_n100_mini', '--data-root', data, '--dump-config',
-        'two_stage@800', out
-    ])
+    data, out = _tiny_proxy_config(
+        fmnist_dir, tmp_path, num_train=10, num_eval=2)
     cfg = Config.fromfile(out)
     assert cfg.train_dataloader.dataset.data_root == data + '/'
     keep = teacher_fit.train_indices_for(cfg, 0.3)
@@ -152,21 +160,7 @@ def test_train_fraction_takes_the_same_random_images_for_both_runs(
     reason='the ImageNet MobileNetV2 weights package is not installed')
 def test_two_seeds_on_tiny_canvases_give_the_table_and_the_stage2_line(
         fmnist_dir, tmp_path, capsys):
-    data = str(tmp_path / 'canvas')
-    build(
-        fmnist_dir,
-        data,
-        num_train=8,
-        num_val=4,
-        num_test=4,
-        canvas=96,
-        min_size=24,
-        max_size=48)
-    cfg_path = str(tmp_path / 'det.py')
-    proxy_main([
-        '--table', 'det_n100_mini', '--data-root', data, '--dump-config',
-        'two_stage@800', cfg_path
-    ])
+    _, cfg_path = _tiny_proxy_config(fmnist_dir, tmp_path)
     work = str(tmp_path / 'fit')
     argv = [cfg_path, '--iters', '2', '--seeds', '0', '1', '--work-dir', work]
     teacher_fit_cli.main(argv)
@@ -206,21 +200,7 @@ def test_branch_eval_hook_scores_the_branch_when_the_student_starts(
     from mmengine.runner import Runner
 
     from mmprockd.engine import BranchEvalHook, evaluate_branch
-    data = str(tmp_path / 'canvas')
-    build(
-        fmnist_dir,
-        data,
-        num_train=8,
-        num_val=4,
-        num_test=4,
-        canvas=96,
-        min_size=24,
-        max_size=48)
-    path = str(tmp_path / 'det.py')
-    proxy_main([
-        '--table', 'det_n100_mini', '--data-root', data, '--dump-config',
-        'two_stage@800', path
-    ])
+    _, path = _tiny_proxy_config(fmnist_dir, tmp_path)
     cfg = Config.fromfile(path)
     cfg.val_dataloader = cfg.test_dataloader
     cfg.val_evaluator = cfg.test_evaluator
