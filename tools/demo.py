@@ -173,9 +173,24 @@ def overrides(row: str, iters: int) -> dict:
     }
 
 
+def claim(out_dir: str) -> bool:
+    """Take the run of ``out_dir`` for this worker: True if no other worker
+    has (its ``started`` file is created here, atomically)."""
+    os.makedirs(out_dir, exist_ok=True)
+    try:
+        os.close(
+            os.open(
+                osp.join(out_dir, 'started'), os.O_CREAT | os.O_EXCL
+                | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
 def worker(args: argparse.Namespace) -> None:
-    """Train and test the runs ``ROW:SEED`` it is given, one after the
-    other in this process (one import of the stack)."""
+    """Train and test the runs ``ROW:SEED`` it is given, in their order,
+    one after the other in this process (one import of the stack),
+    skipping those another worker has claimed."""
     # isort: off
     import mmprockd  # noqa: F401  (its compat fixes first)
     # isort: on
@@ -185,8 +200,8 @@ def worker(args: argparse.Namespace) -> None:
         row, seed = item.split(':')
         seed = int(seed)
         out_dir = run_dir(args, row, seed)
-        os.makedirs(out_dir, exist_ok=True)
-        atomic_write_text('', osp.join(out_dir, 'started'))
+        if not claim(out_dir):
+            continue
         proxy_row = ROWS[row][0]
 
         def on_done(runner, result, row=row, seed=seed):
@@ -264,15 +279,16 @@ def attention(runner, num_protos: int = 3) -> dict:
 
 
 # --------------------------------------------------------------- driver
-def plan(args: argparse.Namespace) -> List[List[str]]:
-    """The missing runs split over ``--jobs`` workers, heaviest first, each
-    to the worker with the least work (in student iterations; a run's
-    build and test cost about 80, a branch iteration 0.9, a distilled
-    student's 1.15, measured on the proxy)."""
+def plan(args: argparse.Namespace) -> List[str]:
+    """The missing runs, heaviest first (in student iterations; a run's
+    build and test cost about 80, a branch iteration 0.8, a distilled
+    student's 1.15, measured on the proxy). Every worker gets the whole
+    list and takes the next run no other worker has taken, so the short
+    runs fill the end."""
     cost = dict(
         student=args.iters + 80,
         student_more_time=args.more_iters + 80,
-        two_stage=0.9 * args.branch_iters + 1.15 * args.distill_iters + 160)
+        two_stage=0.8 * args.branch_iters + 1.15 * args.distill_iters + 160)
     todo = []
     for seed in args.seeds:
         for row in ROWS:
@@ -285,21 +301,22 @@ def plan(args: argparse.Namespace) -> List[List[str]]:
                         continue
             todo.append((row, seed))
     todo.sort(key=lambda rs: -cost[rs[0]])
-    queues: List[List[str]] = [[] for _ in range(args.jobs)]
-    loads = [0.0] * args.jobs
-    for row, seed in todo:
-        i = loads.index(min(loads))
-        queues[i].append(f'{row}:{seed}')
-        loads[i] += cost[row]
-    return [q for q in queues if q]
+    return [f'{row}:{seed}' for row, seed in todo]
 
 
 def run_all(args: argparse.Namespace) -> Dict[str, Dict[int, dict]]:
-    """Run the missing runs, a line per run as it starts and ends; returns
-    ``{row: {seed: result}}``."""
+    """Run the missing runs, ``--jobs`` at a time, a line per run as it
+    starts and ends; returns ``{row: {seed: result}}``."""
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    todo = plan(args)
+    for item in todo:  # what an interrupted or other run left there
+        row, seed = item.split(':')
+        for name in ('started', 'result.json'):
+            path = osp.join(run_dir(args, row, int(seed)), name)
+            if osp.isfile(path):
+                os.remove(path)
     procs = []
-    for i, queue in enumerate(plan(args)):
+    for i in range(min(args.jobs, len(todo))):
         log_path = osp.join(args.work_dir, f'worker{i}.log')
         cmd = [
             sys.executable,
@@ -309,48 +326,45 @@ def run_all(args: argparse.Namespace) -> Dict[str, Dict[int, dict]]:
             str(args.distill_iters), '--more-iters',
             str(args.more_iters), '--batch',
             str(args.batch), '--seeds', *map(str, args.seeds), '--data-root',
-            args.data_root, '--worker', *queue
+            args.data_root, '--worker', *todo
         ]
         if args.num_test:
             cmd += ['--num-test', str(args.num_test)]
         log = open(log_path, 'w')
         procs.append((subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT,
-            env=env), log, log_path, queue))
+            env=env), log, log_path))
     started, done = set(), set()
     t0 = time.time()
     while True:
         alive = [p for p, *_ in procs if p.poll() is None]
-        for _, _, _, queue in procs:
-            for item in queue:
-                row, seed = item.split(':')
-                path = run_dir(args, row, int(seed))
-                if item not in started and osp.isfile(
-                        osp.join(path, 'started')):
-                    started.add(item)
-                    print(f'[start] {ROWS[row][2]}, seed {seed}', flush=True)
-                if item not in done and osp.isfile(
-                        osp.join(path, 'result.json')):
-                    done.add(item)
-                    with open(osp.join(path, 'result.json')) as f:
-                        r = json.load(f)
-                    print(
-                        f'[done]  {ROWS[row][2]}, seed {seed}: test mAP '
-                        f'{100 * r["test_metrics"]["bbox_mAP"]:.1f}, trained '
-                        f'in {r["train_s"]:.0f} s ({time.time() - t0:.0f} s '
-                        'so far)',
-                        flush=True)
+        for item in todo:
+            row, seed = item.split(':')
+            path = run_dir(args, row, int(seed))
+            if item not in started and osp.isfile(osp.join(path, 'started')):
+                started.add(item)
+                print(f'[start] {ROWS[row][2]}, seed {seed}', flush=True)
+            if item not in done and osp.isfile(osp.join(path, 'result.json')):
+                done.add(item)
+                with open(osp.join(path, 'result.json')) as f:
+                    r = json.load(f)
+                print(
+                    f'[done]  {ROWS[row][2]}, seed {seed}: test mAP '
+                    f'{100 * r["test_metrics"]["bbox_mAP"]:.1f}, trained '
+                    f'in {r["train_s"]:.0f} s ({time.time() - t0:.0f} s '
+                    'so far)',
+                    flush=True)
         if not alive:
             break
         time.sleep(0.5)
-    for proc, log, log_path, queue in procs:
+    for proc, log, log_path in procs:
         log.close()
         if proc.returncode:
             with open(log_path) as f:
                 tail = f.read()[-3000:]
             raise RuntimeError(
-                f'demo: a worker failed (rc={proc.returncode}) on {queue}; '
-                f'the end of {log_path}:\n{tail}')
+                f'demo: a worker failed (rc={proc.returncode}); the end of '
+                f'{log_path}:\n{tail}')
     results: Dict[str, Dict[int, dict]] = {}
     for row in ROWS:
         for seed in args.seeds:

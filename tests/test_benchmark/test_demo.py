@@ -93,7 +93,7 @@ def test_a_gain_within_twice_its_std_is_not_called_a_gain():
     assert 'mean +1.0, does not pass twice its std (4.0)' in text
 
 
-def test_runs_are_split_heaviest_first_and_finished_ones_reused(tmp_path):
+def test_runs_are_ordered_heaviest_first_and_finished_ones_reused(tmp_path):
     args = _args(work_dir=str(tmp_path), seeds=[0, 1])
     done = tmp_path / 'student' / 'seed1'
     done.mkdir(parents=True)
@@ -106,15 +106,21 @@ def test_runs_are_split_heaviest_first_and_finished_ones_reused(tmp_path):
             dict(
                 settings=demo.settings(_args(
                     distill_iters=2), 'two_stage', 0))))
-    queues = demo.plan(args)
-    assert len(queues) == 2
-    flat = sorted(item for q in queues for item in q)
-    # student seed 1 is reused; the recipe at another --distill-iters is not
-    assert flat == sorted([
-        'student:0', 'student_more_time:0', 'student_more_time:1',
-        'two_stage:0', 'two_stage:1'
-    ])
-    assert all(q[0].split(':')[0] != 'student' for q in queues)
+    todo = demo.plan(args)
+    # student seed 1 is reused; the recipe at another --distill-iters is
+    # not; the recipe (0.8 * 300 + 1.15 * 500 + 160) before the student
+    # given more time (700 + 80) before the student alone (400 + 80)
+    assert todo == [
+        'two_stage:0', 'two_stage:1', 'student_more_time:0',
+        'student_more_time:1', 'student:0'
+    ]
+
+
+def test_a_run_is_claimed_by_one_worker_only(tmp_path):
+    out = str(tmp_path / 'student' / 'seed0')
+    assert demo.claim(out)
+    assert not demo.claim(out)
+    assert osp.isfile(osp.join(out, 'started'))
 
 
 def test_the_recipe_row_sets_its_branch_phase():

@@ -7,7 +7,6 @@ switch below are in ``docs/method.md``.
 import os.path as osp
 from typing import Optional, Sequence
 
-import torch
 from torch import Tensor
 
 from mmprockd.registry import MODELS
@@ -17,7 +16,6 @@ from .build_checks import check_student_channels, check_sub_configs, kl_refusal
 from .distill_sampler import take_images
 from .feature_distiller import FeatureDistiller
 from .prototype_branch import PrototypeBranch
-from .student_interface import keep_norm_stats
 from .teacher_cache import TeacherFeatureCache
 
 
@@ -324,8 +322,7 @@ class ProtoDistiller(PrototypeBranch, FeatureDistiller):
             raise RuntimeError(
                 'ProtoDistiller: the student is paused and the branch is '
                 'frozen, so nothing would train this step')
-        with torch.no_grad(), keep_norm_stats(self.student):
-            feats = self.iface.extract(inputs)
+        feats = self._paused_student_feats(inputs)
         scale = float(self.distill_scale)
         idx = self.distill_indices(inputs.shape[0])
         distill: LossDict = {}

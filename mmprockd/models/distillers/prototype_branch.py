@@ -8,7 +8,7 @@ the keys ``learner.*``, ``augment.*``, ... whatever file builds them.
 """
 import copy
 from contextlib import nullcontext
-from typing import List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -19,7 +19,7 @@ from .base_distiller import LossDict
 from .branch_io import (BranchOutputs, cached_branch_outputs,
                         load_branch_checkpoint)
 from .distill_sampler import take_images
-from .student_interface import StudentInterface
+from .student_interface import StudentInterface, keep_norm_stats
 from .teacher_cache import sample_key
 
 BRANCH_MODULES = ('learner', 'augment', 'level_adapter', 'branch_student')
@@ -50,6 +50,8 @@ class PrototypeBranch:
         ``branch_head='own'``, the branch's own copy of the heads."""
         self._branch_frozen = False  # DistillScheduleHook(branch_stop=...)
         self._student_paused = False  # DistillScheduleHook(student_start=)
+        # input (C, H, W) -> the student's map shapes (_paused_student_feats)
+        self._paused_shapes: Dict[tuple, list] = {}
         learner = dict(learner)
         learner.setdefault('num_levels', len(self.proto_levels))
         given = learner.get('in_channels')
@@ -284,14 +286,39 @@ class PrototypeBranch:
     @property
     def student_paused(self) -> bool:
         """[ours] Whether only the prototype branch trains (set by
-        ``DistillScheduleHook(student_start=...)``): the student runs once
+        ``DistillScheduleHook(student_start=...)``): the student runs
         without gradient, its norm buffers kept, to give the branch its
         level sizes (and the detached maps of any level the branch does
-        not replace); its loss, the KL and the feature losses are not
-        computed, so its parameters, buffers and optimizer state stay as
-        they were built. Two-stage ProC-KD in one run: the branch's stage
-        first, then a student that starts from its init (docs/method.md)."""
+        not replace; when it replaces every level its head reads, once per
+        input size: :meth:`_paused_student_feats`); its loss, the KL and
+        the feature losses are not computed, so its parameters, buffers and
+        optimizer state stay as they were built. Two-stage ProC-KD in one
+        run: the branch's stage first, then a student that starts from its
+        init (docs/method.md)."""
         return self._student_paused
+
+    def _paused_student_feats(self, inputs: Tensor) -> Tuple[Tensor, ...]:
+        """The student's maps for a step of the branch alone.
+
+        When the branch's own head reads only levels the branch replaces
+        (:meth:`branch_cache_refusal` has no objection), nothing of the
+        student's maps but their shapes reaches the branch: the student
+        runs on the first batch of each input size, and zeros of the
+        shapes it gave stand in afterwards. That saves the student's
+        forward on every other step of the branch phase. Otherwise the
+        student runs every step."""
+        key = tuple(inputs.shape[1:])
+        shapes = self._paused_shapes.get(key)
+        if shapes is not None:
+            return tuple(
+                inputs.new_zeros((inputs.shape[0], ) + shape, dtype=dtype)
+                for shape, dtype in shapes)
+        with torch.no_grad(), keep_norm_stats(self.student):
+            feats = self.iface.extract(inputs)
+        if self.branch_cache_refusal('own') is None:
+            self._paused_shapes[key] = [(tuple(f.shape[1:]), f.dtype)
+                                        for f in feats]
+        return feats
 
     @student_paused.setter
     def student_paused(self, value: bool) -> None:

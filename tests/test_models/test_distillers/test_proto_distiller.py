@@ -1168,3 +1168,46 @@ def test_pausing_the_student_needs_an_own_branch_head():
     with pytest.raises(ValueError, match="branch_head='own'.*'shared'"):
         model.student_paused = True
     assert model.student_paused is False
+
+
+def test_a_paused_student_runs_once_per_input_size_when_the_branch_can():
+    """[ours] When the branch's own head reads only levels the branch
+    replaces, a step of the branch alone needs nothing of the student's
+    maps but their shapes: the student runs on the first batch of each
+    input size, zeros stand in afterwards, and the branch's losses are
+    those it gets from the student's real maps. When the head reads a
+    level the branch does not replace, the student runs every step."""
+
+    def counted(model):
+        calls = []
+        extract = model.iface.extract
+        model.iface.extract = lambda x: calls.append(tuple(x.shape)) or \
+            extract(x)
+        return calls
+
+    model = build(branch_head='own')
+    assert model.branch_cache_refusal('own') is None
+    model.train()
+    model.student_paused = True
+    calls = counted(model)
+    first = loss_step(model)
+    again = loss_step(model)
+    assert calls == [(2, 3, 64, 96)]
+    assert set(first) == set(again) == {
+        'distill.proto.loss_cls', 'distill.proto.loss_bbox'
+    }
+    for k in first:  # mmdet's per-level losses
+        assert len(first[k]) == 4
+        for a, b in zip(first[k], again[k]):
+            assert torch.equal(a, b), k
+    loss_step(model, det_batch(2, (96, 64)))
+    assert calls == [(2, 3, 64, 96), (2, 3, 96, 64)]
+
+    partial = build(branch_head='own', proto_levels=[0, 1, 2])
+    assert partial.branch_cache_refusal('own') is not None
+    partial.train()
+    partial.student_paused = True
+    calls = counted(partial)
+    loss_step(partial)
+    loss_step(partial)
+    assert calls == [(2, 3, 64, 96)] * 2
