@@ -266,8 +266,12 @@ class FrozenTeacher(nn.Module):
         return hook
 
     def train(self, mode: bool = True) -> 'FrozenTeacher':
-        """Stay in eval mode: DropPath, dropout and BatchNorm included."""
-        return super().train(False)
+        """Stay in eval mode: DropPath, dropout and BatchNorm included.
+        mmengine's train loop calls ``model.train()`` every iteration; a
+        teacher already in eval throughout is left as it is."""
+        if any(m.training for m in self.modules()):
+            super().train(False)
+        return self
 
     def bind_student(self, student_preprocessor) -> tuple:
         """The map from the student's preprocessed input to the teacher's.

@@ -184,6 +184,12 @@ def test_teacher_dropout_and_droppath_stay_off_in_train_mode():
                 pad_small_map=True),
             layers=['norm1']))
     teacher.train()
+    assert not any(m.training for m in teacher.modules())
+    # a part switched to training on its own is put back by the next call
+    teacher.model.stages[0].train()
+    assert teacher.model.stages[0].blocks[0].training
+    teacher.train()
+    assert not any(m.training for m in teacher.modules())
     x = torch.rand(1, 3, 64, 64)
     torch.manual_seed(1)
     a = teacher(x)[0]
