@@ -10,7 +10,8 @@ import contextlib
 from typing import Dict, Iterator
 
 import torch
-from mmengine.model import is_model_wrapper
+
+from .runner_model import unwrapped_model
 
 
 @contextlib.contextmanager
@@ -52,8 +53,7 @@ def evaluate_branch(runner, loop=None) -> Dict[str, float]:
         ValueError: if the model has no prototype branch, or there is no
             loop to run.
     """
-    model = runner.model.module if is_model_wrapper(
-        runner.model) else runner.model
+    model = unwrapped_model(runner)
     if getattr(model, 'learner', None) is None:
         raise ValueError(
             f'evaluate_branch: the model is {type(model).__name__}, which '

@@ -3,10 +3,10 @@ of two-stage ProC-KD, beside the student's baseline."""
 from typing import Optional
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from mmprockd.registry import HOOKS
 from ..branch_eval import evaluate_branch
+from ..runner_model import unwrapped_model
 
 
 @HOOKS.register_module()
@@ -45,8 +45,7 @@ class BranchEvalHook(Hook):
                           runner,
                           batch_idx: int,
                           data_batch: Optional[dict] = None) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrapped_model(runner)
         paused = bool(getattr(model, 'student_paused', False))
         ended = self._paused is True and not paused
         self._paused = paused

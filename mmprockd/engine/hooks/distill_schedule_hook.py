@@ -2,9 +2,9 @@
 from typing import List, Optional
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from mmprockd.registry import HOOKS
+from ..runner_model import unwrapped_model
 
 
 @HOOKS.register_module()
@@ -166,8 +166,7 @@ class DistillScheduleHook(Hook):
             (['student_start'] if self.student_start else [])
         if not keys:
             return
-        wrapped = is_model_wrapper(runner.model)
-        model = runner.model.module if wrapped else runner.model
+        model = unwrapped_model(runner)
         if not hasattr(model, 'branch_frozen') or \
                 getattr(model, 'learner', None) is None:
             raise ValueError(
@@ -182,6 +181,7 @@ class DistillScheduleHook(Hook):
             frozen = self.branch_frozen_at(runner.iter, runner.epoch)
             if model.branch_frozen != frozen:
                 model.branch_frozen = frozen
+        wrapped = model is not runner.model
         if wrapped and hasattr(runner.model, 'find_unused_parameters') and \
                 not runner.model.find_unused_parameters:
             raise ValueError(
@@ -234,8 +234,7 @@ class DistillScheduleHook(Hook):
                           runner,
                           batch_idx: int,
                           data_batch: Optional[dict] = None) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrapped_model(runner)
         try:
             per_epoch = len(runner.train_dataloader)
         except TypeError:

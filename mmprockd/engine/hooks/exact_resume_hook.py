@@ -41,9 +41,9 @@ import torch
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 
 from mmprockd.registry import HOOKS
+from ..runner_model import unwrapped_model
 
 KEY = 'exact_resume'
 CACHES = 'feature_caches'
@@ -171,8 +171,7 @@ def _distill_samplers(runner) -> Dict[str, Any]:
     """``{module name: DistillSampler}`` of the model's modules (the
     sampler is a plain attribute, not a submodule)."""
     from mmprockd.models.distillers.distill_sampler import DistillSampler
-    model = runner.model.module if is_model_wrapper(runner.model) \
-        else runner.model
+    model = unwrapped_model(runner)
     found = {}
     for name, module in model.named_modules():
         for attr, value in vars(module).items():
@@ -186,8 +185,7 @@ def _feature_caches(runner) -> Dict[str, Any]:
     (``teacher_cache``, ``branch_cache``, ``backbone.cache``: plain
     attributes, not submodules), each cache once."""
     from mmprockd.models.distillers.teacher_cache import TeacherFeatureCache
-    model = runner.model.module if is_model_wrapper(runner.model) \
-        else runner.model
+    model = unwrapped_model(runner)
     found, seen = {}, set()
     for name, module in model.named_modules():
         for attr, value in vars(module).items():

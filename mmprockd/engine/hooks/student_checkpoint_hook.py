@@ -5,11 +5,11 @@ import re
 from typing import List, Optional
 
 from mmengine.hooks import CheckpointHook, Hook
-from mmengine.model import is_model_wrapper
 
 from mmprockd.registry import HOOKS
 from mmprockd.utils.atomic_write import DiskFullError, remove_stale_tmp_files
 from mmprockd.version import __version__
+from ..runner_model import unwrapped_model
 from ..student_export import export_student
 from .finite_checkpoint_hook import check_finite_state_dict
 
@@ -162,8 +162,7 @@ class StudentCheckpointHook(Hook):
         """Write ``name`` and ``student_latest.pth`` (and the config) with
         the student's weights now, ``epoch`` epochs and ``iters``
         iterations done."""
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrapped_model(runner)
         if not hasattr(model, 'student'):
             raise TypeError('StudentCheckpointHook needs a model with a '
                             f'`student`, got {type(model).__name__}')
