@@ -304,14 +304,15 @@ class PrototypeBranch:
         (:meth:`branch_cache_refusal` has no objection), nothing of the
         student's maps but their shapes reaches the branch: the student
         runs on the first batch of each input size, and zeros of the
-        shapes it gave stand in afterwards. That saves the student's
-        forward on every other step of the branch phase. Otherwise the
-        student runs every step."""
+        shapes it gave (one element each, expanded) stand in afterwards.
+        That saves the student's forward on every other step of the branch
+        phase. Otherwise the student runs every step."""
         key = tuple(inputs.shape[1:])
         shapes = self._paused_shapes.get(key)
-        if shapes is not None:
+        if shapes is not None:  # one zero each, expanded: no memory
+            n = inputs.shape[0]
             return tuple(
-                inputs.new_zeros((inputs.shape[0], ) + shape, dtype=dtype)
+                inputs.new_zeros((), dtype=dtype).expand((n, ) + shape)
                 for shape, dtype in shapes)
         with torch.no_grad(), keep_norm_stats(self.student):
             feats = self.iface.extract(inputs)

@@ -1206,6 +1206,13 @@ def test_a_paused_student_runs_once_per_input_size_when_the_branch_can():
         assert len(first[k]) == 4
         for a, b in zip(first[k], again[k]):
             assert torch.equal(a, b), k
+    # the stand-ins have the student's shapes and hold one element each
+    inputs = model.data_preprocessor(det_batch(2, (64, 96)), True)['inputs']
+    stand_ins = model._paused_student_feats(inputs)
+    assert [f.shape[1:] for f in stand_ins] == [(32, 8, 12), (32, 4, 6),
+                                                (32, 2, 3), (32, 1, 2)]
+    assert all(f.shape[0] == 2 and f.stride() == (0, 0, 0, 0) and not f.any()
+               for f in stand_ins)
     loss_step(model, det_batch(2, (96, 64)))
     assert calls == [(2, 3, 64, 96), (2, 3, 96, 64)]
 
