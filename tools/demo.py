@@ -40,7 +40,7 @@ Usage (about 6 minutes on 2 CPU cores; docs/user_guides/demo.md)::
 
     python tools/demo.py [--work-dir work_dirs/demo] [--seeds 0 1 2]
         [--iters 400] [--branch-iters 300] [--distill-iters 600]
-        [--more-iters 1000] [--batch 8] [--jobs 2]
+        [--more-iters 1000] [--batch 8] [--jobs 2] [--split test|val]
 
 It is a small proxy: the full tables (5 seeds, a validation split for
 choosing, the controls) are in docs/benchmark.md. Finished runs with the
@@ -62,7 +62,13 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 NPZ = osp.join(ROOT, 'data', 'fmnist_mini', 'fmnist_mini.npz')
 DATA = osp.join(ROOT, 'data', 'fmnist_canvas', 'n100_mini')
 # the canvases of the detection tables (docs/benchmark.md)
-BUILD = dict(num_train=100, num_val=200, canvas=96, min_size=24, max_size=48)
+BUILD = dict(
+    num_train=100,
+    num_val=200,
+    num_test=400,
+    canvas=96,
+    min_size=24,
+    max_size=48)
 BATCH = 8
 # row -> (proxy benchmark row, the option that sets its student's
 # iterations, legend, what the student learns from)
@@ -118,6 +124,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--num-test',
         type=int,
         help='evaluate on the first N test canvases only (smoke tests)')
+    parser.add_argument(
+        '--split',
+        choices=['test', 'val'],
+        default='test',
+        help='the split the table reports: test, or val (200 canvases) to '
+        'choose settings on; each run then also scores val')
     parser.add_argument('--worker', nargs='+', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if min(args.iters, args.branch_iters, args.distill_iters, args.more_iters,
@@ -140,6 +152,7 @@ def settings(args: argparse.Namespace, row: str, seed: int) -> dict:
         branch_iters=args.branch_iters if row == RECIPE else None,
         batch=args.batch,
         num_test=args.num_test,
+        val=args.split == 'val',
         data_root=osp.abspath(args.data_root))
 
 
@@ -231,7 +244,7 @@ def worker(args: argparse.Namespace) -> None:
             cfg_options=cfg_options,
             on_done=on_done,
             overrides=overrides(row, args.branch_iters),
-            val=False)
+            val=args.split == 'val')
         result.update(settings=settings(args, row, seed))
         atomic_write_text(json.dumps(result), osp.join(out_dir, 'result.json'))
 
@@ -297,10 +310,12 @@ def plan(args: argparse.Namespace) -> List[str]:
             path = osp.join(run_dir(args, row, seed), 'result.json')
             if osp.isfile(path):
                 with open(path) as f:
-                    if json.load(f).get('settings') == settings(
-                            args, row, seed):
-                        print(f'[reuse] {row} seed {seed}', flush=True)
-                        continue
+                    stored = json.load(f).get('settings') or {}
+                # a run that scored val scored test too
+                if settings(args, row,
+                            seed) in (stored, dict(stored, val=False)):
+                    print(f'[reuse] {row} seed {seed}', flush=True)
+                    continue
             todo.append((row, seed))
     todo.sort(key=lambda rs: -cost[rs[0]])
     return [f'{row}:{seed}' for row, seed in todo]
@@ -332,11 +347,13 @@ def run_all(args: argparse.Namespace) -> Dict[str, Dict[int, dict]]:
         ]
         if args.num_test:
             cmd += ['--num-test', str(args.num_test)]
+        cmd += ['--split', args.split]
         log = open(log_path, 'w')
         procs.append((subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT,
             env=env), log, log_path))
     started, done = set(), set()
+    key = metric_keys(args)[0]
     t0 = time.time()
     while True:
         alive = [p for p, *_ in procs if p.poll() is None]
@@ -351,8 +368,8 @@ def run_all(args: argparse.Namespace) -> Dict[str, Dict[int, dict]]:
                 with open(osp.join(path, 'result.json')) as f:
                     r = json.load(f)
                 print(
-                    f'[done]  {ROWS[row][2]}, seed {seed}: test mAP '
-                    f'{100 * r["test_metrics"]["bbox_mAP"]:.1f}, trained '
+                    f'[done]  {ROWS[row][2]}, seed {seed}: {args.split} mAP '
+                    f'{100 * r[key]["bbox_mAP"]:.1f}, trained '
                     f'in {r["train_s"]:.0f} s ({time.time() - t0:.0f} s '
                     'so far)',
                     flush=True)
@@ -375,55 +392,65 @@ def run_all(args: argparse.Namespace) -> Dict[str, Dict[int, dict]]:
     return results
 
 
+def metric_keys(args: argparse.Namespace) -> tuple:
+    """Where a run's result holds the student's and the branch's metrics
+    on the ``--split`` the table reports."""
+    if args.split == 'val':
+        return 'metrics', 'proto_branch_metrics'
+    return 'test_metrics', 'proto_branch_test_metrics'
+
+
 def mean_std(values: Sequence[float]) -> str:
     return f'{statistics.fmean(values):+.1f} ± {statistics.stdev(values):.1f}'
 
 
 def summarise(results: Dict[str, Dict[int, dict]],
               args: argparse.Namespace) -> dict:
-    """Per row: test mAP per seed, its mean and std, train seconds, and the
+    """Per row: mAP on ``--split`` per seed, train seconds, and the
     paired gain over each student row (per seed: row minus baseline)."""
+    student_key, branch_key = metric_keys(args)
 
-    def test_map(r):
-        return 100 * r['test_metrics']['bbox_mAP']
+    def score(r):
+        return 100 * r[student_key]['bbox_mAP']
 
     out = {}
     for row in ROWS:
-        maps = [test_map(results[row][s]) for s in args.seeds]
+        maps = [score(results[row][s]) for s in args.seeds]
         out[row] = dict(
-            test_mAP=[round(m, 1) for m in maps],
+            mAP=[round(m, 1) for m in maps],
             train_s=[results[row][s]['train_s'] for s in args.seeds],
             gain={
                 base: [
-                    round(m - test_map(results[base][s]), 1)
+                    round(m - score(results[base][s]), 1)
                     for m, s in zip(maps, args.seeds)
                 ]
                 for base in ('student', 'student_more_time')
                 if list(ROWS).index(base) < list(ROWS).index(row)
             })
         branch = [
-            results[row][s].get('proto_branch_test_metrics',
-                                {}).get('bbox_mAP') for s in args.seeds
+            results[row][s].get(branch_key, {}).get('bbox_mAP')
+            for s in args.seeds
         ]
         if all(b is not None for b in branch):
-            out[row]['branch_test_mAP'] = [round(100 * b, 1) for b in branch]
+            out[row]['branch_mAP'] = [round(100 * b, 1) for b in branch]
     return out
 
 
 def format_table(summary: dict, args: argparse.Namespace) -> str:
-    """The table: test mAP (mean ± std over the seeds), the paired gain
-    over the student alone and over the student given more time, and the
-    mean training time; then whether the recipe's gain passes twice its
-    std."""
+    """The table: mAP on ``--split`` (mean ± std over the seeds), the
+    paired gain over the student alone and over the student given more
+    time, and the mean training time; then whether the recipe's gain
+    passes twice its std."""
     n = len(args.seeds)
     lines = [
         f'Detection on 96 px canvases of Fashion-MNIST items (10 classes), '
         f'{BUILD["num_train"]} training canvases, '
-        f'{args.num_test or 400} test canvases; tiny RetinaNet student, '
+        f'{args.num_test or BUILD[f"num_{args.split}"]} {args.split} '
+        'canvases; tiny RetinaNet student, '
         f'frozen ImageNet MobileNetV2 teacher; seeds '
         f'{" ".join(map(str, args.seeds))} (paired)',
         '',
-        '| row | iterations | the student learns from | test mAP | '
+        f'| row | iterations | the student learns from | {args.split} mAP | '
         'gain over the student alone | gain over the student given more '
         'time | train s |',
         '|---|---|---|---|---|---|---|',
@@ -438,8 +465,8 @@ def format_table(summary: dict, args: argparse.Namespace) -> str:
             for b in ('student', 'student_more_time')
         ]
         lines.append(f'| {legend} | {its} | {desc} | '
-                     f'{statistics.fmean(s["test_mAP"]):.1f} ± '
-                     f'{statistics.stdev(s["test_mAP"]):.1f} | {gains[0]} | '
+                     f'{statistics.fmean(s["mAP"]):.1f} ± '
+                     f'{statistics.stdev(s["mAP"]):.1f} | {gains[0]} | '
                      f'{gains[1]} | {statistics.fmean(s["train_s"]):.0f} |')
     more_s = statistics.fmean(summary['student_more_time']['train_s'])
     recipe_s = statistics.fmean(summary[RECIPE]['train_s'])
@@ -459,11 +486,11 @@ def format_table(summary: dict, args: argparse.Namespace) -> str:
         f'{", ".join(f"{g:+.1f}" for g in gain)}; mean {mean:+.1f}, '
         f'{verdict} twice its std ({2 * std:.1f}) over {n} seeds.',
     ]
-    if 'branch_test_mAP' in summary[RECIPE]:
-        branch = summary[RECIPE]['branch_test_mAP']
+    if 'branch_mAP' in summary[RECIPE]:
+        branch = summary[RECIPE]['branch_mAP']
         lines.append(
             f'The frozen branch itself (teacher, prototypes and its own '
-            f'head): {statistics.fmean(branch):.1f} test mAP.')
+            f'head): {statistics.fmean(branch):.1f} {args.split} mAP.')
     lines.append(
         'A small CPU proxy, not COCO: the full tables (5 seeds, a val '
         'split for choosing, PKD, the paper recipe, a random-teacher '

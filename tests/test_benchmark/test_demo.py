@@ -22,6 +22,7 @@ def _args(**kwargs) -> argparse.Namespace:
         batch=8,
         jobs=2,
         num_test=None,
+        split='test',
         work_dir='w',
         data_root='d')
     return argparse.Namespace(**dict(base, **kwargs))
@@ -59,7 +60,7 @@ def test_gains_are_paired_by_seed_and_the_rule_is_applied():
     assert summary['two_stage']['gain']['student_more_time'] == [5.0, 5.0, 6.0]
     assert summary['two_stage']['gain']['student'] == [10.0, 9.0, 9.0]
     assert summary['student_more_time']['gain'] == {'student': [5.0, 4.0, 3.0]}
-    assert summary['two_stage']['branch_test_mAP'] == [30.0] * 3
+    assert summary['two_stage']['branch_mAP'] == [30.0] * 3
     text = demo.format_table(summary, args)
     rows = {
         line.split('|')[1].strip(): line
@@ -75,6 +76,29 @@ def test_gains_are_paired_by_seed_and_the_rule_is_applied():
     assert 'per seed: +5.0, +5.0, +6.0; mean +5.3, passes twice its ' \
         'std (1.2) over 3 seeds' in text
     assert '30.0 test mAP' in text and 'docs/benchmark.md' in text
+
+
+def test_the_val_split_is_reported_from_the_runs_val_metrics():
+    """--split val: the table reads each run's val metrics (the student's
+    and the branch's), not its test metrics, and says so."""
+    results = _results((0.20, 0.21, 0.20))
+    for row, runs in results.items():
+        for seed, r in runs.items():
+            # val: the test figure plus 0.01 * (seed + 1) for the recipe
+            extra = 0.01 * (seed + 1) if row == 'two_stage' else 0.0
+            r['metrics'] = dict(bbox_mAP=r['test_metrics']['bbox_mAP'] + extra)
+            if row == 'two_stage':
+                r['proto_branch_metrics'] = dict(bbox_mAP=0.25)
+    args = _args(split='val')
+    summary = demo.summarise(results, args)
+    assert summary['two_stage']['mAP'] == [21.0, 23.0, 23.0]
+    assert summary['two_stage']['gain']['student_more_time'] == [6.0, 7.0, 9.0]
+    assert summary['two_stage']['branch_mAP'] == [25.0] * 3
+    text = demo.format_table(summary, args)
+    assert '200 val canvases' in text and '| val mAP |' in text
+    assert '25.0 val mAP' in text
+    test_text = demo.format_table(demo.summarise(results, _args()), _args())
+    assert '400 test canvases' in test_text and '30.0 test mAP' in test_text
 
 
 def test_a_longer_student_that_trained_less_time_is_flagged():
@@ -114,6 +138,21 @@ def test_runs_are_ordered_heaviest_first_and_finished_ones_reused(tmp_path):
         'two_stage:0', 'two_stage:1', 'student_more_time:0',
         'student_more_time:1', 'student:0'
     ]
+
+
+def test_a_run_that_scored_val_serves_a_test_table_not_the_reverse(tmp_path):
+    test_args = _args(work_dir=str(tmp_path), seeds=[0, 1])
+    val_args = _args(work_dir=str(tmp_path), seeds=[0, 1], split='val')
+    for seed, args in ((0, val_args), (1, test_args)):
+        out = tmp_path / 'student' / f'seed{seed}'
+        out.mkdir(parents=True)
+        (out / 'result.json').write_text(
+            json.dumps(dict(settings=demo.settings(args, 'student', seed))))
+    assert 'student:0' not in demo.plan(test_args)
+    assert 'student:1' not in demo.plan(test_args)
+    # seed 1 never scored val
+    assert [t for t in demo.plan(val_args) if t.startswith('student:')] \
+        == ['student:1']
 
 
 def test_a_run_is_claimed_by_one_worker_only(tmp_path):
@@ -170,7 +209,7 @@ def test_two_iterations_give_the_table_and_pictures_then_reuse_the_runs(
             with open(osp.join(work, row, f'seed{seed}', 'result.json')) as f:
                 result = json.load(f)
             # the table is computed from the runs' own files
-            assert summary[row]['test_mAP'][seed] == round(
+            assert summary[row]['mAP'][seed] == round(
                 100 * result['test_metrics']['bbox_mAP'], 1)
             # the student's iterations (the recipe's branch phase comes
             # before them)
