@@ -62,13 +62,8 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 NPZ = osp.join(ROOT, 'data', 'fmnist_mini', 'fmnist_mini.npz')
 DATA = osp.join(ROOT, 'data', 'fmnist_canvas', 'n100_mini')
 # the canvases of the detection tables (docs/benchmark.md)
-BUILD = dict(
-    num_train=100,
-    num_val=200,
-    num_test=400,
-    canvas=96,
-    min_size=24,
-    max_size=48)
+SPLITS = dict(num_train=100, num_val=200, num_test=400)
+BUILD = dict(SPLITS, canvas=96, min_size=24, max_size=48)
 BATCH = 8
 # row -> (proxy benchmark row, the option that sets its student's
 # iterations, legend, what the student learns from)
